@@ -1,0 +1,1 @@
+//! Benches (being written).

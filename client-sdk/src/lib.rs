@@ -1,0 +1,1 @@
+//! Client SDK (being written).

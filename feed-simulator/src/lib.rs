@@ -1,0 +1,1 @@
+//! Feed simulator (being written).

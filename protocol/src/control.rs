@@ -1,0 +1,312 @@
+//! Control messages on the WebSocket: what clients ask, what the broker answers.
+//!
+//! Client → broker: `{"op":"subscribe","topics":["AAPL","MSFT"]}` or
+//! `{"op":"unsubscribe","topics":[…]}`, as a text frame holding JSON or a
+//! binary frame holding MessagePack with the same schema. A topic is a symbol
+//! or `"*"` for every symbol.
+//!
+//! Broker → client, always a binary frame with one MessagePack map:
+//! ticks (see [`crate::tick`]), `{"type":"subscribed","topics":[…]}` after every
+//! subscribe/unsubscribe with the full current list, and
+//! `{"type":"error","code":…,"message":…}` for a bad request.
+//!
+//! These are rare next to ticks, so they go through serde (`serde_json`,
+//! `rmp-serde`) rather than the hand-written tick codec.
+
+use serde::{Deserialize, Serialize};
+
+use crate::tick::{DecodeError, TickRef, MAX_SYMBOL_LEN};
+
+/// A request from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub enum ClientRequest {
+    /// Add topics to the subscription.
+    Subscribe {
+        /// Symbols, or `"*"`.
+        topics: Vec<String>,
+    },
+    /// Remove topics from the subscription.
+    Unsubscribe {
+        /// Symbols, or `"*"`.
+        topics: Vec<String>,
+    },
+}
+
+/// Machine-readable reason in an `error` reply. Serialised in snake case,
+/// e.g. `"too_many_topics"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not valid JSON/MessagePack, or not an object with the expected fields.
+    BadRequest,
+    /// `op` is not one the broker knows.
+    UnknownOp,
+    /// A topic is empty, too long, or has characters a symbol cannot have.
+    InvalidTopic,
+    /// The subscription would exceed the per-connection topic limit.
+    TooManyTopics,
+    /// The client sends control messages faster than allowed.
+    RateLimited,
+    /// The control message is larger than allowed.
+    MessageTooLarge,
+}
+
+/// A message from the broker that is not a tick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMessage {
+    /// Acknowledges a subscribe/unsubscribe with the full current topic list.
+    Subscribed {
+        /// Every topic the connection is now subscribed to, sorted.
+        topics: Vec<String>,
+    },
+    /// A request was refused; the connection stays open.
+    Error {
+        /// What kind of error.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+    },
+}
+
+/// Why a control message was refused, with the code to send back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RequestError {
+    /// The error code for the reply.
+    pub code: ErrorCode,
+    /// The explanation for the reply.
+    pub message: String,
+}
+
+impl RequestError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The `error` reply for this refusal.
+    pub fn to_message(&self) -> ServerMessage {
+        ServerMessage::Error {
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+}
+
+/// The loose shape every request is first read into, so that an unknown `op`
+/// and a malformed body get different error codes.
+#[derive(Deserialize)]
+struct RawRequest {
+    op: String,
+    topics: Option<Vec<String>>,
+}
+
+impl ClientRequest {
+    /// Parses a request from a text frame (JSON).
+    pub fn from_json(text: &[u8]) -> Result<Self, RequestError> {
+        let raw: RawRequest = serde_json::from_slice(text).map_err(|e| {
+            RequestError::new(ErrorCode::BadRequest, format!("invalid JSON request: {e}"))
+        })?;
+        Self::from_raw(raw)
+    }
+
+    /// Parses a request from a binary frame (MessagePack).
+    pub fn from_msgpack(bytes: &[u8]) -> Result<Self, RequestError> {
+        let raw: RawRequest = rmp_serde::from_slice(bytes).map_err(|e| {
+            RequestError::new(
+                ErrorCode::BadRequest,
+                format!("invalid MessagePack request: {e}"),
+            )
+        })?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawRequest) -> Result<Self, RequestError> {
+        let make = match raw.op.as_str() {
+            "subscribe" => |topics| ClientRequest::Subscribe { topics },
+            "unsubscribe" => |topics| ClientRequest::Unsubscribe { topics },
+            other => {
+                return Err(RequestError::new(
+                    ErrorCode::UnknownOp,
+                    format!(
+                        "unknown op `{}`; expected `subscribe` or `unsubscribe`",
+                        truncate(other)
+                    ),
+                ))
+            }
+        };
+        let topics = raw
+            .topics
+            .ok_or_else(|| RequestError::new(ErrorCode::BadRequest, "missing `topics` array"))?;
+        for topic in &topics {
+            validate_topic(topic)?;
+        }
+        Ok(make(topics))
+    }
+
+    /// The request as JSON text (what a browser would send).
+    pub fn to_json(&self) -> String {
+        // A derived Serialize of strings into JSON cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The request as MessagePack bytes.
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+}
+
+/// Checks that a topic is `*` or could be a symbol: 1 to 32 bytes of ASCII
+/// letters, digits, `.`, `-`, `_`, `/`, `:` or `^`.
+pub fn validate_topic(topic: &str) -> Result<(), RequestError> {
+    let ok = topic == crate::WILDCARD
+        || (!topic.is_empty()
+            && topic.len() <= MAX_SYMBOL_LEN
+            && topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/:^".contains(&b)));
+    if ok {
+        Ok(())
+    } else {
+        Err(RequestError::new(
+            ErrorCode::InvalidTopic,
+            format!(
+                "invalid topic `{}`: use `*` or a symbol of 1-{MAX_SYMBOL_LEN} letters, digits or .-_/:^",
+                truncate(topic)
+            ),
+        ))
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+impl ServerMessage {
+    /// Encodes the message as MessagePack (a map with string keys).
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        // Serialising these plain structs into a Vec cannot fail.
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+}
+
+/// One decoded broker → client frame.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming<'a> {
+    /// A market-data tick.
+    Tick(TickRef<'a>),
+    /// An acknowledgement or error.
+    Control(ServerMessage),
+}
+
+/// Decodes a binary frame from the broker: a tick on the fast path, otherwise
+/// a control message.
+pub fn decode_server_frame(buf: &[u8]) -> Result<Incoming<'_>, DecodeError> {
+    match TickRef::decode(buf) {
+        Ok(tick) => Ok(Incoming::Tick(tick)),
+        Err(DecodeError::NotATick(kind)) => rmp_serde::from_slice(buf)
+            .map(Incoming::Control)
+            .map_err(|_| DecodeError::NotATick(kind)),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscribe_parses_from_json_and_msgpack() {
+        let want = ClientRequest::Subscribe {
+            topics: vec!["AAPL".into(), "*".into()],
+        };
+        assert_eq!(
+            ClientRequest::from_json(br#"{"op":"subscribe","topics":["AAPL","*"]}"#),
+            Ok(want.clone())
+        );
+        assert_eq!(
+            ClientRequest::from_msgpack(&want.to_msgpack()),
+            Ok(want.clone())
+        );
+        assert_eq!(
+            ClientRequest::from_json(want.to_json().as_bytes()),
+            Ok(want)
+        );
+    }
+
+    #[test]
+    fn extra_fields_are_ignored() {
+        assert!(ClientRequest::from_json(br#"{"op":"unsubscribe","topics":[],"id":7}"#).is_ok());
+    }
+
+    #[test]
+    fn each_bad_request_gets_its_code() {
+        let code = |body: &[u8]| ClientRequest::from_json(body).map_err(|e| e.code);
+        assert_eq!(code(b"{nope"), Err(ErrorCode::BadRequest));
+        assert_eq!(code(br#"["subscribe"]"#), Err(ErrorCode::BadRequest));
+        assert_eq!(code(br#"{"op":"subscribe"}"#), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            code(br#"{"op":"subscribe","topics":"AAPL"}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(br#"{"op":"subscribe","topics":[1]}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(br#"{"op":"publish","topics":[]}"#),
+            Err(ErrorCode::UnknownOp)
+        );
+        assert_eq!(
+            code(br#"{"op":"subscribe","topics":[""]}"#),
+            Err(ErrorCode::InvalidTopic)
+        );
+        assert_eq!(
+            code(br#"{"op":"subscribe","topics":["A B"]}"#),
+            Err(ErrorCode::InvalidTopic)
+        );
+        let long = format!(r#"{{"op":"subscribe","topics":["{}"]}}"#, "A".repeat(33));
+        assert_eq!(code(long.as_bytes()), Err(ErrorCode::InvalidTopic));
+        assert_eq!(
+            ClientRequest::from_msgpack(&[0xc1]).map_err(|e| e.code),
+            Err(ErrorCode::BadRequest)
+        );
+    }
+
+    #[test]
+    fn server_messages_round_trip_and_use_string_keys() {
+        let msgs = [
+            ServerMessage::Subscribed {
+                topics: vec!["AAPL".into()],
+            },
+            ServerMessage::Error {
+                code: ErrorCode::TooManyTopics,
+                message: "limit is 2".into(),
+            },
+        ];
+        for msg in msgs {
+            let bytes = msg.to_msgpack();
+            assert_eq!(
+                decode_server_frame(&bytes),
+                Ok(Incoming::Control(msg.clone()))
+            );
+            let generic = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
+            let map = generic.as_map().unwrap();
+            assert!(map.iter().all(|(k, _)| k.is_str()));
+        }
+        let err = ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            message: String::new(),
+        };
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["type"], "error");
+        assert_eq!(json["code"], "rate_limited");
+    }
+}

@@ -1,0 +1,401 @@
+//! The market-data tick: what it holds, how it is encoded, how it is checked.
+//!
+//! A tick is one MessagePack **map** with string keys (see `docs/PROTOCOL.md`):
+//! `type` = `"tick"`, `sym`, `seq`, `ts`, `bid`, `ask`, `last`, `bid_size`,
+//! `ask_size`, `last_size`, `volume`, and optionally `orig_ts` (the original
+//! event time of a replayed tick). A tick carries the whole top-of-book and
+//! last-trade state of its symbol, so a reader that skips ticks (conflation)
+//! still holds a consistent view.
+//!
+//! [`TickRef`] borrows its symbol from the input buffer, so the broker can
+//! validate an ingested record without allocating; [`Tick`] owns it.
+
+use bytes::BufMut;
+use serde::{Deserialize, Serialize};
+
+use crate::msgpack::{self, Number, ReadError, Reader};
+
+/// One tick with an owned symbol. Serialises (serde) to the same keys as the
+/// wire format, so `serde_json::to_string(&tick)` gives a readable JSON line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tick {
+    /// Ticker symbol, e.g. `AAPL`.
+    pub sym: String,
+    /// Per-symbol sequence number from the feed, starting at 1.
+    pub seq: u64,
+    /// Nanoseconds since the Unix epoch when the feed produced (or sent) it.
+    pub ts: u64,
+    /// Best bid price.
+    pub bid: f64,
+    /// Best ask price.
+    pub ask: f64,
+    /// Price of the last trade.
+    pub last: f64,
+    /// Size at the best bid, in shares.
+    pub bid_size: u32,
+    /// Size at the best ask, in shares.
+    pub ask_size: u32,
+    /// Size of the last trade, in shares.
+    pub last_size: u32,
+    /// Cumulative traded volume of the day.
+    pub volume: u64,
+    /// Original event time of a replayed tick, when `ts` was restamped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_ts: Option<u64>,
+}
+
+/// A decoded tick whose symbol borrows from the encoded buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TickRef<'a> {
+    /// Ticker symbol.
+    pub sym: &'a str,
+    /// Per-symbol sequence number.
+    pub seq: u64,
+    /// Event time, nanoseconds since the Unix epoch.
+    pub ts: u64,
+    /// Best bid price.
+    pub bid: f64,
+    /// Best ask price.
+    pub ask: f64,
+    /// Last trade price.
+    pub last: f64,
+    /// Size at the best bid.
+    pub bid_size: u32,
+    /// Size at the best ask.
+    pub ask_size: u32,
+    /// Size of the last trade.
+    pub last_size: u32,
+    /// Cumulative volume of the day.
+    pub volume: u64,
+    /// Original event time of a replayed tick.
+    pub orig_ts: Option<u64>,
+}
+
+/// Why bytes are not a valid tick. Every variant names what was wrong, so a
+/// publisher's log line says exactly which field to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input ended inside a value.
+    #[error("tick is truncated")]
+    Truncated,
+    /// The top-level value is not a map.
+    #[error("tick is not a MessagePack map")]
+    NotAMap,
+    /// A map key is not a string.
+    #[error("tick has a non-string key")]
+    NonStringKey,
+    /// A string is not valid UTF-8.
+    #[error("tick contains invalid UTF-8")]
+    InvalidUtf8,
+    /// A required key is absent.
+    #[error("tick is missing key `{0}`")]
+    MissingKey(&'static str),
+    /// A key appears twice.
+    #[error("tick has key `{0}` twice")]
+    DuplicateKey(&'static str),
+    /// A value has the wrong type (or is out of range for it).
+    #[error("tick key `{key}` must be {expected}")]
+    WrongType {
+        /// The offending key.
+        key: &'static str,
+        /// What the key must hold.
+        expected: &'static str,
+    },
+    /// `type` is present but is not `"tick"`.
+    #[error("message type is `{0}`, expected `tick`")]
+    NotATick(String),
+    /// The symbol is empty or longer than [`MAX_SYMBOL_LEN`].
+    #[error("symbol must be 1 to {MAX_SYMBOL_LEN} bytes")]
+    BadSymbol,
+    /// A price is NaN, infinite or negative.
+    #[error("price `{key}` is {value}, must be finite and non-negative")]
+    InvalidPrice {
+        /// The offending key.
+        key: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// The bid is above the ask.
+    #[error("crossed book: bid {bid} > ask {ask}")]
+    CrossedBook {
+        /// The bid.
+        bid: f64,
+        /// The ask.
+        ask: f64,
+    },
+    /// An unknown key holds a value nested too deeply to skip safely.
+    #[error("unknown key holds a value nested too deeply")]
+    TooDeep,
+    /// Bytes follow the map.
+    #[error("{0} trailing bytes after the tick")]
+    TrailingBytes(usize),
+}
+
+/// The longest symbol accepted, in bytes.
+pub const MAX_SYMBOL_LEN: usize = 32;
+
+impl From<ReadError> for DecodeError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => DecodeError::Truncated,
+            ReadError::InvalidUtf8 => DecodeError::InvalidUtf8,
+            ReadError::TooDeep => DecodeError::TooDeep,
+            // Callers map type errors themselves, with the key's name.
+            ReadError::WrongType => DecodeError::NotAMap,
+        }
+    }
+}
+
+// Field bits, to find missing and duplicate keys with one integer.
+const F_TYPE: u16 = 1 << 0;
+const F_SYM: u16 = 1 << 1;
+const F_SEQ: u16 = 1 << 2;
+const F_TS: u16 = 1 << 3;
+const F_BID: u16 = 1 << 4;
+const F_ASK: u16 = 1 << 5;
+const F_LAST: u16 = 1 << 6;
+const F_BID_SIZE: u16 = 1 << 7;
+const F_ASK_SIZE: u16 = 1 << 8;
+const F_LAST_SIZE: u16 = 1 << 9;
+const F_VOLUME: u16 = 1 << 10;
+const F_ORIG_TS: u16 = 1 << 11;
+const REQUIRED: [(u16, &str); 11] = [
+    (F_TYPE, "type"),
+    (F_SYM, "sym"),
+    (F_SEQ, "seq"),
+    (F_TS, "ts"),
+    (F_BID, "bid"),
+    (F_ASK, "ask"),
+    (F_LAST, "last"),
+    (F_BID_SIZE, "bid_size"),
+    (F_ASK_SIZE, "ask_size"),
+    (F_LAST_SIZE, "last_size"),
+    (F_VOLUME, "volume"),
+];
+
+impl<'a> TickRef<'a> {
+    /// Decodes and validates one encoded tick (the whole of `buf`).
+    ///
+    /// Unknown keys are skipped (forward compatibility). Integers are
+    /// accepted for prices, because some MessagePack libraries (JavaScript's
+    /// among them) write whole-number floats as integers.
+    pub fn decode(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(buf);
+        let entries = r.map_len().map_err(|e| match e {
+            ReadError::WrongType => DecodeError::NotAMap,
+            other => other.into(),
+        })?;
+        let mut seen = 0u16;
+        let mut t = TickRef {
+            sym: "",
+            seq: 0,
+            ts: 0,
+            bid: 0.0,
+            ask: 0.0,
+            last: 0.0,
+            bid_size: 0,
+            ask_size: 0,
+            last_size: 0,
+            volume: 0,
+            orig_ts: None,
+        };
+        for _ in 0..entries {
+            let key = r.str().map_err(|e| match e {
+                ReadError::WrongType => DecodeError::NonStringKey,
+                other => other.into(),
+            })?;
+            let (bit, name): (u16, &'static str) = match key {
+                "type" => (F_TYPE, "type"),
+                "sym" => (F_SYM, "sym"),
+                "seq" => (F_SEQ, "seq"),
+                "ts" => (F_TS, "ts"),
+                "bid" => (F_BID, "bid"),
+                "ask" => (F_ASK, "ask"),
+                "last" => (F_LAST, "last"),
+                "bid_size" => (F_BID_SIZE, "bid_size"),
+                "ask_size" => (F_ASK_SIZE, "ask_size"),
+                "last_size" => (F_LAST_SIZE, "last_size"),
+                "volume" => (F_VOLUME, "volume"),
+                "orig_ts" => (F_ORIG_TS, "orig_ts"),
+                _ => {
+                    r.skip()?;
+                    continue;
+                }
+            };
+            if seen & bit != 0 {
+                return Err(DecodeError::DuplicateKey(name));
+            }
+            seen |= bit;
+            match bit {
+                F_TYPE => {
+                    let ty = read_str(&mut r, name)?;
+                    if ty != "tick" {
+                        return Err(DecodeError::NotATick(ty.to_owned()));
+                    }
+                }
+                F_SYM => {
+                    t.sym = read_str(&mut r, name)?;
+                    if t.sym.is_empty() || t.sym.len() > MAX_SYMBOL_LEN {
+                        return Err(DecodeError::BadSymbol);
+                    }
+                }
+                F_SEQ => t.seq = read_u64(&mut r, name)?,
+                F_TS => t.ts = read_u64(&mut r, name)?,
+                F_VOLUME => t.volume = read_u64(&mut r, name)?,
+                F_ORIG_TS => t.orig_ts = Some(read_u64(&mut r, name)?),
+                F_BID => t.bid = read_price(&mut r, name)?,
+                F_ASK => t.ask = read_price(&mut r, name)?,
+                F_LAST => t.last = read_price(&mut r, name)?,
+                F_BID_SIZE => t.bid_size = read_u32(&mut r, name)?,
+                F_ASK_SIZE => t.ask_size = read_u32(&mut r, name)?,
+                _ => t.last_size = read_u32(&mut r, name)?,
+            }
+        }
+        if let Some((_, name)) = REQUIRED.iter().find(|(bit, _)| seen & bit == 0) {
+            return Err(DecodeError::MissingKey(name));
+        }
+        if !r.is_empty() {
+            return Err(DecodeError::TrailingBytes(r.remaining_len()));
+        }
+        if t.bid > t.ask {
+            return Err(DecodeError::CrossedBook {
+                bid: t.bid,
+                ask: t.ask,
+            });
+        }
+        Ok(t)
+    }
+
+    /// Appends the encoded tick to `out`.
+    ///
+    /// Keys are written in a fixed order and integers in their smallest form,
+    /// which is what generic MessagePack encoders produce too.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        msgpack::write_map_len(out, if self.orig_ts.is_some() { 12 } else { 11 });
+        msgpack::write_str(out, "type");
+        msgpack::write_str(out, "tick");
+        msgpack::write_str(out, "sym");
+        msgpack::write_str(out, self.sym);
+        msgpack::write_str(out, "seq");
+        msgpack::write_uint(out, self.seq);
+        msgpack::write_str(out, "ts");
+        msgpack::write_uint(out, self.ts);
+        msgpack::write_str(out, "bid");
+        msgpack::write_f64(out, self.bid);
+        msgpack::write_str(out, "ask");
+        msgpack::write_f64(out, self.ask);
+        msgpack::write_str(out, "last");
+        msgpack::write_f64(out, self.last);
+        msgpack::write_str(out, "bid_size");
+        msgpack::write_uint(out, u64::from(self.bid_size));
+        msgpack::write_str(out, "ask_size");
+        msgpack::write_uint(out, u64::from(self.ask_size));
+        msgpack::write_str(out, "last_size");
+        msgpack::write_uint(out, u64::from(self.last_size));
+        msgpack::write_str(out, "volume");
+        msgpack::write_uint(out, self.volume);
+        if let Some(orig) = self.orig_ts {
+            msgpack::write_str(out, "orig_ts");
+            msgpack::write_uint(out, orig);
+        }
+    }
+
+    /// Copies the tick into an owned [`Tick`].
+    pub fn to_tick(&self) -> Tick {
+        Tick {
+            sym: self.sym.to_owned(),
+            seq: self.seq,
+            ts: self.ts,
+            bid: self.bid,
+            ask: self.ask,
+            last: self.last,
+            bid_size: self.bid_size,
+            ask_size: self.ask_size,
+            last_size: self.last_size,
+            volume: self.volume,
+            orig_ts: self.orig_ts,
+        }
+    }
+}
+
+impl Tick {
+    /// Borrows the tick as a [`TickRef`].
+    pub fn as_ref(&self) -> TickRef<'_> {
+        TickRef {
+            sym: &self.sym,
+            seq: self.seq,
+            ts: self.ts,
+            bid: self.bid,
+            ask: self.ask,
+            last: self.last,
+            bid_size: self.bid_size,
+            ask_size: self.ask_size,
+            last_size: self.last_size,
+            volume: self.volume,
+            orig_ts: self.orig_ts,
+        }
+    }
+
+    /// Decodes and validates one encoded tick into an owned value.
+    pub fn decode(buf: &[u8]) -> Result<Self, DecodeError> {
+        TickRef::decode(buf).map(|t| t.to_tick())
+    }
+
+    /// Appends the encoded tick to `out`.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        self.as_ref().encode(out)
+    }
+
+    /// Encodes the tick into a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        self.encode(&mut out);
+        out
+    }
+}
+
+fn wrong(key: &'static str, expected: &'static str) -> impl Fn(ReadError) -> DecodeError {
+    move |e| match e {
+        ReadError::WrongType => DecodeError::WrongType { key, expected },
+        other => other.into(),
+    }
+}
+
+fn read_str<'a>(r: &mut Reader<'a>, key: &'static str) -> Result<&'a str, DecodeError> {
+    r.str().map_err(wrong(key, "a string"))
+}
+
+fn read_u64(r: &mut Reader<'_>, key: &'static str) -> Result<u64, DecodeError> {
+    const EXPECTED: &str = "an unsigned integer";
+    match r.number().map_err(wrong(key, EXPECTED))? {
+        Number::Unsigned(v) => Ok(v),
+        _ => Err(DecodeError::WrongType {
+            key,
+            expected: EXPECTED,
+        }),
+    }
+}
+
+fn read_u32(r: &mut Reader<'_>, key: &'static str) -> Result<u32, DecodeError> {
+    const EXPECTED: &str = "an unsigned 32-bit integer";
+    let v = read_u64(r, key).map_err(|_| DecodeError::WrongType {
+        key,
+        expected: EXPECTED,
+    })?;
+    u32::try_from(v).map_err(|_| DecodeError::WrongType {
+        key,
+        expected: EXPECTED,
+    })
+}
+
+fn read_price(r: &mut Reader<'_>, key: &'static str) -> Result<f64, DecodeError> {
+    let value = match r.number().map_err(wrong(key, "a number"))? {
+        Number::Float(f) => f,
+        Number::Unsigned(u) => u as f64,
+        Number::Negative(i) => i as f64,
+    };
+    if !value.is_finite() || value < 0.0 {
+        return Err(DecodeError::InvalidPrice { key, value });
+    }
+    Ok(value)
+}
