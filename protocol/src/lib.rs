@@ -20,7 +20,7 @@ pub mod tick;
 
 pub use control::{ClientRequest, ErrorCode, ServerMessage};
 pub use framing::{FrameError, MAX_RECORD_LEN};
-pub use tick::{DecodeError, Tick, TickRef};
+pub use tick::{DecodeError, Tick, TickHeader, TickRef};
 
 /// The topic that subscribes to every symbol.
 pub const WILDCARD: &str = "*";
