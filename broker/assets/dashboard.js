@@ -617,7 +617,7 @@ function drawLatencyChart() {
     ctx.lineTo(w - pad.r, Math.round(y) + 0.5);
     ctx.stroke();
     ctx.fillStyle = "#738092";
-    ctx.fillText(fmtMs(v), pad.l - 6, y);
+    ctx.fillText(fmtAxis(v), pad.l - 6, y);
   }
   ctx.textAlign = "left";
   ctx.fillText("-60 s", pad.l, h - 6);
@@ -646,6 +646,12 @@ function drawLatencyChart() {
     ctx.stroke();
   }
   ctx.restore();
+}
+
+/** A short axis label for `ms` milliseconds: "0", "250 µs", "1.5 ms". */
+function fmtAxis(ms) {
+  if (ms === 0) return "0";
+  return ms < 1 ? `${+(ms * 1000).toPrecision(3)} µs` : `${+ms.toPrecision(3)} ms`;
 }
 
 /** The smallest 1, 2 or 5 × 10^k at or above `v`. */

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Interop suite: third-party WebSocket clients against a real tickcast broker.
+#
+# Builds the broker, starts it on a free 127.0.0.1 port with its embedded
+# simulated feed, and runs every client in tests/interop/ against it: Python
+# websocket-client, websockets and tornado, Node ws, and the dashboard in
+# headless Chromium (which also saves docs/dashboard.png), plus the
+# dashboard's MessagePack decoder tests. Installs what it needs, idempotently:
+# a venv in .venv/, node_modules in tests/interop/node/, Debian's chromium.
+# Ends with `interop: N passed, N failed` and fails if any client failed.
+#
+# Environment: SCREENSHOT (where to save the dashboard picture),
+# INTEROP_PORT (a fixed port instead of a free one).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+INTEROP="$ROOT/tests/interop"
+SCREENSHOT="${SCREENSHOT:-$ROOT/docs/dashboard.png}"
+CLIENT_TIMEOUT=90 # seconds; each client bounds itself well below this
+cd "$ROOT"
+
+log() { printf 'interop: %s\n' "$*" >&2; }
+
+install_python() {
+    local stamp=".venv/.interop-requirements"
+    if [[ ! -x .venv/bin/python ]]; then
+        log "creating .venv"
+        python3 -m venv .venv
+    fi
+    if ! cmp -s "$INTEROP/python/requirements.txt" "$stamp"; then
+        log "installing Python packages"
+        .venv/bin/pip install --quiet --disable-pip-version-check -r "$INTEROP/python/requirements.txt"
+        cp "$INTEROP/python/requirements.txt" "$stamp"
+    fi
+}
+
+install_node() {
+    local dir="$INTEROP/node"
+    if [[ ! -f "$dir/node_modules/.package-lock.json" || "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]]; then
+        log "installing Node packages"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+}
+
+install_chromium() {
+    if [[ ! -x /usr/bin/chromium ]]; then
+        log "installing chromium"
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+install_python </dev/null
+install_node </dev/null
+install_chromium </dev/null
+
+log "building the broker"
+cargo build --quiet -p tickcast-broker </dev/null
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+BROKER="$TARGET_DIR/debug/tickcast-broker"
+
+PORT="${INTEROP_PORT:-$(free_port)}"
+BASE="http://127.0.0.1:$PORT"
+BROKER_LOG="$(mktemp -t tickcast-interop-broker.XXXXXX.log)"
+"$BROKER" --listen "127.0.0.1:$PORT" --feed sim --symbols 50 --rate 2000 </dev/null >"$BROKER_LOG" 2>&1 &
+BROKER_PID=$!
+
+stop_broker() {
+    if kill -0 "$BROKER_PID" 2>/dev/null; then
+        kill "$BROKER_PID" 2>/dev/null || true
+        wait "$BROKER_PID" 2>/dev/null || true
+    fi
+    rm -f "$BROKER_LOG"
+}
+trap stop_broker EXIT
+
+for _ in $(seq 1 100); do
+    if curl -fsS --max-time 1 "$BASE/healthz" >/dev/null 2>&1; then
+        break
+    fi
+    if ! kill -0 "$BROKER_PID" 2>/dev/null; then
+        log "the broker exited at start:"
+        cat "$BROKER_LOG" >&2
+        echo "interop: 0 passed, 1 failed"
+        exit 1
+    fi
+    sleep 0.1
+done
+curl -fsS --max-time 1 "$BASE/healthz" >/dev/null || {
+    log "the broker did not answer /healthz within 10 s"
+    echo "interop: 0 passed, 1 failed"
+    exit 1
+}
+log "broker up at $BASE (pid $BROKER_PID)"
+
+passed=0
+failed=0
+
+# run NAME COMMAND...: one client, bounded in time, counted by exit code.
+run() {
+    local name="$1"
+    shift
+    local out status=0
+    out="$(timeout "$CLIENT_TIMEOUT" "$@" </dev/null 2>&1)" || status=$?
+    if [[ $status -eq 0 ]]; then
+        passed=$((passed + 1))
+        printf '%s\n' "$out" | grep -E '^PASS' || echo "PASS $name"
+    else
+        failed=$((failed + 1))
+        printf '%s\n' "$out" | tail -n 40
+        [[ $status -eq 124 ]] && echo "FAIL $name: killed after ${CLIENT_TIMEOUT} s"
+        echo "FAIL $name (exit $status)"
+    fi
+}
+
+PY="$ROOT/.venv/bin/python"
+run msgpack-decoder env PYTHON="$PY" node --test "$INTEROP/node/msgpack.test.mjs"
+run python-websocket-client "$PY" "$INTEROP/python/client_websocket_client.py" "$BASE"
+run python-websockets "$PY" "$INTEROP/python/client_websockets.py" "$BASE"
+run python-tornado "$PY" "$INTEROP/python/client_tornado.py" "$BASE"
+run node-ws node "$INTEROP/node/ws_client.mjs" "$BASE"
+mkdir -p "$(dirname "$SCREENSHOT")"
+run dashboard node "$INTEROP/node/dashboard.mjs" "$BASE" "$SCREENSHOT"
+
+if kill -0 "$BROKER_PID" 2>/dev/null; then
+    passed=$((passed + 1))
+    echo "PASS broker-alive"
+else
+    failed=$((failed + 1))
+    echo "FAIL broker-alive: the broker died during the run"
+fi
+if [[ $failed -gt 0 ]]; then
+    log "last lines of the broker's log:"
+    tail -n 30 "$BROKER_LOG" >&2
+fi
+
+echo "interop: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
