@@ -20,6 +20,10 @@ const FIREHOSE_ROWS = 12;
 const FLASH_MS = 350;
 const SPARK_POINTS = 120;
 const SPARK_STEP_MS = 250; // 120 points × 250 ms: the sparkline shows ~30 s
+// The sparkline's CSS size (dashboard.css, td.trend canvas). Known here so
+// painting a row never reads layout, which would force a reflow per row.
+const SPARK_W = 100;
+const SPARK_H = 24;
 const LAT_WINDOW_S = 10;
 const LAT_CHART_S = 60;
 const BACKOFF_MIN_MS = 500;
@@ -238,6 +242,8 @@ function connect() {
   ws.onopen = () => {
     conn.attempt = 0;
     conn.topics = new Set();
+    conn.snapshotPending = new Set();
+    conn.wildcardSeen = null;
     // A new connection restarts every symbol's seq: a gap across a reconnect
     // is not the broker skipping ticks.
     for (const s of symbols.values()) s.seq = null;
@@ -326,13 +332,15 @@ function isSnapshot(sym) {
 function onTick(t, now) {
   if (typeof t.sym !== "string" || typeof t.last !== "number") return;
   const s = stateOf(t.sym);
+  const snapshot = isSnapshot(t.sym);
   const seq = toNumber(t.seq);
   if (s.seq !== null) {
     if (seq <= s.seq) return; // never show an older state over a newer one
     view.skipped += seq - s.seq - 1;
   }
   s.seq = seq;
-  if (!isSnapshot(t.sym)) latency.current.record(now - toNumber(t.ts) / 1e6);
+  const latencyMs = now - toNumber(t.ts) / 1e6;
+  if (!snapshot && Number.isFinite(latencyMs)) latency.current.record(latencyMs);
   s.tick = t;
   if (s.firstLast === null) s.firstLast = t.last;
   s.pushSpark(t.last, now);
@@ -406,21 +414,21 @@ function paintRow(sym, now) {
   drawSpark(row.canvas, s);
 }
 
-function fitCanvas(canvas) {
+/** A 2D context for `canvas` drawn at `w`×`h` CSS pixels, sharp on any screen. */
+function fitCanvas(canvas, w, h) {
   const dpr = window.devicePixelRatio || 1;
-  const w = Math.round(canvas.clientWidth * dpr);
-  const h = Math.round(canvas.clientHeight * dpr);
-  if (canvas.width !== w || canvas.height !== h) {
-    canvas.width = w;
-    canvas.height = h;
+  if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(h * dpr);
   }
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  return [ctx, canvas.clientWidth, canvas.clientHeight];
+  return ctx;
 }
 
 function drawSpark(canvas, s) {
-  const [ctx, w, h] = fitCanvas(canvas);
+  const [w, h] = [SPARK_W, SPARK_H];
+  const ctx = fitCanvas(canvas, w, h);
   ctx.clearRect(0, 0, w, h);
   const n = s.sparkLen;
   if (n < 2) return;
@@ -595,7 +603,10 @@ function paintLatency() {
 }
 
 function drawLatencyChart() {
-  const [ctx, w, h] = fitCanvas($("lat-chart"));
+  const canvas = $("lat-chart");
+  // Read once a second, in its own phase: the panel's width follows the window.
+  const [w, h] = [canvas.clientWidth, canvas.clientHeight];
+  const ctx = fitCanvas(canvas, w, h);
   ctx.clearRect(0, 0, w, h);
   const pad = { l: 52, r: 6, t: 6, b: 16 };
   const pts = latency.chart;
@@ -759,7 +770,6 @@ async function boot() {
   $("add-input").addEventListener("focus", refreshSymbols);
   window.addEventListener("resize", () => {
     view.latencyDirty = true;
-    for (const sym of view.rows.keys()) view.dirty.add(sym);
     requestFrame();
   });
 
