@@ -1,0 +1,310 @@
+//! The program's handle: connect, subscribe, read events, read stats.
+//!
+//! Per-symbol sequence checks and statistics happen here, as events are
+//! handed out, rather than in the session task: they then run on the
+//! program's task with no lock, and they see events in exactly the order the
+//! program does (an unsubscribe acknowledgement, for example, is known to
+//! come after every tick of the old subscription).
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use tickcast_protocol::control::validate_topic;
+use tickcast_protocol::{ClientRequest, WILDCARD};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::endpoint::Endpoint;
+use crate::sequence::{SeqTracker, Verdict};
+use crate::session::Session;
+use crate::subscriptions::{request_frame, Subscriptions};
+use crate::{transport, ClientError, Event, ReceivedTick, ReconnectPolicy, Stats};
+
+/// How long [`Client::close`] waits for the broker to answer the close.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Settings for a [`Client`], made by [`Client::builder`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    reconnect: ReconnectPolicy,
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    event_capacity: usize,
+}
+
+impl ClientBuilder {
+    /// How to reconnect after the connection is lost (default:
+    /// [`ReconnectPolicy::default`], forever).
+    pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.reconnect = policy;
+        self
+    }
+
+    /// Limit for TCP connect plus WebSocket handshake (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Treat the connection as dead when nothing (not even a ping) arrives
+    /// for this long, and reconnect. The broker pings idle connections, so
+    /// this catches a peer that vanished without closing. Default: none.
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How many events may wait for the program before the client stops
+    /// reading the socket (default 1024). Past that the broker holds and
+    /// eventually conflates ticks, which shows up as [`Event::Gap`].
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity.max(1);
+        self
+    }
+
+    /// Connects. Fails at once if the first connection cannot be made;
+    /// reconnection only applies to a connection that was up.
+    pub async fn connect(self) -> Result<Client, ClientError> {
+        let endpoint = Endpoint::parse(&self.url)?;
+        let conn = transport::connect(&endpoint, self.connect_timeout).await?;
+        let subs = Arc::new(Subscriptions::default());
+        let (events_tx, events) = mpsc::channel(self.event_capacity);
+        let session = Session {
+            endpoint,
+            policy: self.reconnect,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            subs: subs.clone(),
+            events: events_tx,
+        };
+        Ok(Client {
+            events,
+            subs,
+            session: tokio::spawn(session.run(conn)),
+            tracker: SeqTracker::default(),
+            stats: Stats::default(),
+            pending: None,
+        })
+    }
+}
+
+/// A connection to a tickcast broker that survives reconnections.
+///
+/// Read events with [`Client::next`] or as a [`Stream`]. Dropping the client
+/// stops its background task and closes the connection.
+pub struct Client {
+    events: mpsc::Receiver<Event>,
+    subs: Arc<Subscriptions>,
+    session: JoinHandle<()>,
+    tracker: SeqTracker,
+    stats: Stats,
+    /// A tick held back while the [`Event::Gap`] or [`Event::SeqReset`]
+    /// announcing it is handed out first.
+    pending: Option<Event>,
+}
+
+impl Client {
+    /// Connects to `url` (`ws://host:port/path`) with default settings.
+    pub async fn connect(url: &str) -> Result<Client, ClientError> {
+        Self::builder(url).connect().await
+    }
+
+    /// Starts building a client for `url`.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            reconnect: ReconnectPolicy::default(),
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+            event_capacity: 1024,
+        }
+    }
+
+    /// Adds topics (symbols, or `"*"` for all) to the subscription. Invalid
+    /// topics are refused here, before anything is sent.
+    ///
+    /// Returns once the request is queued; the broker's acknowledgement
+    /// arrives as [`Event::Subscribed`], a refusal as [`Event::Error`]. The
+    /// topics are kept and subscribed again after every reconnection.
+    pub async fn subscribe<I>(&self, topics: I) -> Result<(), ClientError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let topics = validated(topics)?;
+        self.send(ClientRequest::Subscribe { topics }).await
+    }
+
+    /// Removes topics from the subscription. Acknowledged like
+    /// [`Client::subscribe`]; the `seq` history of symbols no longer
+    /// subscribed is forgotten when the acknowledgement is read, so a later
+    /// subscribe does not report the time away as a gap.
+    pub async fn unsubscribe<I>(&self, topics: I) -> Result<(), ClientError>
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let topics = validated(topics)?;
+        self.send(ClientRequest::Unsubscribe { topics }).await
+    }
+
+    async fn send(&self, request: ClientRequest) -> Result<(), ClientError> {
+        if self.session.is_finished() {
+            return Err(ClientError::Closed);
+        }
+        let writer = match &request {
+            ClientRequest::Subscribe { topics } if !topics.is_empty() => {
+                self.subs.subscribe(topics)
+            }
+            ClientRequest::Unsubscribe { topics } if !topics.is_empty() => {
+                self.subs.unsubscribe(topics)
+            }
+            _ => return Ok(()),
+        };
+        if let Some(writer) = writer {
+            // If the connection just dropped the send fails, and that is
+            // fine: the next connection subscribes to the whole set.
+            let _ = writer.send(request_frame(&request)).await;
+        }
+        Ok(())
+    }
+
+    /// The next event, or `None` once the client has stopped (after
+    /// [`ClientError::GaveUp`], or when the background task ended).
+    pub async fn next(&mut self) -> Option<Event> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Counters and the latency histogram so far.
+    pub fn stats(&self) -> Stats {
+        self.stats.clone()
+    }
+
+    /// How many events have arrived and wait to be read. A program that
+    /// writes output can flush when this reaches zero instead of after every
+    /// event.
+    pub fn buffered(&self) -> usize {
+        self.events.len() + usize::from(self.pending.is_some())
+    }
+
+    /// Closes the connection cleanly (close code 1000) and stops the
+    /// client, waiting at most a second for the broker's answer.
+    pub async fn close(mut self) {
+        if let Some(writer) = self.subs.close() {
+            let _ = writer.send(fastwebsockets::Frame::close(1000, b"")).await;
+        }
+        // Nobody reads events any more; closing the channel also frees the
+        // session if it was waiting for room in it.
+        self.events.close();
+        let _ = tokio::time::timeout(CLOSE_WAIT, &mut self.session).await;
+    }
+
+    /// Sequence checks and counters for one event; `None` drops it.
+    fn observe(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Tick(received) => return self.observe_tick(received),
+            Event::Subscribed(ref topics) => {
+                if !topics.iter().any(|t| t == WILDCARD) {
+                    let wanted: HashSet<&str> = topics.iter().map(String::as_str).collect();
+                    self.tracker.retain(|sym| wanted.contains(sym));
+                }
+            }
+            Event::Reconnected { .. } => {
+                self.stats.reconnects += 1;
+                self.tracker.on_reconnect();
+            }
+            Event::Error(_) => self.stats.errors += 1,
+            Event::Gap { .. } | Event::SeqReset { .. } | Event::Reconnecting { .. } => {}
+        }
+        Some(event)
+    }
+
+    fn observe_tick(&mut self, received: ReceivedTick) -> Option<Event> {
+        let seq = received.tick.seq;
+        let checked = self.tracker.check(&received.tick.sym, seq);
+        let announce = match checked.verdict {
+            Verdict::Duplicate => {
+                self.stats.duplicates += 1;
+                return None;
+            }
+            Verdict::InOrder => None,
+            Verdict::Gap { expected } => {
+                self.stats.gaps += 1;
+                self.stats.missed += seq - expected;
+                Some(Event::Gap {
+                    sym: received.tick.sym.clone(),
+                    expected,
+                    got: seq,
+                })
+            }
+            Verdict::Reset { last } => {
+                self.stats.resets += 1;
+                Some(Event::SeqReset {
+                    sym: received.tick.sym.clone(),
+                    last,
+                    got: seq,
+                })
+            }
+        };
+        self.stats.ticks += 1;
+        self.stats.bytes += received.raw.len() as u64;
+        if !checked.first_on_connection {
+            self.stats.record_latency(received.latency_ns());
+        }
+        let tick = Event::Tick(received);
+        match announce {
+            Some(announce) => {
+                self.pending = Some(tick);
+                Some(announce)
+            }
+            None => Some(tick),
+        }
+    }
+}
+
+impl Stream for Client {
+    type Item = Event;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = self.get_mut();
+        if let Some(event) = this.pending.take() {
+            return Poll::Ready(Some(event));
+        }
+        loop {
+            // `poll_recv` is cancel-safe and uses tokio's cooperative budget,
+            // so a long run of dropped duplicates cannot starve other tasks.
+            let Some(event) = ready!(this.events.poll_recv(cx)) else {
+                return Poll::Ready(None);
+            };
+            if let Some(event) = this.observe(event) {
+                return Poll::Ready(Some(event));
+            }
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.session.abort();
+    }
+}
+
+fn validated<I>(topics: I) -> Result<Vec<String>, ClientError>
+where
+    I: IntoIterator,
+    I::Item: Into<String>,
+{
+    topics
+        .into_iter()
+        .map(|topic| {
+            let topic = topic.into();
+            validate_topic(&topic)?;
+            Ok(topic)
+        })
+        .collect()
+}

@@ -1,0 +1,97 @@
+//! The one error type of the SDK.
+//!
+//! Everything that can go wrong, from a bad URL to a malformed frame, is a
+//! [`ClientError`] variant, so a program can match on the cause instead of
+//! parsing messages. Errors that happen after the connection is up arrive as
+//! [`crate::Event::Error`] in the event stream; only the calls on
+//! [`crate::Client`] return them directly.
+
+use std::time::Duration;
+
+use tickcast_protocol::control::RequestError;
+use tickcast_protocol::{DecodeError, ErrorCode};
+
+/// A boxed error from a lower layer (the WebSocket or HTTP library), kept as
+/// a source without tying the public API to those crates' types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The URL is not one the client can connect to.
+    #[error("invalid URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// The TCP connection could not be made.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// `host:port` that was tried.
+        addr: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Connecting (TCP plus WebSocket handshake) took longer than allowed.
+    #[error("connecting to {addr} timed out after {}", humantime::format_duration(*.timeout))]
+    ConnectTimeout {
+        /// `host:port` that was tried.
+        addr: String,
+        /// The configured limit.
+        timeout: Duration,
+    },
+    /// The server answered, but not with a WebSocket upgrade.
+    #[error("WebSocket handshake with {addr} failed: {source}")]
+    Handshake {
+        /// `host:port` of the server.
+        addr: String,
+        /// What the handshake reported.
+        source: BoxError,
+    },
+    /// The established connection failed (reset, EOF, invalid framing).
+    #[error("connection lost: {0}")]
+    ConnectionLost(#[source] BoxError),
+    /// The server closed the WebSocket (for example 1001 on broker shutdown,
+    /// 1008 for a slow consumer).
+    #[error("server closed the connection (code {code}{})", if reason.is_empty() { String::new() } else { format!(", {reason}") })]
+    ServerClosed {
+        /// The close code, or 1005 when the close frame carried none.
+        code: u16,
+        /// The close reason, possibly empty.
+        reason: String,
+    },
+    /// Nothing, not even a ping, arrived for longer than the idle timeout.
+    #[error("no data from the server for {}", humantime::format_duration(*.0))]
+    Idle(Duration),
+    /// A binary frame that is neither a valid tick nor a control message.
+    #[error("malformed frame from the server: {0}")]
+    Decode(#[from] DecodeError),
+    /// A frame the protocol does not allow (text data, fragmented messages).
+    #[error("unexpected frame from the server: {0}")]
+    Protocol(&'static str),
+    /// The broker refused a subscribe or unsubscribe request.
+    #[error("the broker refused the request ({code:?}): {message}")]
+    Refused {
+        /// The broker's error code.
+        code: ErrorCode,
+        /// The broker's explanation.
+        message: String,
+    },
+    /// A topic was rejected before sending: the broker would refuse it too.
+    #[error("{0}")]
+    InvalidTopic(#[from] RequestError),
+    /// The client's background task has ended (closed, or gave up).
+    #[error("the client is closed")]
+    Closed,
+    /// Reconnecting failed as many times as the policy allows.
+    #[error("gave up after {attempts} reconnection attempts: {cause}")]
+    GaveUp {
+        /// How many attempts were made.
+        attempts: u32,
+        /// Why the last one failed (or why the connection was lost).
+        cause: Box<ClientError>,
+    },
+}
