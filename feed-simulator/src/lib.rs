@@ -1,1 +1,28 @@
-//! Feed simulator (being written).
+//! A realistic, deterministic stock-tick feed for tickcast: generate it, store
+//! it, send it.
+//!
+//! The broker embeds [`market::Market`] and [`pacing::Pacer`] for its built-in
+//! simulated feed and reads [`file::FeedReader`] for replays; the
+//! `feed-simulator` binary is a thin command line over the same parts:
+//!
+//! - [`market`]: the generator (per-symbol price paths, skewed activity,
+//!   Poisson arrivals), seeded so the same seed gives the same bytes.
+//! - [`pacing`]: turns event times into an absolute send schedule.
+//! - [`file`]: the feed file format (header + ingest-framed records).
+//! - [`record`], [`publish`], [`replay`], [`inspect`], [`import`]: one
+//!   module per command of the binary.
+//! - [`send`]: the paced, batching TCP sender shared by publish and replay.
+
+mod arrivals;
+mod book;
+pub mod file;
+pub mod import;
+pub mod inspect;
+pub mod market;
+pub mod pacing;
+pub mod progress;
+pub mod publish;
+pub mod record;
+pub mod replay;
+pub mod send;
+mod symbols;
