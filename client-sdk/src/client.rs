@@ -52,8 +52,10 @@ impl ClientBuilder {
     }
 
     /// Treat the connection as dead when nothing (not even a ping) arrives
-    /// for this long, and reconnect. The broker pings idle connections, so
-    /// this catches a peer that vanished without closing. Default: none.
+    /// for this long, and reconnect; `None` waits forever. The broker pings
+    /// a client every 20 s (by default) when it has heard nothing from it,
+    /// so this catches a broker host that vanished without closing the
+    /// connection. Default: 60 s.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
         self
@@ -120,7 +122,7 @@ impl Client {
             url: url.into(),
             reconnect: ReconnectPolicy::default(),
             connect_timeout: Duration::from_secs(5),
-            idle_timeout: None,
+            idle_timeout: Some(Duration::from_secs(60)),
             event_capacity: 1024,
         }
     }
