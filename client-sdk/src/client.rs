@@ -237,7 +237,8 @@ impl Client {
             Verdict::InOrder => None,
             Verdict::Gap { expected } => {
                 self.stats.gaps += 1;
-                self.stats.missed += seq - expected;
+                // A hostile `seq` near u64::MAX must not overflow the sum.
+                self.stats.missed = self.stats.missed.saturating_add(seq - expected);
                 Some(Event::Gap {
                     sym: received.tick.sym.clone(),
                     expected,

@@ -73,7 +73,7 @@ pub enum ClientError {
     #[error("unexpected frame from the server: {0}")]
     Protocol(&'static str),
     /// The broker refused a subscribe or unsubscribe request.
-    #[error("the broker refused the request ({code:?}): {message}")]
+    #[error("the broker refused the request ({}): {message}", wire_name(*.code))]
     Refused {
         /// The broker's error code.
         code: ErrorCode,
@@ -94,4 +94,30 @@ pub enum ClientError {
         /// Why the last one failed (or why the connection was lost).
         cause: Box<ClientError>,
     },
+}
+
+/// The error code as it appears on the wire (`too_many_topics`), which is
+/// what the broker's documentation and logs use.
+fn wire_name(code: ErrorCode) -> String {
+    match serde_json::to_value(code) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => format!("{code:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_name_the_wire_code() {
+        let e = ClientError::Refused {
+            code: ErrorCode::TooManyTopics,
+            message: "limit is 2".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the broker refused the request (too_many_topics): limit is 2"
+        );
+    }
 }
