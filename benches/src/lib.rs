@@ -1,1 +1,41 @@
-//! Benches (being written).
+//! `loadgen`: tickcast's end-to-end load generator, as a library so the tests
+//! can drive exactly what the binary runs.
+//!
+//! One publisher sends ticks into the server on an absolute schedule (each
+//! tick's `ts` is its *intended* send time, so a stalled server cannot hide its
+//! own delay: no coordinated omission), and many WebSocket subscribers measure
+//! receive time − `ts`, count deliveries against what was expected, and look for
+//! per-symbol sequence gaps. The same run works against tickcast or, for
+//! comparison, against nats-server over its WebSocket listener.
+//!
+//! Module map, in the order data flows:
+//! - [`scenario`]: the TOML scenario files (`benches/scenarios/`).
+//! - [`universe`]: symbols, their Zipf-skewed activity, who subscribes to what.
+//! - [`ticksource`]: the publisher's deterministic tick generator.
+//! - [`publisher`]: the paced publisher thread (tickcast ingest or NATS `PUB`).
+//! - [`wsframe`], [`nats`]: the client side of the wire protocols, hand-parsed
+//!   because one loadgen core must consume millions of frames a second.
+//! - [`conn`]: one subscriber connection (handshake, subscribe, read events).
+//! - [`pool`]: the subscriber threads and their per-connection accounting.
+//! - [`latency`], [`hgrm`]: latency histograms and their percentile files.
+//! - [`target`], [`procstat`], [`http`]: the server under test and its process.
+//! - [`runner`], [`idle`]: a traffic run (steps, saturation) and an idle run.
+//! - [`report`], [`plots`]: the JSON result, terminal tables and SVG charts.
+
+pub mod conn;
+pub mod hgrm;
+pub mod http;
+pub mod idle;
+pub mod latency;
+pub mod nats;
+pub mod plots;
+pub mod pool;
+pub mod procstat;
+pub mod publisher;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod target;
+pub mod ticksource;
+pub mod universe;
+pub mod wsframe;

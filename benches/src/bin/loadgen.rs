@@ -1,0 +1,144 @@
+//! `loadgen`: runs a scenario against tickcast or nats-server and writes the
+//! results (JSON, `.hgrm` percentile files, SVG charts); `loadgen compare`
+//! puts two result files side by side.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tickcast_benches::idle::run_idle;
+use tickcast_benches::procstat;
+use tickcast_benches::report::{comparison_table, summary_table, RunReport};
+use tickcast_benches::runner::{run_traffic, RunOptions};
+use tickcast_benches::scenario::Scenario;
+use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "End-to-end load generator for tickcast (and nats-server, for comparison)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario file.
+    Run(RunArgs),
+    /// Print two result.json files side by side, with ratios (b ÷ a).
+    Compare {
+        /// The first run's result.json.
+        a: PathBuf,
+        /// The second run's result.json.
+        b: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The scenario (TOML), e.g. benches/scenarios/ladder-200.toml.
+    scenario: PathBuf,
+    /// Which server to load.
+    #[arg(long, value_enum, default_value_t = TargetKind::Tickcast)]
+    target: TargetKind,
+    /// Start the server on free loopback ports (tickcast-broker from this
+    /// program's directory, or nats-server from the PATH) and stop it after.
+    #[arg(long)]
+    spawn: bool,
+    /// The server's executable for --spawn.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Pin the spawned server to this CPU (taskset -c).
+    #[arg(long, alias = "broker-cpu")]
+    server_cpu: Option<usize>,
+    /// Pin the loadgen itself to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// WebSocket/HTTP address of a running server (tickcast: --listen; NATS:
+    /// its websocket listener).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    broker: SocketAddr,
+    /// Publish address of a running server (tickcast: --ingest; NATS: its
+    /// client port).
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    ingest: SocketAddr,
+    /// A running server's pid, for its CPU and memory figures.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Where to write results (default: benches/results/<scenario>-<target>-<time>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Run(args) => run(args),
+        Command::Compare { a, b } => {
+            let (a, b) = (read_report(&a)?, read_report(&b)?);
+            print!("{}", comparison_table(&a, &b));
+            Ok(())
+        }
+    }
+}
+
+fn read_report(path: &Path) -> Result<RunReport> {
+    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let scenario = Scenario::load(&args.scenario)?;
+    if let Some(cpu) = args.cpu {
+        procstat::pin_to_cpu(cpu)?;
+    }
+    procstat::raise_fd_limit();
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = tickcast_benches::latency::now_ns() / 1_000_000_000;
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results")
+            .join(format!("{}-{}-{stamp}", scenario.name, args.target.name()))
+    });
+    std::fs::create_dir_all(&out_dir)?;
+    let spawned = if args.spawn {
+        Some(SpawnedServer::start(&SpawnOptions {
+            kind: args.target,
+            program: args.server_bin.clone(),
+            cpu: args.server_cpu,
+            dir: out_dir.clone(),
+        })?)
+    } else {
+        None
+    };
+    let endpoints = match &spawned {
+        Some(server) => server.endpoints,
+        None => Endpoints {
+            kind: args.target,
+            ws: args.broker,
+            publish: args.ingest,
+        },
+    };
+    let pid = spawned.as_ref().map(SpawnedServer::pid).or(args.server_pid);
+    let output = if scenario.is_idle() {
+        let report = run_idle(&scenario, endpoints, pid)?;
+        tickcast_benches::runner::RunOutput {
+            report,
+            latencies: Vec::new(),
+        }
+    } else {
+        run_traffic(&scenario, endpoints, &RunOptions::for_terminal(pid))?
+    };
+    drop(spawned);
+    let files = output.save(&out_dir)?;
+    print!("{}", summary_table(&output.report));
+    println!("results in {}", out_dir.display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! One subscriber connection: connect, upgrade, subscribe, then turn bytes
+//! into events.
+//!
+//! The same connection type serves tickcast (`/ws`, JSON subscribe, ticks as
+//! binary frames) and NATS (WebSocket carrying the NATS text protocol), so
+//! every run measures both targets through identical client code. Reading
+//! is split in two steps so one syscall's worth of frames is handled in one
+//! go: [`SubConn::read_some`] fills a large buffer, [`SubConn::process`]
+//! parses every complete frame in it and hands out borrowed [`Event`]s.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+
+use anyhow::{bail, Context, Result};
+use tickcast_protocol::control::{decode_server_frame, Incoming};
+use tickcast_protocol::{ClientRequest, ServerMessage, TickHeader, TickRef};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::nats::{self, ServerOp};
+use crate::wsframe::{self, Frame};
+
+/// Which server the connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// tickcast's own WebSocket protocol.
+    Tickcast,
+    /// The NATS protocol over nats-server's WebSocket listener.
+    Nats,
+}
+
+/// The largest frame (or NATS message) accepted; ticks are ~130 bytes, a
+/// subscription acknowledgement of a few thousand topics some tens of KiB.
+const MAX_FRAME: usize = 1 << 20;
+
+/// How a connection is opened.
+#[derive(Debug, Clone, Default)]
+pub struct ConnOptions {
+    /// Source address to bind before connecting (None: the kernel picks).
+    pub source: Option<Ipv4Addr>,
+    /// `SO_RCVBUF` to set, to make a stalled reader back up quickly.
+    pub rcvbuf: Option<u32>,
+    /// Initial read buffer size (grows to fit a large frame).
+    pub read_buf: usize,
+}
+
+/// Something the server said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A tick (only its routing fields).
+    Tick(TickHeader<'a>),
+    /// The subscription request was acknowledged.
+    Ack,
+    /// A request was refused (error reply).
+    Refused(&'a [u8]),
+    /// The server sent a close frame (with its status code, if any).
+    Closed(Option<u16>),
+    /// A message that is neither a tick nor an expected control message.
+    Other,
+}
+
+/// A subscriber connection after the WebSocket upgrade.
+#[derive(Debug)]
+pub struct SubConn {
+    stream: TcpStream,
+    protocol: Protocol,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// A fragmented WebSocket message being reassembled (rare).
+    fragments: Vec<u8>,
+    /// NATS bytes left over from previous frames (a line split across frames).
+    nats_stream: Vec<u8>,
+    /// Frames to send back (pongs, close echo), flushed after processing.
+    replies: Vec<u8>,
+    mask: [u8; 4],
+}
+
+impl SubConn {
+    /// Connects to `addr` and completes the WebSocket upgrade.
+    pub async fn connect(
+        addr: SocketAddr,
+        protocol: Protocol,
+        opts: &ConnOptions,
+        id: u32,
+    ) -> Result<Self> {
+        let socket = TcpSocket::new_v4().context("socket")?;
+        if let Some(rcvbuf) = opts.rcvbuf {
+            socket.set_recv_buffer_size(rcvbuf).context("SO_RCVBUF")?;
+        }
+        if let Some(ip) = opts.source {
+            bind_without_port(&socket, ip)?;
+        }
+        let stream = socket
+            .connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        stream.set_nodelay(true).context("TCP_NODELAY")?;
+        let mut conn = SubConn {
+            stream,
+            protocol,
+            buf: vec![0; opts.read_buf.clamp(256, MAX_FRAME)],
+            start: 0,
+            end: 0,
+            fragments: Vec::new(),
+            nats_stream: Vec::new(),
+            replies: Vec::new(),
+            // Any mask value is valid; varying it per connection is enough.
+            mask: id.wrapping_mul(0x9e37_79b9).to_be_bytes(),
+        };
+        let path = match protocol {
+            Protocol::Tickcast => "/ws",
+            Protocol::Nats => "/",
+        };
+        let request = wsframe::upgrade_request(&addr.to_string(), path);
+        conn.stream
+            .write_all(request.as_bytes())
+            .await
+            .context("send upgrade")?;
+        loop {
+            if conn.read_some().await? == 0 {
+                bail!("server closed during the upgrade");
+            }
+            if let Some(head) = wsframe::parse_upgrade_response(&conn.buf[..conn.end])? {
+                conn.start = head;
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// Sends the subscription request for `topics`; the acknowledgement
+    /// arrives later as [`Event::Ack`].
+    pub async fn subscribe(&mut self, topics: &[String]) -> Result<()> {
+        let mut frame = Vec::new();
+        match self.protocol {
+            Protocol::Tickcast => {
+                let request = ClientRequest::Subscribe {
+                    topics: topics.to_vec(),
+                };
+                wsframe::put_client_frame(
+                    &mut frame,
+                    wsframe::OP_TEXT,
+                    request.to_json().as_bytes(),
+                    self.mask,
+                );
+            }
+            Protocol::Nats => {
+                let commands = nats::subscribe_commands(topics);
+                wsframe::put_client_frame(&mut frame, wsframe::OP_BINARY, &commands, self.mask);
+            }
+        }
+        self.stream
+            .write_all(&frame)
+            .await
+            .context("send subscribe")
+    }
+
+    /// For NATS: `CONNECT` then `PING`, so an idle connection is fully set up
+    /// (and acknowledged by `PONG`) without subscribing to anything.
+    pub async fn hello(&mut self) -> Result<()> {
+        if self.protocol == Protocol::Nats {
+            self.subscribe(&[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads once (at most a buffer's worth) and returns the bytes read;
+    /// 0 means the server closed the connection.
+    pub async fn read_some(&mut self) -> Result<usize> {
+        if self.start > 0 {
+            // Move the partial frame (a few bytes) to the front to make room.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            // A frame larger than the buffer: grow (bounded by MAX_FRAME).
+            if self.buf.len() >= MAX_FRAME + 16 {
+                bail!("frame larger than {MAX_FRAME} bytes");
+            }
+            let grown = (self.buf.len() * 2).min(MAX_FRAME + 16);
+            self.buf.resize(grown, 0);
+        }
+        let n = self
+            .stream
+            .read(&mut self.buf[self.end..])
+            .await
+            .context("read")?;
+        self.end += n;
+        Ok(n)
+    }
+
+    /// Handles every complete frame in the buffer, calling `on` for each
+    /// event. Replies (pongs) are queued for [`SubConn::flush_replies`].
+    pub fn process(&mut self, on: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        let Self {
+            buf,
+            start,
+            end,
+            fragments,
+            nats_stream,
+            replies,
+            mask,
+            protocol,
+            ..
+        } = self;
+        while let Some((frame, used)) = wsframe::parse_frame(&buf[*start..*end], MAX_FRAME)? {
+            *start += used;
+            match frame {
+                Frame::Data {
+                    opcode,
+                    fin,
+                    payload,
+                } => {
+                    // A fragmented message is rare: copy it together first.
+                    let whole: &[u8] = if fin && fragments.is_empty() {
+                        payload
+                    } else {
+                        if fragments.len() + payload.len() > MAX_FRAME {
+                            bail!("fragmented message larger than {MAX_FRAME} bytes");
+                        }
+                        fragments.extend_from_slice(payload);
+                        if !fin {
+                            continue;
+                        }
+                        fragments
+                    };
+                    match protocol {
+                        Protocol::Tickcast if opcode == wsframe::OP_TEXT => on(Event::Other),
+                        Protocol::Tickcast => on(tickcast_event(whole)),
+                        Protocol::Nats => nats_events(whole, nats_stream, replies, *mask, on)?,
+                    }
+                    fragments.clear();
+                }
+                Frame::Ping(payload) => {
+                    wsframe::put_client_frame(replies, wsframe::OP_PONG, payload, *mask)
+                }
+                Frame::Pong => {}
+                Frame::Close(code) => {
+                    let echo = code.map_or(Vec::new(), |c| c.to_be_bytes().to_vec());
+                    wsframe::put_client_frame(replies, wsframe::OP_CLOSE, &echo, *mask);
+                    on(Event::Closed(code));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends any queued replies.
+    pub async fn flush_replies(&mut self) -> Result<()> {
+        if !self.replies.is_empty() {
+            self.stream
+                .write_all(&self.replies)
+                .await
+                .context("send reply")?;
+            self.replies.clear();
+        }
+        Ok(())
+    }
+}
+
+/// The routing fields of a tick: the fast canonical-order peek, else a full
+/// decode (a tick from another encoder).
+fn tick_header(payload: &[u8]) -> Option<TickHeader<'_>> {
+    TickHeader::peek(payload).or_else(|| {
+        TickRef::decode(payload).ok().map(|t| TickHeader {
+            sym: t.sym,
+            seq: t.seq,
+            ts: t.ts,
+        })
+    })
+}
+
+/// Classifies one tickcast binary message: a tick, or a control message.
+fn tickcast_event(payload: &[u8]) -> Event<'_> {
+    if let Some(header) = tick_header(payload) {
+        return Event::Tick(header);
+    }
+    match decode_server_frame(payload) {
+        Ok(Incoming::Control(ServerMessage::Subscribed { .. })) => Event::Ack,
+        Ok(Incoming::Control(ServerMessage::Error { .. })) => Event::Refused(payload),
+        _ => Event::Other,
+    }
+}
+
+/// Feeds one WebSocket payload into the NATS byte stream and emits the
+/// operations it completes. Parses straight from the frame when nothing is
+/// carried over (the common case) and copies only a split tail.
+fn nats_events(
+    payload: &[u8],
+    carry: &mut Vec<u8>,
+    replies: &mut Vec<u8>,
+    mask: [u8; 4],
+    on: &mut impl FnMut(Event<'_>),
+) -> Result<()> {
+    let mut handle = |bytes: &[u8]| -> Result<usize> {
+        let mut pos = 0;
+        while let Some((op, used)) = nats::parse_op(&bytes[pos..])? {
+            pos += used;
+            match op {
+                ServerOp::Msg { payload, .. } => {
+                    on(tick_header(payload).map_or(Event::Other, Event::Tick))
+                }
+                ServerOp::Ping => {
+                    wsframe::put_client_frame(replies, wsframe::OP_BINARY, b"PONG\r\n", mask)
+                }
+                ServerOp::Pong => on(Event::Ack),
+                ServerOp::Err(msg) => on(Event::Refused(msg)),
+                ServerOp::Info | ServerOp::Ok => {}
+            }
+        }
+        Ok(pos)
+    };
+    if carry.is_empty() {
+        let used = handle(payload)?;
+        carry.extend_from_slice(&payload[used..]);
+    } else {
+        carry.extend_from_slice(payload);
+        let used = handle(carry)?;
+        carry.drain(..used);
+    }
+    Ok(())
+}
+
+/// Binds `socket` to `ip` and lets the kernel choose the port only at
+/// `connect`, by (address, port) 4-tuple, instead of reserving one at
+/// `bind`: without `IP_BIND_ADDRESS_NO_PORT` every bound socket would use up
+/// one of the ~28k ephemeral ports for good, capping the idle run.
+fn bind_without_port(socket: &TcpSocket, ip: Ipv4Addr) -> Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd, a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("IP_BIND_ADDRESS_NO_PORT");
+    }
+    socket
+        .bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))
+        .with_context(|| format!("bind {ip}"))
+}

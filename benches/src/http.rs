@@ -1,0 +1,96 @@
+//! A minimal blocking HTTP/1.1 GET, for the broker's `/healthz`, `/stats` and
+//! `/symbols` between steps. A few requests per run do not justify an HTTP
+//! client dependency; this reads a `Connection: close` response to the end,
+//! bounded in size and time.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// The largest response body accepted.
+const MAX_RESPONSE: u64 = 16 * 1024 * 1024;
+
+/// GETs `path` from `addr` and returns the body of a 200 response.
+pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<Vec<u8>> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connect {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream
+        .take(MAX_RESPONSE)
+        .read_to_end(&mut response)
+        .with_context(|| format!("read {path}"))?;
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("response has no complete head")?;
+    let head = String::from_utf8_lossy(&response[..head_end]).to_ascii_lowercase();
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("GET {path}: {status}");
+    }
+    let body = &response[head_end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        Ok(body.to_vec())
+    }
+}
+
+/// Decodes a chunked body (`<hex len>\r\n<bytes>\r\n` … `0\r\n\r\n`).
+fn dechunk(mut body: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("truncated chunk size")?;
+        let size_text = std::str::from_utf8(&body[..eol])?;
+        let size_hex = size_text.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_hex, 16).context("bad chunk size")?;
+        if size == 0 {
+            return Ok(out);
+        }
+        let chunk = body
+            .get(eol + 2..eol + 2 + size)
+            .context("truncated chunk")?;
+        out.extend_from_slice(chunk);
+        body = body.get(eol + 4 + size..).context("truncated chunk end")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn serve_once(response: &'static [u8]) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 1024];
+            let _ = s.read(&mut req).unwrap();
+            s.write_all(response).unwrap();
+        });
+        addr
+    }
+
+    #[test]
+    fn plain_and_chunked_bodies_and_errors() {
+        let t = Duration::from_secs(5);
+        let plain = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+        assert_eq!(get(plain, "/stats", t).unwrap(), b"{}");
+        let chunked = serve_once(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n");
+        assert_eq!(get(chunked, "/", t).unwrap(), b"abcde");
+        let missing = serve_once(b"HTTP/1.1 404 Not Found\r\n\r\n");
+        assert!(get(missing, "/nope", t).is_err());
+    }
+}

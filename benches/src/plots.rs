@@ -1,0 +1,203 @@
+//! SVG charts of a run, drawn with `plotters`.
+//!
+//! - Latency by percentile: the classic HdrHistogram chart, x = 1/(1−p) on a
+//!   log axis labelled 0%, 90%, 99%, 99.9%…, one line per step. It shows the
+//!   whole distribution, tail included, which averages and a single p99 hide.
+//! - Over time: deliveries per second and p50/p99 latency per second of the
+//!   measured window, to see warm-up effects, GC-like stalls or drift.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+
+use crate::report::IntervalPoint;
+
+const SIZE: (u32, u32) = (1000, 620);
+/// The deepest percentile plotted: 99.999% (x = 10^5).
+const MAX_X: f64 = 1e5;
+
+fn percentile_label(x: f64) -> String {
+    let p = 100.0 * (1.0 - 1.0 / x);
+    let decimals = (x.log10().round() as usize).saturating_sub(2);
+    format!("{p:.decimals$}%")
+}
+
+/// Draws latency by percentile for each `(label, histogram in ns)`.
+pub fn latency_by_percentile(
+    path: &Path,
+    title: &str,
+    series: &[(String, &Histogram<u64>)],
+) -> Result<()> {
+    let curves: Vec<(String, Vec<(f64, f64)>)> = series
+        .iter()
+        .filter(|(_, h)| !h.is_empty())
+        .map(|(label, h)| {
+            let points = h
+                .iter_quantiles(5)
+                .map(|v| (v.quantile_iterated_to(), v.value_iterated_to() as f64 / 1e6))
+                .filter(|(q, _)| *q < 1.0)
+                .map(|(q, ms)| ((1.0 / (1.0 - q)).min(MAX_X), ms))
+                .collect();
+            (label.clone(), points)
+        })
+        .collect();
+    let y_max = series
+        .iter()
+        .map(|(_, h)| h.value_at_quantile(1.0 - 1.0 / MAX_X) as f64 / 1e6)
+        .fold(0.0, f64::max)
+        .max(0.01)
+        * 1.1;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1f64..MAX_X).log_scale(), 0f64..y_max)
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| percentile_label(*x))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (i, (label, points)) in curves.into_iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// Draws deliveries/s (top) and p50/p99 latency (bottom) per second.
+pub fn timeline(path: &Path, title: &str, points: &[IntervalPoint]) -> Result<()> {
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let (top, bottom) = root.split_vertically(SIZE.1 / 2);
+    let t_max = points.iter().map(|p| p.t_s).fold(1.0, f64::max);
+    let rate_max = points.iter().map(|p| p.delivered_per_s).fold(1.0, f64::max) * 1.1;
+    let mut rate_chart = ChartBuilder::on(&top)
+        .caption(title, ("sans-serif", 20))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..t_max, 0f64..rate_max)
+        .map_err(|e| anyhow!("{e}"))?;
+    rate_chart
+        .configure_mesh()
+        .y_desc("deliveries/s")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    rate_chart
+        .draw_series(LineSeries::new(
+            points.iter().map(|p| (p.t_s, p.delivered_per_s)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(|e| anyhow!("{e}"))?;
+    let lat_max = points.iter().map(|p| p.p99_ms).fold(0.01, f64::max) * 1.2;
+    let mut lat_chart = ChartBuilder::on(&bottom)
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..t_max, 0f64..lat_max)
+        .map_err(|e| anyhow!("{e}"))?;
+    lat_chart
+        .configure_mesh()
+        .x_desc("seconds into the measured window")
+        .y_desc("latency (ms)")
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    for (label, color, pick) in [
+        (
+            "p50",
+            GREEN,
+            (|p: &IntervalPoint| p.p50_ms) as fn(&IntervalPoint) -> f64,
+        ),
+        ("p99", RED, |p: &IntervalPoint| p.p99_ms),
+    ] {
+        lat_chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.t_s, pick(p))),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| anyhow!("{e}"))?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    lat_chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latency::new_histogram;
+
+    #[test]
+    fn labels_name_the_percentiles() {
+        assert_eq!(percentile_label(1.0), "0%");
+        assert_eq!(percentile_label(10.0), "90%");
+        assert_eq!(percentile_label(100.0), "99%");
+        assert_eq!(percentile_label(1000.0), "99.9%");
+        assert_eq!(percentile_label(100_000.0), "99.999%");
+    }
+
+    #[test]
+    fn charts_render_to_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut h = new_histogram();
+        for i in 1..10_000u64 {
+            h.record(i * 1000).unwrap();
+        }
+        let lat = dir.path().join("lat.svg");
+        latency_by_percentile(
+            &lat,
+            "test",
+            &[("5k/s".into(), &h), ("empty".into(), &new_histogram())],
+        )
+        .unwrap();
+        let svg = std::fs::read_to_string(&lat).unwrap();
+        assert!(svg.contains("<svg") && svg.contains("99.9%") && svg.contains("5k/s"));
+        let points: Vec<IntervalPoint> = (1..=5)
+            .map(|t| IntervalPoint {
+                t_s: t as f64,
+                delivered_per_s: 1000.0,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                max_ms: 3.0,
+            })
+            .collect();
+        let tl = dir.path().join("tl.svg");
+        timeline(&tl, "test", &points).unwrap();
+        assert!(std::fs::read_to_string(&tl)
+            .unwrap()
+            .contains("deliveries/s"));
+        timeline(&tl, "empty", &[]).unwrap();
+    }
+}

@@ -1,0 +1,284 @@
+//! The symbols of a run, how active each is, and who subscribes to what.
+//!
+//! Real market data is skewed: a few symbols trade far more often than the
+//! rest, and most clients watch the same popular few. Both the publisher's
+//! choice of symbol and each subscriber's choice of topics follow one Zipf
+//! law (weight of rank r ∝ 1/r^s), so the busiest symbols are also the most
+//! fanned-out, which is the hard case for a broker. Everything is seeded,
+//! so a scenario produces the same plan on every run and every target.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use serde::Serialize;
+
+use crate::scenario::Subscribers;
+
+/// Mixed into the scenario seed so the subscription plan and the publisher's
+/// ticks come from unrelated random streams.
+const PLAN_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// `count` distinct ticker-like names (2 to 4 capital letters), the same for
+/// a given count on every run.
+pub fn symbol_names(count: usize) -> Vec<String> {
+    // Walk a fixed permutation of all 4-letter names (stride coprime with
+    // 26^4), trimming some to 2-3 letters, so names look like tickers and no
+    // two runs or targets disagree on them.
+    const SPACE: u64 = 26 * 26 * 26 * 26;
+    const STRIDE: u64 = 104_729; // a prime, so coprime with 26^4
+    let mut seen = std::collections::HashSet::with_capacity(count);
+    let mut names = Vec::with_capacity(count);
+    let mut k = 0u64;
+    while names.len() < count {
+        let mut code = (k * STRIDE + 7) % SPACE;
+        let len = 2 + (k % 3) as usize + usize::from(k >= SPACE);
+        k += 1;
+        let mut name = String::with_capacity(len);
+        for _ in 0..len {
+            name.push(char::from(b'A' + (code % 26) as u8));
+            code /= 26;
+        }
+        if seen.insert(name.clone()) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The symbols of a run and their activity weights.
+#[derive(Debug)]
+pub struct Universe {
+    names: Vec<String>,
+    weights: Vec<f64>,
+    index: HashMap<String, u32>,
+}
+
+impl Universe {
+    /// `count` symbols, symbol 0 the most active, weights ∝ 1/(rank+1)^`zipf_s`.
+    pub fn new(count: usize, zipf_s: f64) -> Self {
+        let names = symbol_names(count);
+        let weights = (0..count)
+            .map(|rank| 1.0 / ((rank + 1) as f64).powf(zipf_s))
+            .collect();
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (name.clone(), i as u32))
+            .collect();
+        Self {
+            names,
+            weights,
+            index,
+        }
+    }
+
+    /// How many symbols.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether there are no symbols.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The name of symbol `i`.
+    pub fn name(&self, i: usize) -> &str {
+        &self.names[i]
+    }
+
+    /// Every symbol name, most active first.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The activity weights (unnormalised), most active first.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// The index of a symbol name, if it is one of ours.
+    pub fn lookup(&self, sym: &str) -> Option<usize> {
+        self.index.get(sym).map(|&i| i as usize)
+    }
+}
+
+/// How a subscriber behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Reads as fast as it can; its latency is the headline figure.
+    Healthy,
+    /// Pauses after every read.
+    Slow,
+    /// Never reads after its subscription is acknowledged.
+    Stalled,
+}
+
+impl Class {
+    /// Every class, in report order; `class as usize` indexes arrays of this.
+    pub const ALL: [Class; 3] = [Class::Healthy, Class::Slow, Class::Stalled];
+}
+
+/// What one subscriber subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Topics {
+    /// `*`: every symbol.
+    All,
+    /// These symbol indices.
+    Some(Vec<u32>),
+}
+
+/// One subscriber connection to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberPlan {
+    /// How it behaves.
+    pub class: Class,
+    /// What it subscribes to.
+    pub topics: Topics,
+}
+
+impl SubscriberPlan {
+    /// The topic strings to send in the subscribe request.
+    pub fn topic_names(&self, universe: &Universe) -> Vec<String> {
+        match &self.topics {
+            Topics::All => vec![tickcast_protocol::WILDCARD.to_owned()],
+            Topics::Some(syms) => syms
+                .iter()
+                .map(|&i| universe.name(i as usize).to_owned())
+                .collect(),
+        }
+    }
+
+    /// Whether it receives symbol `sym`.
+    pub fn covers(&self, sym: usize) -> bool {
+        match &self.topics {
+            Topics::All => true,
+            Topics::Some(syms) => syms.contains(&(sym as u32)),
+        }
+    }
+}
+
+/// Draws every subscriber's topics: healthy ones first, then wildcard, slow
+/// and stalled ones. Topic sets are `topics_per_sub` distinct symbols drawn
+/// with the Zipf weights.
+pub fn plan_subscribers(
+    spec: &Subscribers,
+    universe: &Universe,
+    seed: u64,
+) -> Result<Vec<SubscriberPlan>> {
+    let mut rng = Pcg64Mcg::seed_from_u64(seed ^ PLAN_STREAM);
+    let weights = universe.weights();
+    let mut draw = |class| -> Result<SubscriberPlan> {
+        let picked = rand::seq::index::sample_weighted(
+            &mut rng,
+            universe.len(),
+            |i| weights[i],
+            spec.topics_per_sub,
+        )
+        .context("cannot draw topics from the symbol weights")?;
+        let mut syms: Vec<u32> = picked.into_iter().map(|i| i as u32).collect();
+        syms.sort_unstable();
+        Ok(SubscriberPlan {
+            class,
+            topics: Topics::Some(syms),
+        })
+    };
+    let mut plans = Vec::new();
+    for _ in 0..spec.count {
+        plans.push(draw(Class::Healthy)?);
+    }
+    plans.extend((0..spec.wildcard).map(|_| SubscriberPlan {
+        class: Class::Healthy,
+        topics: Topics::All,
+    }));
+    for _ in 0..spec.slow {
+        plans.push(draw(Class::Slow)?);
+    }
+    for _ in 0..spec.stalled {
+        let plan = if spec.stalled_wildcard {
+            SubscriberPlan {
+                class: Class::Stalled,
+                topics: Topics::All,
+            }
+        } else {
+            draw(Class::Stalled)?
+        };
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// How many subscribers of each class receive each symbol: with the
+/// publisher's per-symbol counts this gives the exact expected deliveries.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    per_class: [Vec<u64>; 3],
+}
+
+impl Fanout {
+    /// Counts the plans' receivers per symbol.
+    pub fn new(plans: &[SubscriberPlan], symbols: usize) -> Self {
+        let mut per_class = [vec![0; symbols], vec![0; symbols], vec![0; symbols]];
+        for plan in plans {
+            let counts = &mut per_class[plan.class as usize];
+            match &plan.topics {
+                Topics::All => counts.iter_mut().for_each(|c| *c += 1),
+                Topics::Some(syms) => syms.iter().for_each(|&s| counts[s as usize] += 1),
+            }
+        }
+        Self { per_class }
+    }
+
+    /// Deliveries owed to `class` for `published[sym]` ticks of each symbol.
+    pub fn expected(&self, class: Class, published: &[u64]) -> u64 {
+        self.per_class[class as usize]
+            .iter()
+            .zip(published)
+            .map(|(subs, ticks)| subs * ticks)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_deterministic_skewed_and_counted() {
+        let universe = Universe::new(200, 1.0);
+        assert_eq!(universe.len(), 200);
+        assert_eq!(universe.lookup(universe.name(17)), Some(17));
+        let spec = Subscribers {
+            count: 400,
+            topics_per_sub: 10,
+            wildcard: 2,
+            stalled: 1,
+            ..Subscribers::default()
+        };
+        let plans = plan_subscribers(&spec, &universe, 7).unwrap();
+        assert_eq!(plans, plan_subscribers(&spec, &universe, 7).unwrap());
+        assert_eq!(plans.len(), 403);
+        for plan in &plans[..400] {
+            let Topics::Some(syms) = &plan.topics else {
+                panic!("healthy plan on *")
+            };
+            let mut dedup = syms.clone();
+            dedup.dedup();
+            assert_eq!(dedup.len(), 10);
+        }
+        let fanout = Fanout::new(&plans, universe.len());
+        let mut one_each = vec![0; 200];
+        one_each[0] = 1;
+        let top = fanout.expected(Class::Healthy, &one_each);
+        one_each.swap(0, 199);
+        let bottom = fanout.expected(Class::Healthy, &one_each);
+        assert!(
+            top > 2 * bottom,
+            "popular symbol has {top} subscribers, rare {bottom}"
+        );
+        assert_eq!(fanout.expected(Class::Stalled, &vec![1; 200]), 10);
+    }
+}
