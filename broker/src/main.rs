@@ -1,1 +1,201 @@
-fn main() {}
+//! `tickcast-broker`: the command-line front of the broker library.
+//!
+//! Parses flags into a [`BrokerConfig`], starts the broker, and on SIGINT or
+//! SIGTERM closes every client with 1001, prints the latency summary and
+//! exits 0. Everything else lives in the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgGroup, Parser, ValueEnum};
+use feed_simulator::market::MarketConfig;
+use feed_simulator::pacing::Speed;
+use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Real-time market-data fan-out over WebSocket.
+///
+/// With no arguments it serves http://127.0.0.1:8080/ (dashboard), ws://127.0.0.1:8080/ws
+/// and /metrics, fed by the embedded simulator (100 symbols, 5,000 ticks/s).
+#[derive(Parser, Debug)]
+#[command(name = "tickcast-broker", version, about, long_about = None)]
+#[command(group(ArgGroup::new("source").args(["feed", "ingest", "replay"])))]
+struct Args {
+    /// HTTP and WebSocket address.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
+    listen: SocketAddr,
+
+    /// Use the embedded simulator (the default feed).
+    #[arg(long, value_enum, value_name = "sim")]
+    feed: Option<FeedKind>,
+    /// Simulator: number of symbols.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    symbols: usize,
+    /// Simulator: average ticks per second.
+    #[arg(long, default_value_t = 5_000.0, value_name = "R")]
+    rate: f64,
+    /// Simulator: random seed (same seed, same market).
+    #[arg(long, default_value_t = 1, value_name = "S")]
+    seed: u64,
+    /// Simulator: add a market-open burst of activity.
+    #[arg(long)]
+    open_burst: bool,
+
+    /// Listen for publishers (ingest framing over TCP) instead of simulating.
+    #[arg(long, value_name = "HOST:PORT")]
+    ingest: Option<SocketAddr>,
+
+    /// Replay a recorded feed file instead of simulating.
+    #[arg(long, value_name = "FILE")]
+    replay: Option<PathBuf>,
+    /// Replay speed: 1 (recorded pace), 10, 0.5, … or max.
+    #[arg(long, default_value = "1", requires = "replay", value_name = "X")]
+    speed: Speed,
+    /// Replay: start over at the end of the file.
+    #[arg(long = "loop", requires = "replay")]
+    looping: bool,
+
+    /// What to do with a client past its outbox limit.
+    #[arg(long, value_enum, default_value = "conflate")]
+    slow_consumer: SlowConsumerPolicy,
+    /// Outbox limit per client, in bytes.
+    #[arg(long, default_value_t = Limits::default().outbox_bytes, value_name = "BYTES")]
+    outbox_bytes: usize,
+    /// Close a client that stays over its outbox limit this long.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    slow_timeout: Duration,
+    /// Most simultaneous WebSocket connections.
+    #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
+    max_connections: usize,
+    /// Most topics per connection.
+    #[arg(long, default_value_t = Limits::default().max_topics, value_name = "N")]
+    max_topics: usize,
+    /// Largest control message in bytes (also across fragments).
+    #[arg(long, default_value_t = Limits::default().max_control_bytes, value_name = "BYTES")]
+    max_control_bytes: usize,
+    /// Control messages per second per connection (sustained; bursts of twice that).
+    #[arg(long, default_value_t = Limits::default().control_rate, value_name = "N")]
+    control_rate: u32,
+    /// Ping a client silent for this long.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    ping_interval: Duration,
+    /// Close a client that does not answer a ping within this long.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pong_timeout: Duration,
+
+    /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
+    #[arg(long, value_name = "FILE")]
+    hdr_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FeedKind {
+    /// The embedded simulator.
+    Sim,
+}
+
+impl Args {
+    fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        if !(self.rate.is_finite() && self.rate > 0.0) {
+            anyhow::bail!(
+                "--rate must be a positive number of ticks per second, got {}",
+                self.rate
+            );
+        }
+        if self.symbols == 0 {
+            anyhow::bail!("--symbols must be at least 1");
+        }
+        let feed = if let Some(at) = self.ingest {
+            FeedConfig::Ingest(at)
+        } else if let Some(path) = self.replay {
+            FeedConfig::Replay {
+                path,
+                speed: self.speed,
+                looping: self.looping,
+            }
+        } else {
+            FeedConfig::Sim(MarketConfig {
+                symbols: self.symbols,
+                rate: self.rate,
+                seed: self.seed,
+                open_burst: self.open_burst,
+            })
+        };
+        let limits = Limits {
+            max_connections: self.max_connections,
+            max_topics: self.max_topics,
+            max_control_bytes: self.max_control_bytes,
+            control_rate: self.control_rate,
+            control_burst: self.control_rate.saturating_mul(2),
+            outbox_bytes: self.outbox_bytes,
+            slow_policy: self.slow_consumer,
+            slow_timeout: self.slow_timeout,
+            ping_interval: self.ping_interval,
+            pong_timeout: self.pong_timeout,
+        };
+        Ok(BrokerConfig {
+            listen: self.listen,
+            feed,
+            limits,
+            hdr_log: self.hdr_log,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let broker = tickcast_broker::start(config).await?;
+    let addr = broker.local_addr();
+    tracing::info!("serving http://{addr}/ (dashboard), ws://{addr}/ws, http://{addr}/metrics");
+    if let Some(ingest) = broker.ingest_addr() {
+        tracing::info!("accepting publishers on {ingest}");
+    }
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let summary = broker.metrics().summary();
+    broker.shutdown().await;
+    print!("{summary}");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        res = tokio::signal::ctrl_c() => res?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

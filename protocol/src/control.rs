@@ -48,8 +48,8 @@ pub enum ErrorCode {
     TooManyTopics,
     /// The client sends control messages faster than allowed.
     RateLimited,
-    /// The control message is larger than allowed.
-    MessageTooLarge,
+    /// The symbol is not one the broker can track (its symbol table is full).
+    UnknownSymbol,
 }
 
 /// A message from the broker that is not a tick.
@@ -81,7 +81,8 @@ pub struct RequestError {
 }
 
 impl RequestError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    /// A refusal with `code` and an explanation.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),

@@ -124,7 +124,7 @@ impl<'a> Reader<'a> {
         let n = match marker {
             0x00..=0x7f => Number::Unsigned(u64::from(marker)),
             0xe0..=0xff => Number::Negative(i64::from(marker as i8)),
-            0xcc..=0xd3 | 0xca | 0xcb => {
+            0xca..=0xd3 => {
                 self.pos += 1;
                 return Ok(match marker {
                     0xcc => Number::Unsigned(u64::from(self.byte()?)),

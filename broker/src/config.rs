@@ -1,0 +1,109 @@
+//! Everything a running broker can be told: where to listen, which feed to
+//! read, and the limits that keep one client from hurting the others.
+//!
+//! The CLI (`main.rs`) only parses flags into a [`BrokerConfig`]; tests build
+//! one directly, so both run exactly the same broker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use feed_simulator::market::MarketConfig;
+use feed_simulator::pacing::Speed;
+
+/// Where the ticks come from.
+#[derive(Debug, Clone)]
+pub enum FeedConfig {
+    /// The embedded simulator, paced in real time.
+    Sim(MarketConfig),
+    /// A TCP listener for publishers speaking the ingest framing.
+    Ingest(SocketAddr),
+    /// A recorded feed file, replayed at `speed`.
+    Replay {
+        /// The feed file.
+        path: PathBuf,
+        /// Replay speed relative to the recorded gaps.
+        speed: Speed,
+        /// Start again from the top when the file ends.
+        looping: bool,
+    },
+    /// No feed (tests that only exercise the control plane).
+    None,
+}
+
+/// What to do with a client whose outbox is over [`Limits::outbox_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SlowConsumerPolicy {
+    /// Keep only the latest tick per symbol until the client catches up.
+    Conflate,
+    /// Drop new ticks until the client catches up.
+    Drop,
+    /// Close the connection at once (1008 "slow consumer").
+    Disconnect,
+}
+
+/// Per-connection and broker-wide limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most simultaneous WebSocket connections; more get HTTP 503.
+    pub max_connections: usize,
+    /// Most topics one connection may hold.
+    pub max_topics: usize,
+    /// Largest control message, in bytes (also across fragments).
+    pub max_control_bytes: usize,
+    /// Control messages a connection may send per second (sustained).
+    pub control_rate: u32,
+    /// Control messages a connection may send in a burst.
+    pub control_burst: u32,
+    /// Bytes queued for one connection before the slow-consumer policy applies.
+    pub outbox_bytes: usize,
+    /// What to do past `outbox_bytes`.
+    pub slow_policy: SlowConsumerPolicy,
+    /// How long a connection may stay over `outbox_bytes` before it is closed.
+    pub slow_timeout: Duration,
+    /// Ping a client that has sent nothing for this long.
+    pub ping_interval: Duration,
+    /// Close a client that has not answered a ping within this long.
+    pub pong_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: 50_000,
+            max_topics: 1_024,
+            max_control_bytes: 4 * 1024,
+            control_rate: 20,
+            control_burst: 40,
+            outbox_bytes: 512 * 1024,
+            slow_policy: SlowConsumerPolicy::Conflate,
+            slow_timeout: Duration::from_secs(5),
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+/// The whole configuration of one broker.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// HTTP and WebSocket address.
+    pub listen: SocketAddr,
+    /// The feed.
+    pub feed: FeedConfig,
+    /// Limits and slow-consumer handling.
+    pub limits: Limits,
+    /// Write an HdrHistogram interval log (one interval a second) here.
+    pub hdr_log: Option<PathBuf>,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            feed: FeedConfig::Sim(MarketConfig::default()),
+            limits: Limits::default(),
+            hdr_log: None,
+        }
+    }
+}
