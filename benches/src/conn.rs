@@ -59,10 +59,11 @@ pub enum Event<'a> {
     Other,
 }
 
-/// A subscriber connection after the WebSocket upgrade.
+/// The byte-level half of a connection: buffers what was read and turns it
+/// into [`Event`]s, queueing replies. Separate from the socket so it can be
+/// tested (and measured) on bytes alone.
 #[derive(Debug)]
-pub struct SubConn {
-    stream: TcpStream,
+pub struct Decoder {
     protocol: Protocol,
     buf: Vec<u8>,
     start: usize,
@@ -71,102 +72,29 @@ pub struct SubConn {
     fragments: Vec<u8>,
     /// NATS bytes left over from previous frames (a line split across frames).
     nats_stream: Vec<u8>,
-    /// Frames to send back (pongs, close echo), flushed after processing.
+    /// Frames to send back (pongs, close echo).
     replies: Vec<u8>,
     mask: [u8; 4],
 }
 
-impl SubConn {
-    /// Connects to `addr` and completes the WebSocket upgrade.
-    pub async fn connect(
-        addr: SocketAddr,
-        protocol: Protocol,
-        opts: &ConnOptions,
-        id: u32,
-    ) -> Result<Self> {
-        let socket = TcpSocket::new_v4().context("socket")?;
-        if let Some(rcvbuf) = opts.rcvbuf {
-            socket.set_recv_buffer_size(rcvbuf).context("SO_RCVBUF")?;
-        }
-        if let Some(ip) = opts.source {
-            bind_without_port(&socket, ip)?;
-        }
-        let stream = socket
-            .connect(addr)
-            .await
-            .with_context(|| format!("connect {addr}"))?;
-        stream.set_nodelay(true).context("TCP_NODELAY")?;
-        let mut conn = SubConn {
-            stream,
+impl Decoder {
+    /// A decoder with a `read_buf`-byte buffer, masking replies with `mask`.
+    pub fn new(protocol: Protocol, read_buf: usize, mask: [u8; 4]) -> Self {
+        Self {
             protocol,
-            buf: vec![0; opts.read_buf.clamp(256, MAX_FRAME)],
+            buf: vec![0; read_buf.clamp(256, MAX_FRAME)],
             start: 0,
             end: 0,
             fragments: Vec::new(),
             nats_stream: Vec::new(),
             replies: Vec::new(),
-            // Any mask value is valid; varying it per connection is enough.
-            mask: id.wrapping_mul(0x9e37_79b9).to_be_bytes(),
-        };
-        let path = match protocol {
-            Protocol::Tickcast => "/ws",
-            Protocol::Nats => "/",
-        };
-        let request = wsframe::upgrade_request(&addr.to_string(), path);
-        conn.stream
-            .write_all(request.as_bytes())
-            .await
-            .context("send upgrade")?;
-        loop {
-            if conn.read_some().await? == 0 {
-                bail!("server closed during the upgrade");
-            }
-            if let Some(head) = wsframe::parse_upgrade_response(&conn.buf[..conn.end])? {
-                conn.start = head;
-                return Ok(conn);
-            }
+            mask,
         }
     }
 
-    /// Sends the subscription request for `topics`; the acknowledgement
-    /// arrives later as [`Event::Ack`].
-    pub async fn subscribe(&mut self, topics: &[String]) -> Result<()> {
-        let mut frame = Vec::new();
-        match self.protocol {
-            Protocol::Tickcast => {
-                let request = ClientRequest::Subscribe {
-                    topics: topics.to_vec(),
-                };
-                wsframe::put_client_frame(
-                    &mut frame,
-                    wsframe::OP_TEXT,
-                    request.to_json().as_bytes(),
-                    self.mask,
-                );
-            }
-            Protocol::Nats => {
-                let commands = nats::subscribe_commands(topics);
-                wsframe::put_client_frame(&mut frame, wsframe::OP_BINARY, &commands, self.mask);
-            }
-        }
-        self.stream
-            .write_all(&frame)
-            .await
-            .context("send subscribe")
-    }
-
-    /// For NATS: `CONNECT` then `PING`, so an idle connection is fully set up
-    /// (and acknowledged by `PONG`) without subscribing to anything.
-    pub async fn hello(&mut self) -> Result<()> {
-        if self.protocol == Protocol::Nats {
-            self.subscribe(&[]).await?;
-        }
-        Ok(())
-    }
-
-    /// Reads once (at most a buffer's worth) and returns the bytes read;
-    /// 0 means the server closed the connection.
-    pub async fn read_some(&mut self) -> Result<usize> {
+    /// Free space to read into, after moving a partial frame to the front
+    /// and growing the buffer if one frame does not fit (up to the limit).
+    pub fn spare(&mut self) -> Result<&mut [u8]> {
         if self.start > 0 {
             // Move the partial frame (a few bytes) to the front to make room.
             self.buf.copy_within(self.start..self.end, 0);
@@ -174,24 +102,45 @@ impl SubConn {
             self.start = 0;
         }
         if self.end == self.buf.len() {
-            // A frame larger than the buffer: grow (bounded by MAX_FRAME).
             if self.buf.len() >= MAX_FRAME + 16 {
                 bail!("frame larger than {MAX_FRAME} bytes");
             }
             let grown = (self.buf.len() * 2).min(MAX_FRAME + 16);
             self.buf.resize(grown, 0);
         }
-        let n = self
-            .stream
-            .read(&mut self.buf[self.end..])
-            .await
-            .context("read")?;
-        self.end += n;
-        Ok(n)
+        Ok(&mut self.buf[self.end..])
     }
 
-    /// Handles every complete frame in the buffer, calling `on` for each
-    /// event. Replies (pongs) are queued for [`SubConn::flush_replies`].
+    /// Marks `n` bytes of [`Decoder::spare`] as filled.
+    pub fn filled(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.buf.len());
+    }
+
+    /// Copies `bytes` in (for tests and benchmarks without a socket).
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<()> {
+        while !bytes.is_empty() {
+            let spare = self.spare()?;
+            let n = spare.len().min(bytes.len());
+            spare[..n].copy_from_slice(&bytes[..n]);
+            self.filled(n);
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    /// Checks for a complete `101` upgrade response; consumes it if there.
+    fn take_upgrade_response(&mut self) -> Result<bool> {
+        match wsframe::parse_upgrade_response(&self.buf[self.start..self.end])? {
+            Some(head) => {
+                self.start += head;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Handles every complete frame buffered, calling `on` for each event.
+    /// Replies (pongs, close echo) are queued for [`Decoder::replies`].
     pub fn process(&mut self, on: &mut impl FnMut(Event<'_>)) -> Result<()> {
         let Self {
             buf,
@@ -202,7 +151,6 @@ impl SubConn {
             replies,
             mask,
             protocol,
-            ..
         } = self;
         while let Some((frame, used)) = wsframe::parse_frame(&buf[*start..*end], MAX_FRAME)? {
             *start += used;
@@ -246,14 +194,123 @@ impl SubConn {
         Ok(())
     }
 
+    /// Replies waiting to be sent.
+    pub fn replies(&self) -> &[u8] {
+        &self.replies
+    }
+}
+
+/// A subscriber connection after the WebSocket upgrade.
+#[derive(Debug)]
+pub struct SubConn {
+    stream: TcpStream,
+    decoder: Decoder,
+}
+
+impl SubConn {
+    /// Connects to `addr` and completes the WebSocket upgrade.
+    pub async fn connect(
+        addr: SocketAddr,
+        protocol: Protocol,
+        opts: &ConnOptions,
+        id: u32,
+    ) -> Result<Self> {
+        let socket = TcpSocket::new_v4().context("socket")?;
+        if let Some(rcvbuf) = opts.rcvbuf {
+            socket.set_recv_buffer_size(rcvbuf).context("SO_RCVBUF")?;
+        }
+        if let Some(ip) = opts.source {
+            bind_without_port(&socket, ip)?;
+        }
+        let stream = socket
+            .connect(addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        stream.set_nodelay(true).context("TCP_NODELAY")?;
+        // Any mask value is valid; varying it per connection is enough.
+        let mask = id.wrapping_mul(0x9e37_79b9).to_be_bytes();
+        let mut conn = SubConn {
+            stream,
+            decoder: Decoder::new(protocol, opts.read_buf, mask),
+        };
+        let path = match protocol {
+            Protocol::Tickcast => "/ws",
+            Protocol::Nats => "/",
+        };
+        let request = wsframe::upgrade_request(&addr.to_string(), path);
+        conn.stream
+            .write_all(request.as_bytes())
+            .await
+            .context("send upgrade")?;
+        loop {
+            if conn.read_some().await? == 0 {
+                bail!("server closed during the upgrade");
+            }
+            if conn.decoder.take_upgrade_response()? {
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// Sends the subscription request for `topics`; the acknowledgement
+    /// arrives later as [`Event::Ack`].
+    pub async fn subscribe(&mut self, topics: &[String]) -> Result<()> {
+        let mut frame = Vec::new();
+        let mask = self.decoder.mask;
+        match self.decoder.protocol {
+            Protocol::Tickcast => {
+                let request = ClientRequest::Subscribe {
+                    topics: topics.to_vec(),
+                };
+                wsframe::put_client_frame(
+                    &mut frame,
+                    wsframe::OP_TEXT,
+                    request.to_json().as_bytes(),
+                    mask,
+                );
+            }
+            Protocol::Nats => {
+                let commands = nats::subscribe_commands(topics);
+                wsframe::put_client_frame(&mut frame, wsframe::OP_BINARY, &commands, mask);
+            }
+        }
+        self.stream
+            .write_all(&frame)
+            .await
+            .context("send subscribe")
+    }
+
+    /// For NATS: `CONNECT` then `PING`, so an idle connection is fully set up
+    /// (and acknowledged by `PONG`) without subscribing to anything.
+    pub async fn hello(&mut self) -> Result<()> {
+        if self.decoder.protocol == Protocol::Nats {
+            self.subscribe(&[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads once (at most a buffer's worth) and returns the bytes read;
+    /// 0 means the server closed the connection.
+    pub async fn read_some(&mut self) -> Result<usize> {
+        let spare = self.decoder.spare()?;
+        let n = self.stream.read(spare).await.context("read")?;
+        self.decoder.filled(n);
+        Ok(n)
+    }
+
+    /// See [`Decoder::process`].
+    pub fn process(&mut self, on: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        self.decoder.process(on)
+    }
+
     /// Sends any queued replies.
     pub async fn flush_replies(&mut self) -> Result<()> {
-        if !self.replies.is_empty() {
+        if !self.decoder.replies.is_empty() {
             self.stream
-                .write_all(&self.replies)
+                .write_all(&self.decoder.replies)
                 .await
                 .context("send reply")?;
-            self.replies.clear();
+            self.decoder.replies.clear();
         }
         Ok(())
     }
@@ -344,4 +401,136 @@ fn bind_without_port(socket: &TcpSocket, ip: Ipv4Addr) -> Result<()> {
     socket
         .bind(SocketAddr::V4(SocketAddrV4::new(ip, 0)))
         .with_context(|| format!("bind {ip}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickcast_protocol::{ErrorCode, Tick};
+
+    fn server_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        if payload.len() < 126 {
+            out.push(payload.len() as u8);
+        } else {
+            out.push(126);
+            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        out.extend_from_slice(payload);
+        out
+    }
+
+    fn tick(seq: u64) -> Vec<u8> {
+        Tick {
+            sym: "AAPL".into(),
+            seq,
+            ts: 1_763_900_000_000_000_000 + seq,
+            bid: 1.0,
+            ask: 1.01,
+            last: 1.0,
+            bid_size: 1,
+            ask_size: 1,
+            last_size: 1,
+            volume: seq,
+            orig_ts: None,
+        }
+        .to_vec()
+    }
+
+    fn events(dec: &mut Decoder) -> Vec<String> {
+        let mut out = Vec::new();
+        dec.process(&mut |e| {
+            out.push(match e {
+                Event::Tick(h) => format!("tick {} {}", h.sym, h.seq),
+                other => format!("{other:?}"),
+            })
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn tickcast_frames_become_events_even_fed_byte_by_byte() {
+        let mut stream = Vec::new();
+        let ack = ServerMessage::Subscribed {
+            topics: vec!["AAPL".into()],
+        };
+        stream.extend(server_frame(wsframe::OP_BINARY, true, &ack.to_msgpack()));
+        stream.extend(server_frame(wsframe::OP_BINARY, true, &tick(1)));
+        let two = tick(2);
+        stream.extend(server_frame(wsframe::OP_BINARY, false, &two[..50]));
+        stream.extend(server_frame(wsframe::OP_PING, true, b"hb"));
+        stream.extend(server_frame(0, true, &two[50..]));
+        let refusal = ServerMessage::Error {
+            code: ErrorCode::InvalidTopic,
+            message: "no".into(),
+        };
+        stream.extend(server_frame(
+            wsframe::OP_BINARY,
+            true,
+            &refusal.to_msgpack(),
+        ));
+        stream.extend(server_frame(wsframe::OP_TEXT, true, b"hello"));
+        stream.extend(server_frame(
+            wsframe::OP_CLOSE,
+            true,
+            &1008u16.to_be_bytes(),
+        ));
+        let mut dec = Decoder::new(Protocol::Tickcast, 256, [9, 8, 7, 6]);
+        let mut seen = Vec::new();
+        for b in &stream {
+            dec.push(std::slice::from_ref(b)).unwrap();
+            seen.extend(events(&mut dec));
+        }
+        assert_eq!(seen[..3], ["Ack", "tick AAPL 1", "tick AAPL 2"]);
+        assert!(seen[3].starts_with("Refused"));
+        assert_eq!(seen[4..], ["Other", "Closed(Some(1008))"]);
+        let mut want = Vec::new();
+        wsframe::put_client_frame(&mut want, wsframe::OP_PONG, b"hb", [9, 8, 7, 6]);
+        wsframe::put_client_frame(
+            &mut want,
+            wsframe::OP_CLOSE,
+            &1008u16.to_be_bytes(),
+            [9, 8, 7, 6],
+        );
+        assert_eq!(dec.replies(), &want[..]);
+    }
+
+    #[test]
+    fn nats_lines_split_across_frames_are_joined() {
+        let payload = tick(5);
+        let mut nats_bytes = b"INFO {}\r\nPONG\r\nPING\r\n".to_vec();
+        nats_bytes.extend_from_slice(format!("MSG ticks.AAPL 1 {}\r\n", payload.len()).as_bytes());
+        nats_bytes.extend_from_slice(&payload);
+        nats_bytes.extend_from_slice(b"\r\n-ERR 'Slow Consumer'\r\n");
+        let mut dec = Decoder::new(Protocol::Nats, 4096, [1, 2, 3, 4]);
+        for (i, chunk) in nats_bytes.chunks(7).enumerate() {
+            let op = if i == 0 {
+                wsframe::OP_TEXT
+            } else {
+                wsframe::OP_BINARY
+            };
+            dec.push(&server_frame(op, true, chunk)).unwrap();
+        }
+        let seen = events(&mut dec);
+        assert_eq!(seen[..2], ["Ack", "tick AAPL 5"]);
+        assert!(seen[2].starts_with("Refused"));
+        let mut pong = Vec::new();
+        wsframe::put_client_frame(&mut pong, wsframe::OP_BINARY, b"PONG\r\n", [1, 2, 3, 4]);
+        assert_eq!(dec.replies(), &pong[..]);
+    }
+
+    #[test]
+    fn a_frame_larger_than_the_buffer_grows_it_and_garbage_is_an_error() {
+        let big = ServerMessage::Subscribed {
+            topics: (0..200).map(|i| format!("SYM{i}")).collect(),
+        }
+        .to_msgpack();
+        let mut dec = Decoder::new(Protocol::Tickcast, 256, [0; 4]);
+        dec.push(&server_frame(wsframe::OP_BINARY, true, &big))
+            .unwrap();
+        assert_eq!(events(&mut dec), ["Ack"]);
+        dec.push(&[0x82, 0x80, 0, 0, 0, 0]).unwrap();
+        assert!(dec.process(&mut |_| {}).is_err(), "masked server frame");
+    }
 }
