@@ -66,10 +66,7 @@ fn bad_configs_are_rejected() {
     for rate in [0.0, -5.0, f64::NAN, f64::INFINITY] {
         assert!(
             matches!(
-                bad(MarketConfig {
-                    rate,
-                    ..config(1)
-                }),
+                bad(MarketConfig { rate, ..config(1) }),
                 Some(ConfigError::Rate(_))
             ),
             "rate {rate} accepted"
@@ -155,10 +152,7 @@ fn arrivals_are_poisson_at_the_configured_rate() {
         ..config(5)
     };
     let all = ticks(&cfg, 50_000);
-    let gaps: Vec<f64> = all
-        .windows(2)
-        .map(|w| (w[1].ts - w[0].ts) as f64)
-        .collect();
+    let gaps: Vec<f64> = all.windows(2).map(|w| (w[1].ts - w[0].ts) as f64).collect();
     let mean = gaps.iter().sum::<f64>() / gaps.len() as f64;
     let expected = 1e9 / cfg.rate;
     // The standard error of the mean of 50k exponential gaps is 0.45%.
@@ -169,10 +163,20 @@ fn arrivals_are_poisson_at_the_configured_rate() {
     // Exponential gaps: the standard deviation equals the mean, and about
     // e^-1 of the gaps exceed the mean.
     let var = gaps.iter().map(|g| (g - mean).powi(2)).sum::<f64>() / gaps.len() as f64;
-    assert!((var.sqrt() / mean - 1.0).abs() < 0.05, "cv {}", var.sqrt() / mean);
+    assert!(
+        (var.sqrt() / mean - 1.0).abs() < 0.05,
+        "cv {}",
+        var.sqrt() / mean
+    );
     let above = gaps.iter().filter(|&&g| g > mean).count() as f64 / gaps.len() as f64;
-    assert!((above - (-1.0f64).exp()).abs() < 0.02, "{above} above the mean");
-    assert!(all.windows(2).all(|w| w[0].ts <= w[1].ts), "time goes forward");
+    assert!(
+        (above - (-1.0f64).exp()).abs() < 0.02,
+        "{above} above the mean"
+    );
+    assert!(
+        all.windows(2).all(|w| w[0].ts <= w[1].ts),
+        "time goes forward"
+    );
 }
 
 #[test]

@@ -1,0 +1,423 @@
+//! The real `feed-simulator` binary: one-line errors for bad input, and
+//! `record`, `inspect`, `import`, `publish` and `replay` doing their job over
+//! real files and real sockets on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use feed_simulator::file::FeedReader;
+use tickcast_protocol::framing::split_record;
+use tickcast_protocol::Tick;
+
+/// Upper bound for any one command; they all finish in well under a second.
+const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_feed-simulator"))
+}
+
+/// Runs a command to completion within [`COMMAND_LIMIT`] (killed if not).
+fn run_bounded(mut cmd: Command) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    finish(child)
+}
+
+fn finish(mut child: Child) -> Output {
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("command did not finish within {COMMAND_LIMIT:?}");
+        }
+        sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.args(args);
+    run_bounded(cmd)
+}
+
+/// Asserts a failed run that printed exactly one `error:` line.
+fn assert_one_line_error(out: &Output, should_mention: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded; stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(stderr.contains(should_mention), "{stderr}");
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn unix_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Accepts one connection within the command limit.
+fn accept_one(listener: &TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + COMMAND_LIMIT;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).unwrap();
+                stream.set_read_timeout(Some(COMMAND_LIMIT)).unwrap();
+                return stream;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("no connection: {e}"),
+        }
+    }
+}
+
+/// Reads the connection to its end and decodes every record.
+fn read_ticks(mut stream: TcpStream) -> Vec<Tick> {
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut ticks = Vec::new();
+    while let Some(payload) = split_record(&mut buf).unwrap() {
+        ticks.push(Tick::decode(&payload).unwrap());
+    }
+    assert!(
+        buf.is_empty(),
+        "{} stray bytes after the last record",
+        buf.len()
+    );
+    ticks
+}
+
+fn assert_seq_gap_free(ticks: &[Tick]) {
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for t in ticks {
+        let prev = last.insert(&t.sym, t.seq).unwrap_or(0);
+        assert_eq!(t.seq, prev + 1, "{} seq after {prev}", t.sym);
+    }
+}
+
+/// A local port that was just free: bound, then released.
+fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[test]
+fn missing_file_is_a_one_line_error() {
+    assert_one_line_error(
+        &run(&["inspect", "/nonexistent/x.feed"]),
+        "/nonexistent/x.feed",
+    );
+    let out = run(&["replay", "/nonexistent/x.feed", "--to", "127.0.0.1:9"]);
+    assert_one_line_error(&out, "cannot open feed file");
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("o.feed");
+    let out = run(&[
+        "import",
+        "--csv",
+        "/nonexistent/x.csv",
+        "--out",
+        path_str(&out_file),
+    ]);
+    assert_one_line_error(&out, "cannot open CSV file");
+}
+
+#[test]
+fn unknown_flag_is_a_one_line_error() {
+    let out = run(&["record", "--bogus", "--duration", "1s", "--out", "x"]);
+    assert_one_line_error(&out, "--bogus");
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&run(&["fly"]), "fly");
+    assert_one_line_error(&run(&["record", "--duration", "1s"]), "--out");
+}
+
+#[test]
+fn bad_numbers_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("o.feed");
+    let out = path_str(&out_file);
+    let neg = run(&["record", "--rate", "-5", "--duration", "1s", "--out", out]);
+    assert_one_line_error(&neg, "rate must be a positive number");
+    assert_one_line_error(
+        &run(&["record", "--rate", "abc", "--duration", "1s", "--out", out]),
+        "rate",
+    );
+    assert_one_line_error(
+        &run(&["record", "--duration", "soon", "--out", out]),
+        "soon",
+    );
+    assert_one_line_error(
+        &run(&["record", "--symbols", "0", "--duration", "1s", "--out", out]),
+        "symbols must be between 1",
+    );
+    assert!(!out_file.exists(), "no file for rejected parameters");
+    assert_one_line_error(
+        &run(&["replay", "f.feed", "--to", "127.0.0.1:9", "--speed", "0"]),
+        "speed must be a positive number",
+    );
+}
+
+#[test]
+fn unreachable_broker_is_a_one_line_error() {
+    let addr = closed_port().to_string();
+    let out = run(&["publish", "--to", &addr, "--rate", "10", "--duration", "1s"]);
+    assert_one_line_error(&out, &format!("cannot connect to {addr}"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.feed");
+    let rec = run(&["record", "--duration", "10ms", "--out", path_str(&file)]);
+    assert!(rec.status.success());
+    let out = run(&["replay", path_str(&file), "--to", &addr]);
+    assert_one_line_error(&out, &format!("cannot connect to {addr}"));
+}
+
+#[test]
+fn help_explains_every_subcommand() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in ["record", "publish", "replay", "inspect", "import"] {
+        assert!(help.contains(cmd), "{cmd} missing from --help");
+        let sub = run(&[cmd, "--help"]);
+        assert!(sub.status.success(), "{cmd} --help failed");
+        assert!(sub.stdout.len() > 200, "{cmd} --help is too thin");
+    }
+}
+
+#[test]
+fn record_then_inspect_reports_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.feed");
+    let args = [
+        "record",
+        "--symbols",
+        "50",
+        "--rate",
+        "3000",
+        "--duration",
+        "2s",
+    ];
+    let rec = run(&[&args[..], &["--seed", "9", "--out", path_str(&file)]].concat());
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    assert!(rec.stderr.is_empty(), "no progress bar off a terminal");
+    let ticks: Vec<Tick> = FeedReader::open(&file)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ticks.len(), 6_000, "exactly rate × duration");
+
+    let out = run(&[
+        "inspect",
+        path_str(&file),
+        "--json",
+        "--head",
+        "3",
+        "--top",
+        "5",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "summary + 3 ticks");
+    assert_eq!(lines[0]["records"], 6_000);
+    assert_eq!(lines[0]["symbols"], 50);
+    assert_eq!(lines[0]["seq_gaps"], 0);
+    assert_eq!(lines[0]["header"]["seed"], 9);
+    assert_eq!(lines[0]["top_symbols"][0]["sym"], "AAPL");
+    assert_eq!(lines[0]["top_symbols"].as_array().unwrap().len(), 5);
+    let rate = lines[0]["avg_rate"].as_f64().unwrap();
+    assert!((rate / 3_000.0 - 1.0).abs() < 0.1, "avg rate {rate}");
+    let first: Tick = serde_json::from_value(lines[1].clone()).unwrap();
+    assert_eq!(first, ticks[0]);
+
+    let text_out = run(&["inspect", path_str(&file), "--head", "2"]);
+    let text = String::from_utf8(text_out.stdout).unwrap();
+    assert!(text.contains("records:     6000"), "{text}");
+    assert!(text.contains("0 seq gaps"), "{text}");
+}
+
+#[test]
+fn inspect_of_a_damaged_file_summarises_then_names_the_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.feed");
+    assert!(
+        run(&["record", "--duration", "100ms", "--out", path_str(&file)])
+            .status
+            .success()
+    );
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(&file, &bytes).unwrap();
+    let out = run(&["inspect", path_str(&file)]);
+    assert_one_line_error(&out, "truncated");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("byte offset"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("records:     499 (header: 500)"), "{text}");
+}
+
+#[test]
+fn import_writes_a_feed_file_and_rejects_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = format!("{}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let out_file = dir.path().join("i.feed");
+    let good = format!("{fixtures}/quotes_trades.csv");
+    let out = run(&["import", "--csv", &good, "--out", path_str(&out_file)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(FeedReader::open(&out_file).unwrap().count(), 8);
+
+    let bad = format!("{fixtures}/bad_row.csv");
+    let out = run(&["import", "--csv", &bad, "--out", path_str(&out_file)]);
+    assert_one_line_error(&out, "line 4: crossed quote");
+    assert!(!out_file.exists(), "the partial output is removed");
+}
+
+#[test]
+fn publish_delivers_framed_valid_ticks_in_real_time() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let before = unix_now_ns();
+    let mut cmd = bin();
+    cmd.args([
+        "publish",
+        "--to",
+        &addr,
+        "--rate",
+        "2000",
+        "--duration",
+        "500ms",
+    ])
+    .args(["--symbols", "20", "--seed", "3"])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let ticks = read_ticks(accept_one(&listener));
+    let out = finish(child);
+    let after = unix_now_ns();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 2,000/s for 0.5 s: about 1,000 (Poisson, sd ≈ 32).
+    assert!((800..1_200).contains(&ticks.len()), "{} ticks", ticks.len());
+    assert_seq_gap_free(&ticks);
+    for t in &ticks {
+        assert!(t.ts >= before && t.ts <= after, "ts is the send time");
+        assert_eq!(t.orig_ts, None);
+    }
+    assert!(ticks.windows(2).all(|w| w[0].ts <= w[1].ts));
+    // Paced in real time: the sends spread over about half a second.
+    let span = ticks[ticks.len() - 1].ts - ticks[0].ts;
+    assert!(span >= 400_000_000, "sent over only {span} ns");
+}
+
+/// Records a one-second feed of 2,000 ticks and reads it back.
+fn recorded_feed(dir: &Path) -> (std::path::PathBuf, Vec<Tick>) {
+    let file = dir.join("r.feed");
+    let args = [
+        "record",
+        "--rate",
+        "2000",
+        "--duration",
+        "1s",
+        "--symbols",
+        "30",
+    ];
+    let rec = run(&[&args[..], &["--out", path_str(&file)]].concat());
+    assert!(rec.status.success());
+    let ticks = FeedReader::open(&file)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    (file, ticks)
+}
+
+fn replay_to_listener(file: &Path, speed: &str) -> (Vec<Tick>, u64, u64) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let before = unix_now_ns();
+    let mut cmd = bin();
+    cmd.args(["replay", path_str(file), "--to", &addr, "--speed", speed])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let got = read_ticks(accept_one(&listener));
+    let out = finish(child);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (got, before, unix_now_ns())
+}
+
+#[test]
+fn replay_delivers_every_record_with_orig_ts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, recorded) = recorded_feed(dir.path());
+    let (got, before, after) = replay_to_listener(&file, "max");
+    assert_eq!(got.len(), recorded.len());
+    for (g, r) in got.iter().zip(&recorded) {
+        assert_eq!(g.orig_ts, Some(r.ts), "orig_ts is the recorded time");
+        assert!(g.ts >= before && g.ts <= after, "ts is the send time");
+        let restamped = Tick {
+            ts: r.ts,
+            orig_ts: None,
+            ..g.clone()
+        };
+        assert_eq!(&restamped, r, "everything else as recorded");
+    }
+}
+
+#[test]
+fn replay_at_speed_ten_keeps_a_tenth_of_the_recorded_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, recorded) = recorded_feed(dir.path());
+    let (got, _, _) = replay_to_listener(&file, "10");
+    assert_eq!(got.len(), recorded.len());
+    let recorded_span = recorded[recorded.len() - 1].ts - recorded[0].ts;
+    let sent_span = got[got.len() - 1].ts - got[0].ts;
+    // Never early: the last tick leaves no sooner than a tenth of the span
+    // after the first (a little slack for the first tick's own send delay).
+    assert!(
+        sent_span as f64 >= 0.95 * recorded_span as f64 / 10.0,
+        "sent over {sent_span} ns for a recorded {recorded_span} ns"
+    );
+    // Every tick is sent no earlier than its due time relative to the first.
+    for (g, r) in got.iter().zip(&recorded) {
+        let due = (r.ts - recorded[0].ts) / 10;
+        assert!(g.ts - got[0].ts + 1_000_000 >= due, "tick sent early");
+    }
+}
