@@ -92,3 +92,51 @@ pub async fn next_event(client: &mut Client) -> Event {
         .expect("timed out waiting for an event")
         .expect("the event stream ended")
 }
+
+/// A publisher connected to a broker's TCP ingest.
+pub struct Publisher {
+    stream: tokio::net::TcpStream,
+    record: Vec<u8>,
+}
+
+impl Publisher {
+    /// Connects to the ingest listener at `addr`.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::time::timeout(STEP, tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap()
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            record: Vec::new(),
+        }
+    }
+
+    /// Publishes one tick per `(sym, seq)`, in order, as one write.
+    pub async fn send(&mut self, ticks: &[(&str, u64)]) {
+        use tokio::io::AsyncWriteExt;
+        self.record.clear();
+        for &(sym, seq) in ticks {
+            tickcast_protocol::framing::put_tick_record(&mut self.record, &tick(sym, seq).as_ref());
+        }
+        self.stream.write_all(&self.record).await.unwrap();
+    }
+}
+
+/// Reads events until the broker acknowledges exactly `topics`; any tick or
+/// error before that fails the test.
+pub async fn expect_subscribed(client: &mut Client, topics: &[&str]) {
+    match next_event(client).await {
+        Event::Subscribed(list) => assert_eq!(list, topics),
+        other => panic!("expected Subscribed({topics:?}), got {other:?}"),
+    }
+}
+
+/// The next event, which must be a tick; returns its `(sym, seq)`.
+pub async fn expect_tick(client: &mut Client) -> (String, u64) {
+    match next_event(client).await {
+        Event::Tick(t) => (t.tick.sym, t.tick.seq),
+        other => panic!("expected a tick, got {other:?}"),
+    }
+}

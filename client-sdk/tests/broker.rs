@@ -1,0 +1,162 @@
+//! The client against a real broker on 127.0.0.1, fed through its TCP
+//! ingest so every `seq` is known in advance.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{expect_subscribed, expect_tick, next_event, Publisher, STEP};
+use tickcast_broker::{BrokerConfig, FeedConfig, RunningBroker};
+use tickcast_client::{Client, ClientError, Event, ReconnectPolicy};
+
+/// A broker with an ingest feed, its WebSocket on `listen`.
+async fn ingest_broker(listen: SocketAddr) -> (RunningBroker, Publisher) {
+    let cfg = BrokerConfig {
+        listen,
+        feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
+        ..BrokerConfig::default()
+    };
+    let broker = tickcast_broker::start(cfg).await.unwrap();
+    let publisher = Publisher::connect(broker.ingest_addr().unwrap()).await;
+    (broker, publisher)
+}
+
+fn url(broker: &RunningBroker) -> String {
+    format!("ws://{}/ws", broker.local_addr())
+}
+
+#[tokio::test]
+async fn subscribed_symbols_arrive_typed_and_in_order() {
+    let (broker, mut publisher) = ingest_broker("127.0.0.1:0".parse().unwrap()).await;
+    let mut client = Client::connect(&url(&broker)).await.unwrap();
+    client.subscribe(["AAPL"]).await.unwrap();
+    expect_subscribed(&mut client, &["AAPL"]).await;
+
+    let interleaved: Vec<(&str, u64)> = (1..=20).flat_map(|s| [("AAPL", s), ("MSFT", s)]).collect();
+    publisher.send(&interleaved).await;
+    for seq in 1..=20 {
+        match next_event(&mut client).await {
+            Event::Tick(t) => {
+                assert_eq!((t.tick.sym.as_str(), t.tick.seq), ("AAPL", seq));
+                assert_eq!(t.tick.volume, 1000 + seq);
+                assert_eq!(t.raw, t.tick.to_vec());
+                assert!(t.received_ns >= t.tick.ts);
+            }
+            other => panic!("expected AAPL {seq}, got {other:?}"),
+        }
+    }
+    let stats = client.stats();
+    assert_eq!(
+        (stats.ticks, stats.gaps, stats.duplicates, stats.errors),
+        (20, 0, 0, 0)
+    );
+    // The first tick of a symbol is not a latency sample (it may be a snapshot).
+    assert_eq!(stats.latency.len(), 19);
+    client.close().await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn unsubscribe_stops_ticks_of_that_symbol() {
+    let (broker, mut publisher) = ingest_broker("127.0.0.1:0".parse().unwrap()).await;
+    let mut client = Client::connect(&url(&broker)).await.unwrap();
+    client.subscribe(["AAPL", "MSFT"]).await.unwrap();
+    expect_subscribed(&mut client, &["AAPL", "MSFT"]).await;
+    publisher.send(&[("AAPL", 1), ("MSFT", 1)]).await;
+    assert_eq!(expect_tick(&mut client).await, ("AAPL".into(), 1));
+    assert_eq!(expect_tick(&mut client).await, ("MSFT".into(), 1));
+
+    client.unsubscribe(["MSFT"]).await.unwrap();
+    expect_subscribed(&mut client, &["AAPL"]).await;
+    publisher
+        .send(&[("MSFT", 2), ("AAPL", 2), ("MSFT", 3), ("AAPL", 3)])
+        .await;
+    assert_eq!(expect_tick(&mut client).await, ("AAPL".into(), 2));
+    assert_eq!(expect_tick(&mut client).await, ("AAPL".into(), 3));
+    // Nothing else may follow (no MSFT), within a bounded wait.
+    let extra = tokio::time::timeout(Duration::from_millis(300), client.next()).await;
+    assert!(extra.is_err(), "unexpected event {extra:?}");
+    client.close().await;
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn broker_restart_reconnects_resubscribes_and_reports_gap_and_reset() {
+    let (broker, mut publisher) = ingest_broker("127.0.0.1:0".parse().unwrap()).await;
+    let addr = broker.local_addr();
+    let policy = ReconnectPolicy {
+        min_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        ..ReconnectPolicy::default()
+    };
+    let mut client = Client::builder(url(&broker))
+        .reconnect(policy)
+        .connect()
+        .await
+        .unwrap();
+    client.subscribe(["GAPX", "RSTX"]).await.unwrap();
+    expect_subscribed(&mut client, &["GAPX", "RSTX"]).await;
+    let before: Vec<(&str, u64)> = (1..=5)
+        .map(|s| ("GAPX", s))
+        .chain([("RSTX", 1), ("RSTX", 2), ("RSTX", 3)])
+        .collect();
+    publisher.send(&before).await;
+    for (sym, seq) in &before {
+        assert_eq!(expect_tick(&mut client).await, (sym.to_string(), *seq));
+    }
+
+    drop(publisher);
+    broker.shutdown().await;
+    match next_event(&mut client).await {
+        Event::Reconnecting {
+            attempt: 1, cause, ..
+        } => {
+            assert!(
+                matches!(cause, ClientError::ServerClosed { code: 1001, .. }),
+                "{cause}"
+            );
+        }
+        other => panic!("expected Reconnecting, got {other:?}"),
+    }
+
+    // Same port again; the client keeps retrying until it is there.
+    let (broker, mut publisher) = ingest_broker(addr).await;
+    let mut failed_attempts = 0;
+    loop {
+        match next_event(&mut client).await {
+            Event::Reconnecting { .. } => failed_attempts += 1,
+            Event::Reconnected { .. } => break,
+            other => panic!("expected Reconnecting/Reconnected, got {other:?}"),
+        }
+        assert!(failed_attempts < 100, "too many failed attempts");
+    }
+    expect_subscribed(&mut client, &["GAPX", "RSTX"]).await;
+
+    // GAPX continues past a hole; RSTX restarts its numbering.
+    publisher
+        .send(&[("GAPX", 9), ("GAPX", 10), ("RSTX", 1), ("RSTX", 2)])
+        .await;
+    match next_event(&mut client).await {
+        Event::Gap { sym, expected, got } => {
+            assert_eq!((sym.as_str(), expected, got), ("GAPX", 6, 9))
+        }
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    assert_eq!(expect_tick(&mut client).await, ("GAPX".into(), 9));
+    assert_eq!(expect_tick(&mut client).await, ("GAPX".into(), 10));
+    match next_event(&mut client).await {
+        Event::SeqReset { sym, last, got } => assert_eq!((sym.as_str(), last, got), ("RSTX", 3, 1)),
+        other => panic!("expected a sequence reset, got {other:?}"),
+    }
+    assert_eq!(expect_tick(&mut client).await, ("RSTX".into(), 1));
+    assert_eq!(expect_tick(&mut client).await, ("RSTX".into(), 2));
+
+    let stats = client.stats();
+    assert_eq!(
+        (stats.reconnects, stats.gaps, stats.missed, stats.resets),
+        (1, 1, 3, 1)
+    );
+    client.close().await;
+    tokio::time::timeout(STEP, broker.shutdown()).await.unwrap();
+}
