@@ -5,6 +5,10 @@
 //! parsing messages. Errors that happen after the connection is up arrive as
 //! [`crate::Event::Error`] in the event stream; only the calls on
 //! [`crate::Client`] return them directly.
+//!
+//! Messages already include their cause (`cannot connect to …: Connection
+//! refused`), so printing an error with `{}` says everything; the cause is
+//! also available through `source()` for programs that walk the chain.
 
 use std::time::Duration;
 
@@ -81,7 +85,7 @@ pub enum ClientError {
         message: String,
     },
     /// A topic was rejected before sending: the broker would refuse it too.
-    #[error("{0}")]
+    #[error(transparent)]
     InvalidTopic(#[from] RequestError),
     /// The client's background task has ended (closed, or gave up).
     #[error("the client is closed")]

@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use clap::Parser;
 use tickcast_client::{Client, ClientError, Event};
-use tokio::time::{interval, sleep, Instant, MissedTickBehavior};
+use tokio::time::{interval_at, sleep, Instant, MissedTickBehavior};
 
 use args::Args;
 
@@ -25,6 +25,9 @@ use args::Args;
 // is the cheapest win for a program that does little else.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// How often `--stats` reports.
+const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Output buffer: large enough that a burst of ticks is one write.
 const OUT_BUFFER: usize = 64 * 1024;
@@ -38,7 +41,9 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            note(format_args!("{e:#}"));
+            // `{e}`, not `{e:#}`: SDK errors already name their cause, and
+            // the chain would repeat it.
+            note(format_args!("{e}"));
             ExitCode::FAILURE
         }
     }
@@ -66,7 +71,9 @@ async fn run(args: &Args) -> anyhow::Result<()> {
     tokio::pin!(stop);
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
-    let mut report = interval(Duration::from_secs(1));
+    // The first report after a full second, not at once: a rate over a few
+    // microseconds of snapshot burst would be meaningless.
+    let mut report = interval_at(Instant::now() + STATS_EVERY, STATS_EVERY);
     report.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_report = (Instant::now(), client.stats());
     let mut printed = 0u64;
@@ -115,8 +122,8 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 delay,
                 cause,
             } => note(format_args!(
-                "{cause}; reconnecting in {} (attempt {attempt})",
-                humantime::format_duration(delay)
+                "{cause}; reconnecting in {} ms (attempt {attempt})",
+                delay.as_millis()
             )),
             Event::Reconnected { .. } => note(format_args!("reconnected")),
             // The topics are fixed, so a refusal will not go away; and the
