@@ -10,7 +10,9 @@
 
 use std::time::Duration;
 
-use tickcast_client::{Client, Event};
+use std::io::{self, Write};
+
+use tickcast_client::{Client, Event, Stats};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -43,27 +45,32 @@ async fn main() -> anyhow::Result<()> {
     // Events are consumed (and recorded) until the time is up.
     let _ = tokio::time::timeout(Duration::from_secs(seconds), run).await;
 
-    let stats = client.stats();
-    let h = &stats.latency;
-    println!(
-        "{} ticks in {seconds} s ({:.0}/s), {} gaps ({} missed), {} reconnects",
+    let report = report(&client.stats(), seconds);
+    match io::stdout().write_all(report.as_bytes()) {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The summary: counts, then latency percentiles in microseconds.
+fn report(stats: &Stats, seconds: u64) -> String {
+    let mut out = format!(
+        "{} ticks in {seconds} s ({:.0}/s), {} gaps ({} missed), {} reconnects\n",
         stats.ticks,
         stats.ticks as f64 / seconds.max(1) as f64,
         stats.gaps,
         stats.missed,
         stats.reconnects
     );
+    let h = &stats.latency;
     if h.is_empty() {
-        println!("no latency samples");
-        return Ok(());
+        out.push_str("no latency samples\n");
+        return out;
     }
     for q in [0.5, 0.9, 0.99, 0.999, 0.9999] {
-        println!(
-            "p{:<7} {:>10.1} µs",
-            q * 100.0,
-            h.value_at_quantile(q) as f64 / 1e3
-        );
+        let us = h.value_at_quantile(q) as f64 / 1e3;
+        out.push_str(&format!("p{:<7} {us:>10.1} µs\n", q * 100.0));
     }
-    println!("max      {:>10.1} µs", h.max() as f64 / 1e3);
-    Ok(())
+    out.push_str(&format!("max      {:>10.1} µs\n", h.max() as f64 / 1e3));
+    out
 }
