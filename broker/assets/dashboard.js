@@ -58,7 +58,8 @@ function fmtMs(ms) {
   if (ms == null || !Number.isFinite(ms)) return "—";
   if (ms < 1) return ms.toFixed(3) + " ms";
   if (ms < 10) return ms.toFixed(2) + " ms";
-  if (ms < 1000) return ms.toFixed(1) + " ms";
+  if (ms < 100) return ms.toFixed(1) + " ms";
+  if (ms < 1000) return ms.toFixed(0) + " ms";
   return (ms / 1000).toFixed(2) + " s";
 }
 
@@ -307,12 +308,15 @@ function onMessage(ev) {
 }
 
 function onSubscribed(topics) {
-  // The broker sends the latest tick of each newly subscribed symbol right
-  // after this ack. Those are old by design, so they are kept out of latency.
+  // Right after this ack the broker sends, in one burst, the latest tick of
+  // each newly subscribed symbol (none for a symbol `*` already covered;
+  // every symbol not held by name for a new `*`). Those are old by design,
+  // so they are kept out of latency.
+  const hadWildcard = conn.topics.has("*");
   for (const t of topics) {
     if (conn.topics.has(t)) continue;
-    if (t === "*") conn.wildcardSeen = new Set();
-    else conn.snapshotPending.add(t);
+    if (t === "*") conn.wildcardSeen = new Set(topics.filter((x) => x !== "*" && conn.topics.has(x)));
+    else if (!hadWildcard) conn.snapshotPending.add(t);
   }
   if (!topics.includes("*")) conn.wildcardSeen = null;
   conn.topics = new Set(topics);
@@ -322,11 +326,14 @@ function onSubscribed(topics) {
 function isSnapshot(sym) {
   if (conn.snapshotPending.delete(sym)) return true;
   const seen = conn.wildcardSeen;
-  if (seen && !seen.has(sym)) {
-    seen.add(sym);
-    return true;
+  if (!seen) return false;
+  if (seen.has(sym)) {
+    // A symbol again, or one held by name: the `*` snapshot burst is over.
+    conn.wildcardSeen = null;
+    return false;
   }
-  return false;
+  seen.add(sym);
+  return true;
 }
 
 function onTick(t, now) {
@@ -440,7 +447,9 @@ function drawSpark(canvas, s) {
     hi = Math.max(hi, pts[i]);
   }
   const span = hi - lo || 1;
-  const x = (i) => 1 + (i / (SPARK_POINTS - 1)) * (w - 4);
+  // Stretched over the width while the history fills, so a new row has a
+  // readable line at once.
+  const x = (i) => 1 + (i / (n - 1)) * (w - 4);
   const y = (p) => h - 3 - ((p - lo) / span) * (h - 6);
   const up = pts[n - 1] >= pts[0];
   ctx.strokeStyle = up ? "#26c281" : "#f0524f";

@@ -120,8 +120,9 @@ async function run(page) {
     if (!(await page.isChecked("#firehose-toggle"))) throw new Error("firehose switch not restored");
   });
 
-  // Let the chart and sparklines gather a few seconds before the picture.
-  await page.waitForTimeout(6000);
+  // Let the chart and sparklines gather some seconds before the picture,
+  // and the 10 s latency window move past the page's own start-up.
+  await page.waitForTimeout(11_000);
   await step("live after the wait", () =>
     page.waitForFunction(() => document.getElementById("conn").dataset.state === "live", null, { timeout: STEP_MS }),
   );

@@ -6,7 +6,9 @@
 // symbol, bad control messages get the right error code and leave the
 // connection usable. Unlike them it sends its control messages as binary
 // MessagePack frames (the broker takes JSON text or MessagePack), so that
-// path is covered too. Every wait is bounded; the run is capped at TOTAL_MS.
+// path is covered too, and it ends by checking that a control message over
+// the broker's size limit closes the connection with 1009. Every wait is
+// bounded; the run is capped at TOTAL_MS.
 //
 // Usage: node ws_client.mjs http://127.0.0.1:PORT
 // Prints `PASS node-ws ...` or `FAIL node-ws: reason`; exit code 0 or 1.
@@ -55,12 +57,14 @@ class Session {
     this.frames = [];
     this.waiter = null;
     this.closed = null;
+    this.closeCode = null;
     this.lastSeq = new Map();
     this.banned = null; // a symbol that must not tick now
     this.ticks = 0;
     ws.on("message", (data, isBinary) => this.push({ data, isBinary }));
     ws.on("close", (code, reason) => {
       this.closed = `closed ${code} ${reason}`;
+      this.closeCode = code;
       this.push(null);
     });
     ws.on("error", (e) => {
@@ -136,6 +140,20 @@ class Session {
     check(typeof msg.message === "string" && msg.message.length > 0, `${what}: empty error message`);
   }
 
+  /** Reads (checked) ticks until the broker closes the connection with `code`. */
+  async expectClose(what, code) {
+    const deadline = Date.now() + STEP_MS;
+    while (this.closeCode === null && Date.now() < deadline) {
+      try {
+        const msg = await this.next(deadline - Date.now());
+        check(!msg || msg.type === "tick", `${what}: got ${show(msg)} instead of a close`);
+      } catch (e) {
+        if (this.closeCode === null) throw e;
+      }
+    }
+    check(this.closeCode === code, `${what}: want close ${code}, got ${this.closed ?? "no close"}`);
+  }
+
   /** The frames right after an ack: one tick of each new symbol. */
   async snapshot(syms) {
     const got = [];
@@ -206,6 +224,11 @@ async function scenario(base) {
     await s.expectAck("resubscribe", syms);
     s.banned = null;
     await s.snapshot([gone]);
+
+    // Last, as it ends the connection: a control message over the broker's
+    // limit (4 KiB by default) is answered by closing with 1009 (too big).
+    s.send(JSON.stringify({ op: "subscribe", topics: Array(1000).fill("AAPL") }));
+    await s.expectClose("oversized control message", 1009);
     return `${s.ticks} ticks checked`;
   } finally {
     s.ws.close(1000);
