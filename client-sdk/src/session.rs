@@ -21,6 +21,7 @@ use fastwebsockets::{Frame, OpCode, Payload};
 use tickcast_protocol::control::{decode_server_frame, Incoming};
 use tickcast_protocol::ServerMessage;
 use tokio::sync::mpsc;
+use tracing::debug;
 
 use crate::endpoint::Endpoint;
 use crate::subscriptions::{request_frame, FrameSender, Subscriptions};
@@ -133,6 +134,8 @@ impl Session {
                 return None;
             }
             let delay = self.policy.delay(attempt);
+            // Also logged, for programs that log rather than watch events.
+            debug!(attempt, ?delay, %cause, "tickcast connection lost; reconnecting");
             let announce = Event::Reconnecting {
                 attempt,
                 delay,
@@ -147,6 +150,7 @@ impl Session {
             }
             match transport::connect(&self.endpoint, self.connect_timeout).await {
                 Ok(conn) => {
+                    debug!(attempt, "tickcast connection restored");
                     // Sent before the new connection's first frame, so the
                     // client knows where the old connection's ticks end.
                     if self
