@@ -46,8 +46,8 @@ struct Cli {
 enum Command {
     /// Write a simulated feed to a file, as fast as the disk allows.
     ///
-    /// Writes exactly RATE × DURATION ticks of simulated time; the same
-    /// parameters always give a byte-identical file.
+    /// Writes exactly RATE × DURATION ticks (about DURATION of simulated
+    /// time); the same parameters always give a byte-identical file.
     Record {
         #[command(flatten)]
         market: MarketArgs,
@@ -270,7 +270,9 @@ fn run_replay(file: &Path, to: &str, speed: Speed, looping: bool) -> Result<()> 
         .with_context(|| format!("cannot open feed file {}", file.display()))?;
     runtime()?.block_on(async {
         let mut stream = connect(to).await?;
-        let bar = progress::bar(source.records_per_lap(), "ticks");
+        // A looped replay has no end to count towards: a spinner then.
+        let len = source.records_per_lap().filter(|_| !looping);
+        let bar = progress::bar(len, "ticks");
         let mut pacer = Pacer::new(speed);
         let result = send_paced(&mut source, &mut pacer, &mut stream, |n| {
             bar.set_position(n);

@@ -8,7 +8,6 @@
 //! sender catches up instead of sliding the whole schedule (the "coordinated
 //! omission" mistake that hides a slow system's real delays).
 
-use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -46,15 +45,6 @@ impl FromStr for Speed {
     }
 }
 
-impl fmt::Display for Speed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Speed::Factor(x) => write!(f, "{x}x"),
-            Speed::Max => f.write_str("max"),
-        }
-    }
-}
-
 /// Maps event times (ns) to due instants on an absolute schedule.
 #[derive(Debug, Clone)]
 pub struct Pacer {
@@ -71,11 +61,6 @@ impl Pacer {
             speed,
             origin: None,
         }
-    }
-
-    /// The speed it paces at.
-    pub fn speed(&self) -> Speed {
-        self.speed
     }
 
     /// Waits until the event at `event_ts_ns` is due. Returns at once for
