@@ -20,33 +20,6 @@ use crate::scenario::Subscribers;
 /// ticks come from unrelated random streams.
 const PLAN_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// `count` distinct ticker-like names (2 to 4 capital letters), the same for
-/// a given count on every run.
-pub fn symbol_names(count: usize) -> Vec<String> {
-    // Walk a fixed permutation of all 4-letter names (stride coprime with
-    // 26^4), trimming some to 2-3 letters, so names look like tickers and no
-    // two runs or targets disagree on them.
-    const SPACE: u64 = 26 * 26 * 26 * 26;
-    const STRIDE: u64 = 104_729; // a prime, so coprime with 26^4
-    let mut seen = std::collections::HashSet::with_capacity(count);
-    let mut names = Vec::with_capacity(count);
-    let mut k = 0u64;
-    while names.len() < count {
-        let mut code = (k * STRIDE + 7) % SPACE;
-        let len = 2 + (k % 3) as usize + usize::from(k >= SPACE);
-        k += 1;
-        let mut name = String::with_capacity(len);
-        for _ in 0..len {
-            name.push(char::from(b'A' + (code % 26) as u8));
-            code /= 26;
-        }
-        if seen.insert(name.clone()) {
-            names.push(name);
-        }
-    }
-    names
-}
-
 /// The symbols of a run and their activity weights.
 #[derive(Debug)]
 pub struct Universe {
@@ -58,7 +31,9 @@ pub struct Universe {
 impl Universe {
     /// `count` symbols, symbol 0 the most active, weights ∝ 1/(rank+1)^`zipf_s`.
     pub fn new(count: usize, zipf_s: f64) -> Self {
-        let names = symbol_names(count);
+        // The simulator's names (real tickers first), so runs read like the
+        // demo feed and symbols line up with anything recorded from it.
+        let names = feed_simulator::market::symbol_names(count);
         let weights = (0..count)
             .map(|rank| 1.0 / ((rank + 1) as f64).powf(zipf_s))
             .collect();

@@ -1,0 +1,258 @@
+//! The load generator against a real broker on real loopback sockets: it must
+//! count exactly, notice a stalled subscriber, and run a whole scenario from
+//! the command line into JSON, `.hgrm` and SVG files.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use tickcast_benches::idle::run_idle;
+use tickcast_benches::report::RunReport;
+use tickcast_benches::runner::{run_traffic, RunOptions};
+use tickcast_benches::scenario::Scenario;
+use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
+use tickcast_broker::{BrokerConfig, FeedConfig, Limits, RunningBroker};
+
+/// A broker with a TCP ingest, on its own runtime (the loadgen is
+/// synchronous and runs its own threads).
+struct Broker {
+    runtime: tokio::runtime::Runtime,
+    broker: Option<RunningBroker>,
+    endpoints: Endpoints,
+}
+
+impl Broker {
+    fn start(limits: Limits) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = BrokerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
+            limits,
+            hdr_log: None,
+        };
+        let broker = runtime.block_on(tickcast_broker::start(config)).unwrap();
+        let endpoints = Endpoints {
+            kind: TargetKind::Tickcast,
+            ws: broker.local_addr(),
+            publish: broker.ingest_addr().unwrap(),
+        };
+        Self {
+            runtime,
+            broker: Some(broker),
+            endpoints,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(broker) = self.broker.take() {
+            self.runtime.block_on(broker.shutdown());
+        }
+    }
+}
+
+fn quiet() -> RunOptions {
+    RunOptions {
+        server_pid: None,
+        progress: false,
+    }
+}
+
+const LOW_RATE: &str = r#"
+name = "low-rate"
+symbols = 20
+seed = 11
+[subscribers]
+count = 5
+topics_per_sub = 4
+[load]
+rates = [500]
+warmup_s = 0.5
+duration_s = 1.5
+drain_s = 3
+"#;
+
+#[test]
+fn every_tick_is_delivered_exactly_once_across_runs() {
+    let broker = Broker::start(Limits::default());
+    let scenario = Scenario::parse(LOW_RATE).unwrap();
+    // Twice against the same broker: the second run must continue each
+    // symbol's numbering (from /symbols) and still count exactly, with the
+    // first run's last ticks arriving as snapshots, not deliveries.
+    for run in 0..2 {
+        let out = run_traffic(&scenario, broker.endpoints, &quiet()).unwrap();
+        let step = &out.report.steps[0];
+        let h = &step.healthy;
+        assert_eq!(step.published, 1000, "run {run}");
+        assert_eq!(
+            (h.subscribers, h.acked, h.conn_errors),
+            (5, 5, 0),
+            "run {run}"
+        );
+        assert!(h.expected > 500, "run {run}: expected {}", h.expected);
+        assert_eq!(h.delivered, h.expected, "run {run}");
+        assert_eq!(
+            (
+                h.gaps,
+                h.conflated,
+                h.duplicates,
+                h.unexpected,
+                h.disconnected
+            ),
+            (0, 0, 0, 0, 0),
+            "run {run}"
+        );
+        assert!(
+            h.latency.count > 0 && h.latency.count < h.delivered,
+            "warm-up excluded"
+        );
+        assert!(h.latency.p50_ms > 0.0 && h.latency.p50_ms < 1000.0);
+        if run == 1 {
+            assert!(
+                h.snapshots > 0,
+                "a resubscribing client gets the last ticks as snapshots"
+            );
+        }
+        let stats = step.server_stats.as_ref().expect("/stats read");
+        assert!(stats["ticks_in"].as_u64().unwrap() >= 1000);
+    }
+}
+
+#[test]
+fn a_stalled_subscriber_is_reported_and_does_not_cost_the_others() {
+    // A small outbox and a short timeout so the broker acts within seconds.
+    let limits = Limits {
+        outbox_bytes: 32 * 1024,
+        slow_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let broker = Broker::start(limits);
+    let scenario = Scenario::parse(
+        r#"
+name = "stall"
+symbols = 20
+seed = 5
+[subscribers]
+count = 3
+topics_per_sub = 5
+wildcard = 1
+stalled = 2
+stalled_wildcard = true
+[load]
+rates = [20000]
+warmup_s = 0.5
+duration_s = 2.5
+drain_s = 3
+"#,
+    )
+    .unwrap();
+    let out = run_traffic(&scenario, broker.endpoints, &quiet()).unwrap();
+    let step = &out.report.steps[0];
+    let h = &step.healthy;
+    assert_eq!(
+        h.delivered, h.expected,
+        "healthy subscribers get everything"
+    );
+    assert_eq!((h.gaps, h.disconnected), (0, 0));
+    let stalled = step.stalled.as_ref().expect("stalled report");
+    assert_eq!(stalled.acked, 2);
+    assert!(
+        stalled.delivered < stalled.expected,
+        "a stalled reader cannot have everything"
+    );
+    // The broker's policy: conflate past the outbox bound, then close with
+    // 1008 once the client stays over it past the slow timeout.
+    assert_eq!(stalled.disconnected, 2, "{stalled:?}");
+    assert_eq!(stalled.close_codes.get("1008"), Some(&2), "{stalled:?}");
+    let stats = step.server_stats.as_ref().unwrap();
+    assert!(stats["slow_disconnects"].as_u64().unwrap() >= 2, "{stats}");
+}
+
+#[test]
+fn the_smoke_scenario_runs_from_the_command_line_into_files() {
+    let broker = Broker::start(Limits::default());
+    let out = tempfile::tempdir().unwrap();
+    let smoke = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/smoke.toml");
+    let status = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("run")
+        .arg(&smoke)
+        .args(["--broker", &broker.endpoints.ws.to_string()])
+        .args(["--ingest", &broker.endpoints.publish.to_string()])
+        .args(["--server-pid", &std::process::id().to_string()])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(stdout.contains("p99ms"), "{stdout}");
+    let report: RunReport =
+        serde_json::from_slice(&std::fs::read(out.path().join("result.json")).unwrap()).unwrap();
+    let h = &report.steps[0].healthy;
+    assert_eq!(h.delivered, h.expected);
+    assert!(report.steps[0].server_rss_kib.is_some());
+    for file in ["latency.svg", "step1-500.hgrm", "step1-500-timeline.svg"] {
+        let len = std::fs::metadata(out.path().join(file))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert!(len > 500, "{file} missing or empty");
+    }
+    // Comparing a run with itself gives ratios of 1.
+    let json = out.path().join("result.json");
+    let compare = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .arg("compare")
+        .args([&json, &json])
+        .output()
+        .unwrap();
+    assert!(compare.status.success());
+    assert!(String::from_utf8_lossy(&compare.stdout).contains("1.00"));
+}
+
+#[test]
+fn idle_connections_from_several_source_addresses_all_open_and_stay() {
+    let broker = Broker::start(Limits::default());
+    let scenario = Scenario::parse(
+        "name = 'idle'\n[idle]\nconnections = 300\nsource_addrs = 3\nhold_s = 0.5\nconcurrency = 64\n",
+    )
+    .unwrap();
+    let report = run_idle(&scenario, broker.endpoints, Some(std::process::id())).unwrap();
+    let idle = report.idle.unwrap();
+    assert_eq!(
+        (idle.connected, idle.failed, idle.dropped_during_hold),
+        (300, 0, 0)
+    );
+    assert!(idle.server_bytes_per_connection.is_some());
+}
+
+/// The NATS comparison path end to end; needs `nats-server` installed
+/// (`apt-get install nats-server`, as `benches/compare.sh` does).
+#[test]
+fn the_same_scenario_runs_against_nats_when_installed() {
+    let found = Command::new("nats-server").arg("--version").output();
+    if !found.is_ok_and(|o| o.status.success()) {
+        eprintln!("nats-server not installed: NATS comparison path not exercised");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = SpawnedServer::start(&SpawnOptions {
+        kind: TargetKind::Nats,
+        program: None,
+        cpu: None,
+        dir: dir.path().to_path_buf(),
+    })
+    .unwrap();
+    let scenario = Scenario::parse(LOW_RATE).unwrap();
+    let out = run_traffic(&scenario, server.endpoints, &quiet()).unwrap();
+    let h = &out.report.steps[0].healthy;
+    assert_eq!(h.delivered, h.expected);
+    assert_eq!((h.gaps, h.duplicates, h.unexpected), (0, 0, 0));
+}
