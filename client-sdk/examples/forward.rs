@@ -11,6 +11,8 @@
 //! The frames are not re-encoded: [`tickcast_client::ReceivedTick::raw`] is
 //! the payload exactly as the broker sent it.
 
+mod common;
+
 use std::io::{self, Write};
 
 use tickcast_client::{Client, Event};
@@ -18,12 +20,7 @@ use tickcast_protocol::framing::{put_record, MAX_RECORD_LEN};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let url = if args.first().is_some_and(|a| a.starts_with("ws://")) {
-        args.remove(0)
-    } else {
-        "ws://127.0.0.1:8080/ws".to_owned()
-    };
+    let (url, mut args) = common::url_and_rest();
     if args.is_empty() {
         args.push("*".into());
     }

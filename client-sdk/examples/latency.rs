@@ -8,6 +8,8 @@
 //! The broker and this program must share a clock (same machine, or
 //! synchronised hosts) for the numbers to mean anything.
 
+mod common;
+
 use std::time::Duration;
 
 use std::io::{self, Write};
@@ -16,12 +18,7 @@ use tickcast_client::{Client, Event, Stats};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let url = if args.first().is_some_and(|a| a.starts_with("ws://")) {
-        args.remove(0)
-    } else {
-        "ws://127.0.0.1:8080/ws".to_owned()
-    };
+    let (url, mut args) = common::url_and_rest();
     let seconds = match args.first().map(|a| a.parse::<u64>()) {
         Some(Ok(s)) => {
             args.remove(0);

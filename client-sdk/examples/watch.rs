@@ -4,18 +4,15 @@
 //! cargo run -p tickcast-client --example watch -- [ws://127.0.0.1:8080/ws] AAPL MSFT
 //! ```
 
+mod common;
+
 use std::io::{self, Write};
 
 use tickcast_client::{Client, Event};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let url = if args.first().is_some_and(|a| a.starts_with("ws://")) {
-        args.remove(0)
-    } else {
-        "ws://127.0.0.1:8080/ws".to_owned()
-    };
+    let (url, mut args) = common::url_and_rest();
     if args.is_empty() {
         args = vec!["AAPL".into(), "MSFT".into(), "NVDA".into()];
     }
