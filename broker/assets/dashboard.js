@@ -45,7 +45,11 @@ const COUNTERS = [
 ];
 
 const $ = (id) => document.getElementById(id);
-const wallMs = () => performance.timeOrigin + performance.now();
+// Wall-clock milliseconds with sub-millisecond resolution (Date.now() has
+// whole milliseconds only, too coarse for a ~1 ms p50). The origin is read
+// once: it is a getter, and this runs for every tick.
+const TIME_ORIGIN = performance.timeOrigin;
+const wallMs = () => TIME_ORIGIN + performance.now();
 
 // ---------------------------------------------------------------- formatting
 
@@ -53,6 +57,11 @@ const groupFmt = new Intl.NumberFormat("en-US");
 const fmtPrice = (p) => (p == null ? "—" : p.toFixed(p < 1 ? 4 : 2));
 const fmtInt = (n) => (n == null ? "—" : groupFmt.format(n));
 const signed = (s, v) => (v > 0 ? "+" + s : s);
+// Rounded before the sign is chosen, so a tiny loss shows as 0.00, not -0.00.
+const fmtChange = (v, digits) => {
+  const r = Number(v.toFixed(digits)) || 0;
+  return signed(r.toFixed(digits), r);
+};
 
 function fmtMs(ms) {
   if (ms == null || !Number.isFinite(ms)) return "—";
@@ -405,16 +414,15 @@ function paintRow(sym, now) {
   setCell(c.bid, fmtPrice(t.bid), dir("bid"), now);
   setCell(c.ask, fmtPrice(t.ask), dir("ask"), now);
   setCell(c.last, fmtPrice(t.last), dir("last"), now);
-  // Rounded first, so a tiny move shows as 0.00 rather than -0.00.
-  const chg = Number((t.last - s.firstLast).toFixed(t.last < 1 ? 4 : 2));
+  const chg = t.last - s.firstLast;
   const pct = s.firstLast ? (chg / s.firstLast) * 100 : 0;
-  c.chg.textContent = signed(chg.toFixed(t.last < 1 ? 4 : 2), chg);
-  c.pct.textContent = signed(pct.toFixed(2), pct) + "%";
+  setCell(c.chg, fmtChange(chg, t.last < 1 ? 4 : 2), 0, now);
+  setCell(c.pct, fmtChange(pct, 2) + "%", 0, now);
   for (const td of [c.chg, c.pct]) {
-    td.classList.toggle("pos", chg > 0);
-    td.classList.toggle("neg", chg < 0);
+    td.classList.toggle("pos", td.textContent.startsWith("+"));
+    td.classList.toggle("neg", td.textContent.startsWith("-"));
   }
-  c.vol.textContent = fmtInt(toNumber(t.volume));
+  setCell(c.vol, fmtInt(toNumber(t.volume)), 0, now);
   c.sym.classList.remove("dim");
   row.tr.dataset.seq = String(t.seq);
   row.shown = t;
@@ -584,9 +592,9 @@ function paintFirehose() {
     row.tr.dataset.sym = s.sym;
     row.cells.sym.textContent = s.sym;
     row.cells.last.textContent = fmtPrice(t.last);
-    row.cells.pct.textContent = signed(pct.toFixed(2), pct) + "%";
-    row.cells.pct.classList.toggle("pos", pct > 0);
-    row.cells.pct.classList.toggle("neg", pct < 0);
+    row.cells.pct.textContent = fmtChange(pct, 2) + "%";
+    row.cells.pct.classList.toggle("pos", row.cells.pct.textContent.startsWith("+"));
+    row.cells.pct.classList.toggle("neg", row.cells.pct.textContent.startsWith("-"));
     row.cells.rate.textContent = fmtInt(Math.round(s.rate));
     row.cells.bar.firstChild.style.width = `${Math.max(2, (s.rate / maxRate) * 100)}%`;
   });
