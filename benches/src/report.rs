@@ -298,10 +298,15 @@ pub fn summary_table(report: &RunReport) -> String {
         }
         for (name, class) in [("slow", &s.slow), ("stalled", &s.stalled)] {
             if let Some(c) = class {
+                // A stalled reader's latency only measures how long it stalled.
+                let p99 = match name {
+                    "slow" => format!(", p99 {} ms", fmt_ms(c.latency.p99_ms)),
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "          {name}: {} subs, delivered {}/{} ({:.3}), conflated {}, disconnected {} {:?}, p99 {} ms",
-                    c.subscribers, c.delivered, c.expected, c.delivered_ratio, c.conflated, c.disconnected, c.close_codes, fmt_ms(c.latency.p99_ms)
+                    "          {name}: {} subs, delivered {}/{} ({:.3}), conflated {}, disconnected {} {:?}{p99}",
+                    c.subscribers, c.delivered, c.expected, c.delivered_ratio, c.conflated, c.disconnected, c.close_codes
                 );
             }
         }
