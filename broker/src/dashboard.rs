@@ -2,7 +2,8 @@
 //!
 //! The dashboard (`broker/assets/`: a watchlist, a firehose of the busiest
 //! symbols and a latency panel) is plain ES modules with no build step, so the
-//! files are served exactly as they are in the repository. Embedding them with
+//! files are served exactly as they are in the repository. `feed.js` runs in
+//! a Web Worker and holds the WebSocket, so the page's main thread only paints. Embedding them with
 //! `include_bytes!` keeps the broker a single self-contained binary: `GET /`
 //! works wherever the binary is copied, with no asset directory to deploy.
 
@@ -26,6 +27,7 @@ pub fn asset(path: &str) -> Option<Asset> {
     let (content_type, body): (&'static str, &'static [u8]) = match path {
         "/" | "/index.html" => (HTML, include_bytes!("../assets/index.html")),
         "/dashboard.js" => (JS, include_bytes!("../assets/dashboard.js")),
+        "/feed.js" => (JS, include_bytes!("../assets/feed.js")),
         "/dashboard.css" => (CSS, include_bytes!("../assets/dashboard.css")),
         "/msgpack.js" => (JS, include_bytes!("../assets/msgpack.js")),
         _ => return None,
@@ -76,7 +78,13 @@ mod tests {
             seen.push(path);
         }
         // The page reaches every served file: none is embedded for nothing.
-        for path in ["/", "/dashboard.js", "/dashboard.css", "/msgpack.js"] {
+        for path in [
+            "/",
+            "/dashboard.js",
+            "/feed.js",
+            "/dashboard.css",
+            "/msgpack.js",
+        ] {
             assert!(seen.iter().any(|p| p == path), "{path} is not referenced");
         }
     }

@@ -23,11 +23,12 @@ use tickcast_protocol::framing::{parse_record, put_tick_record};
 use tickcast_protocol::{Tick, TickRef};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::clock::now_ns;
 use crate::hub::{Hub, TickIn};
 use crate::metrics::Metrics;
+use tickcast_protocol::clock::now_ns;
 
 /// The most ticks handed to the hub at once, so one huge burst does not hold
 /// the hub lock (and delay subscribes) for long.
@@ -152,14 +153,22 @@ pub async fn run_replay(mut source: ReplaySource, speed: Speed, hub: Arc<Hub>) {
     info!("replay finished: {sent} ticks");
 }
 
-/// Accepts publishers forever; each gets its own task.
+/// Accepts publishers forever; each gets its own task. The tasks belong to
+/// this one, so stopping the ingest (broker shutdown) also drops every
+/// publisher connection rather than leaving them feeding a stopped hub.
 pub async fn run_ingest(listener: TcpListener, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+    let mut publishers = JoinSet::new();
     loop {
-        match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            // Reap finished publishers so the set does not grow.
+            Some(_) = publishers.join_next() => continue,
+        };
+        match accepted {
             Ok((stream, peer)) => {
                 info!(%peer, "publisher connected");
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(read_publisher(stream, peer, hub.clone(), metrics.clone()));
+                publishers.spawn(read_publisher(stream, peer, hub.clone(), metrics.clone()));
             }
             Err(e) => {
                 warn!(error = %e, "ingest accept failed");

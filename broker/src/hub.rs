@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::{ServerMessage, WILDCARD};
 
-use crate::clock::now_ns;
 use crate::frame;
 use crate::latency::Stage;
 use crate::metrics::Metrics;
 use crate::outbox::{Outbox, Pushed};
+use tickcast_protocol::clock::now_ns;
 
 /// Index of a symbol in the hub's table.
 pub type SymbolId = u32;

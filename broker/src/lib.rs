@@ -22,7 +22,6 @@
 //! [`start`] runs a broker inside the caller's tokio runtime; the binary
 //! (`main.rs`) is a thin CLI over it, and the tests use it directly.
 
-pub mod clock;
 pub mod config;
 pub mod connections;
 mod dashboard;
@@ -48,6 +47,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 pub use config::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
+/// The tick clock (re-exported for tests and tools built on the broker).
+pub use tickcast_protocol::clock;
 
 use connections::Connections;
 use frame::close_code;

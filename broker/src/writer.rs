@@ -16,11 +16,11 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 
-use crate::clock::now_ns;
 use crate::latency::Stage;
 use crate::metrics::Metrics;
 use crate::outbox::{Queued, Take};
 use crate::session::Session;
+use tickcast_protocol::clock::now_ns;
 
 /// The most bytes written in one call. Large enough to amortise the syscall,
 /// small enough that the copy stays in cache.

@@ -14,10 +14,11 @@
 use std::convert::Infallible;
 use std::future::ready;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload};
+use tickcast_protocol::clock::now_ns;
 use tickcast_protocol::control::{decode_server_frame, Incoming};
 use tickcast_protocol::ServerMessage;
 use tokio::sync::mpsc;
@@ -218,13 +219,6 @@ fn close_cause(payload: &[u8]) -> ClientError {
             reason: String::new(),
         },
     }
-}
-
-/// Wall-clock nanoseconds since the Unix epoch (the clock ticks' `ts` use).
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

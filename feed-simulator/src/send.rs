@@ -8,8 +8,8 @@
 //! as encoding dozens of ticks.
 
 use std::io;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use tickcast_protocol::clock::now_ns;
 use tickcast_protocol::framing::put_tick_record;
 use tickcast_protocol::Tick;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -81,7 +81,7 @@ where
             }
             pacer.wait_until_due(due_ts).await;
         }
-        tick.ts = unix_now_ns();
+        tick.ts = now_ns();
         put_tick_record(&mut batch, &tick.as_ref());
         sent += 1;
         if batch.len() >= BATCH_BYTES {
@@ -101,11 +101,4 @@ async fn write_batch<W: AsyncWrite + Unpin>(out: &mut W, batch: &mut Vec<u8>) ->
         batch.clear();
     }
     Ok(())
-}
-
-/// The wall-clock time in nanoseconds since the Unix epoch.
-pub fn unix_now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

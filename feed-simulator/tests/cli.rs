@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use feed_simulator::file::FeedReader;
@@ -63,13 +63,6 @@ fn assert_one_line_error(out: &Output, should_mention: &str) {
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn unix_now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 /// Accepts one connection within the command limit.
@@ -306,7 +299,7 @@ fn import_writes_a_feed_file_and_rejects_bad_rows() {
 fn publish_delivers_framed_valid_ticks_in_real_time() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let before = unix_now_ns();
+    let before = tickcast_protocol::clock::now_ns();
     let mut cmd = bin();
     cmd.args([
         "publish",
@@ -323,7 +316,7 @@ fn publish_delivers_framed_valid_ticks_in_real_time() {
     let child = cmd.spawn().unwrap();
     let ticks = read_ticks(accept_one(&listener));
     let out = finish(child);
-    let after = unix_now_ns();
+    let after = tickcast_protocol::clock::now_ns();
     assert!(
         out.status.success(),
         "{}",
@@ -367,7 +360,7 @@ fn recorded_feed(dir: &Path) -> (std::path::PathBuf, Vec<Tick>) {
 fn replay_to_listener(file: &Path, speed: &str) -> (Vec<Tick>, u64, u64) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let before = unix_now_ns();
+    let before = tickcast_protocol::clock::now_ns();
     let mut cmd = bin();
     cmd.args(["replay", path_str(file), "--to", &addr, "--speed", speed])
         .stdout(Stdio::piped())
@@ -380,7 +373,7 @@ fn replay_to_listener(file: &Path, speed: &str) -> (Vec<Tick>, u64, u64) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (got, before, unix_now_ns())
+    (got, before, tickcast_protocol::clock::now_ns())
 }
 
 #[test]

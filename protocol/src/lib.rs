@@ -13,6 +13,7 @@
 //!
 //! The full specification is `docs/PROTOCOL.md` at the root of the repository.
 
+pub mod clock;
 pub mod control;
 pub mod framing;
 mod msgpack;
