@@ -51,10 +51,7 @@ pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, metrics: Arc
         let bytes = if let [single] = batch.as_slice() {
             write(&mut socket, &single.frame, &session).await
         } else {
-            buf.clear();
-            for q in &batch {
-                buf.extend_from_slice(&q.frame);
-            }
+            assemble(&batch, &mut buf);
             write(&mut socket, &buf, &session).await
         };
         let Some(bytes) = bytes else {
@@ -70,6 +67,15 @@ pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, metrics: Arc
             let _ = socket.shutdown().await;
             return;
         }
+    }
+}
+
+/// Copies a batch of frames into one contiguous buffer for a single write.
+pub fn assemble(batch: &[Queued], buf: &mut Vec<u8>) {
+    buf.clear();
+    buf.reserve(batch.iter().map(|q| q.frame.len()).sum());
+    for q in batch {
+        buf.extend_from_slice(&q.frame);
     }
 }
 

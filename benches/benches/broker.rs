@@ -1,0 +1,149 @@
+//! Micro-benchmarks of the broker's hot path, to guide optimisation: the tick
+//! codec, frame building, the hub's fan-out of one tick to 1,000 outboxes,
+//! conflation under pressure, and the writer's batch assembly.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tickcast_broker::config::SlowConsumerPolicy;
+use tickcast_broker::hub::{Hub, Subscriber, TickIn};
+use tickcast_broker::metrics::Metrics;
+use tickcast_broker::outbox::{Outbox, Queued};
+use tickcast_broker::{frame, writer};
+use tickcast_protocol::{Tick, TickRef};
+
+fn tick() -> Tick {
+    Tick {
+        sym: "AAPL".into(),
+        seq: 123_456,
+        ts: 1_767_225_600_123_456_789,
+        bid: 189.49,
+        ask: 189.51,
+        last: 189.5,
+        bid_size: 300,
+        ask_size: 200,
+        last_size: 100,
+        volume: 22_184_300,
+        orig_ts: None,
+    }
+}
+
+fn codec(c: &mut Criterion) {
+    let t = tick();
+    let bytes = t.to_vec();
+    let mut g = c.benchmark_group("codec");
+    g.throughput(Throughput::Elements(1));
+    let mut out = Vec::with_capacity(256);
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(&t).encode(&mut out);
+            black_box(out.len())
+        })
+    });
+    g.bench_function("decode_borrowed", |b| {
+        b.iter(|| TickRef::decode(black_box(&bytes)).map(|t| t.seq))
+    });
+    g.bench_function("frame_build", |b| {
+        b.iter(|| frame::binary(black_box(&bytes)))
+    });
+    g.finish();
+}
+
+/// One tick published to 1,000 subscribers of its symbol. Outboxes are
+/// drained outside the timed part, so this is the hub's own cost.
+fn fanout(c: &mut Criterion) {
+    let payload = tick().to_vec();
+    let hub = Hub::new(Arc::new(Metrics::default()));
+    let subs: Vec<Arc<Subscriber>> = (0..1_000)
+        .map(|id| {
+            let sub = Arc::new(Subscriber::new(
+                id,
+                Arc::new(Outbox::new(1 << 30, SlowConsumerPolicy::Conflate)),
+            ));
+            hub.subscribe(&sub, &["AAPL".to_owned()], 10).map(|()| sub)
+        })
+        .collect::<Result<_, _>>()
+        .unwrap_or_default();
+    let mut drained: Vec<Queued> = Vec::new();
+    let mut g = c.benchmark_group("hub");
+    g.throughput(Throughput::Elements(subs.len() as u64));
+    g.bench_function("fanout_1_tick_to_1000", |b| {
+        let mut seq = 1u64 << 20;
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                seq += 1;
+                let batch = [TickIn {
+                    sym: "AAPL",
+                    seq,
+                    ts: 1,
+                    payload: &payload,
+                    recv_ns: 1,
+                }];
+                let start = Instant::now();
+                hub.publish(black_box(&batch));
+                total += start.elapsed();
+                if i % 64 == 63 {
+                    for s in &subs {
+                        drained.clear();
+                        s.outbox.take(&mut drained, usize::MAX);
+                    }
+                }
+            }
+            for s in &subs {
+                drained.clear();
+                s.outbox.take(&mut drained, usize::MAX);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+/// Pushing into an outbox that is over its limit: every push replaces the
+/// held frame of its symbol.
+fn conflation(c: &mut Criterion) {
+    let frame = frame::binary(&tick().to_vec());
+    let outbox = Outbox::new(4 * 1024, SlowConsumerPolicy::Conflate);
+    for i in 0..100 {
+        outbox.push_tick(i % 50, &frame, 1);
+    }
+    let mut g = c.benchmark_group("outbox");
+    g.throughput(Throughput::Elements(1));
+    let mut sym = 0u32;
+    g.bench_function("push_conflating", |b| {
+        b.iter(|| {
+            sym = (sym + 1) % 50;
+            outbox.push_tick(sym, black_box(&frame), 1)
+        })
+    });
+    g.finish();
+}
+
+/// Copying a writer's batch of 64 ticks into one buffer.
+fn assembly(c: &mut Criterion) {
+    let frame: Bytes = frame::binary(&tick().to_vec());
+    let batch: Vec<Queued> = (0..64)
+        .map(|_| Queued {
+            frame: frame.clone(),
+            enqueued_ns: 1,
+        })
+        .collect();
+    let mut g = c.benchmark_group("writer");
+    g.throughput(Throughput::Elements(batch.len() as u64));
+    g.bench_function("assemble_64_frames", |b| {
+        b.iter_batched_ref(
+            Vec::new,
+            |buf| writer::assemble(black_box(&batch), buf),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, codec, fanout, conflation, assembly);
+criterion_main!(benches);
