@@ -1,14 +1,12 @@
 // dashboard.js: the tickcast dashboard's behaviour.
 //
-// One WebSocket to the broker (`/ws`), JSON text frames out, binary
-// MessagePack frames in (decoded by our own ./msgpack.js). Ticks only update
-// per-symbol state in memory and mark rows dirty; the DOM is repainted once
-// per animation frame, so a `*` subscription on a busy feed costs one paint
-// per frame however many ticks arrive, and a background tab does no DOM work.
-// The connection reconnects with jittered exponential backoff and
-// resubscribes. The watchlist and the firehose switch persist in localStorage.
-
-import { decode, toNumber } from "./msgpack.js";
+// The WebSocket, decoding and latency measurement run in a worker
+// (./feed.js), which hands over the latest tick of each changed symbol every
+// few milliseconds and a summary once a second. Those only update state in
+// memory and mark rows dirty; the DOM is repainted once per animation frame,
+// so a `*` subscription on a busy feed costs one paint per frame however many
+// ticks arrive, and a background tab does no DOM work. The watchlist and the
+// firehose switch persist in localStorage.
 
 const DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA"];
 const STORE_WATCHLIST = "tickcast.watchlist";
@@ -24,10 +22,7 @@ const SPARK_STEP_MS = 250; // 120 points × 250 ms: the sparkline shows ~30 s
 // painting a row never reads layout, which would force a reflow per row.
 const SPARK_W = 100;
 const SPARK_H = 24;
-const LAT_WINDOW_S = 10;
 const LAT_CHART_S = 60;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 10_000;
 const SYMBOLS_REFRESH_MS = 30_000;
 const STATS_POLL_MS = 1000;
 const STAGES = [
@@ -45,11 +40,6 @@ const COUNTERS = [
 ];
 
 const $ = (id) => document.getElementById(id);
-// Wall-clock milliseconds with sub-millisecond resolution (Date.now() has
-// whole milliseconds only, too coarse for a ~1 ms p50). The origin is read
-// once: it is a getter, and this runs for every tick.
-const TIME_ORIGIN = performance.timeOrigin;
-const wallMs = () => TIME_ORIGIN + performance.now();
 
 // ---------------------------------------------------------------- formatting
 
@@ -87,10 +77,8 @@ function fmtDuration(s) {
 class SymbolState {
   constructor(sym) {
     this.sym = sym;
-    this.tick = null; // the latest tick applied
+    this.tick = null; // the latest tick: {sym, seq, bid, ask, last, volume}
     this.firstLast = null; // last price of the first tick this page saw
-    this.seq = null; // last seq seen on the current connection
-    this.count = 0; // ticks in the current second
     this.rate = 0; // ticks/s over the last whole second
     this.spark = new Float64Array(SPARK_POINTS);
     this.sparkLen = 0;
@@ -119,70 +107,10 @@ const stateOf = (sym) => {
   return s;
 };
 
-// --------------------------------------------------------- latency window
-
-// Latency is binned in a log-linear histogram (2 % wide bins from 1 µs), one
-// per second: recording is O(1) with no allocation whatever the tick rate,
-// and the 10 s percentiles merge ten small arrays instead of sorting samples.
-const BIN_GROWTH = Math.log(1.02);
-const BIN_COUNT = Math.ceil(Math.log(1e8) / BIN_GROWTH) + 1; // 1 µs .. 100 s
-const binOf = (us) => (us <= 1 ? 0 : Math.min(BIN_COUNT - 1, Math.ceil(Math.log(us) / BIN_GROWTH)));
-const binUpperUs = (bin) => Math.exp(bin * BIN_GROWTH);
-
-class SecondBucket {
-  constructor() {
-    this.bins = new Uint32Array(BIN_COUNT);
-    this.count = 0;
-    this.maxMs = -Infinity;
-  }
-  record(ms) {
-    this.bins[binOf(ms * 1000)]++;
-    this.count++;
-    if (ms > this.maxMs) this.maxMs = ms;
-  }
-}
-
-/** Percentiles (ms) of the merged buckets, or null when they are empty. */
-function summarize(buckets) {
-  let count = 0;
-  let maxMs = -Infinity;
-  const merged = new Uint32Array(BIN_COUNT);
-  for (const b of buckets) {
-    if (!b.count) continue;
-    count += b.count;
-    maxMs = Math.max(maxMs, b.maxMs);
-    for (let i = 0; i < BIN_COUNT; i++) merged[i] += b.bins[i];
-  }
-  if (!count) return null;
-  const at = (q) => {
-    const rank = Math.ceil(q * count);
-    let seen = 0;
-    for (let i = 0; i < BIN_COUNT; i++) {
-      seen += merged[i];
-      // A bin's upper bound, capped by the exact max: never above what was seen.
-      if (seen >= rank) return Math.min(binUpperUs(i) / 1000, maxMs);
-    }
-    return maxMs;
-  };
-  return { count, p50: at(0.5), p99: at(0.99), max: maxMs };
-}
-
 const latency = {
-  current: new SecondBucket(),
-  recent: [], // whole seconds, newest last, LAT_WINDOW_S of them
-  chart: [], // {p50, p99, max} per second, LAT_CHART_S of them (null = no ticks)
-  window: null, // summary of `recent`
+  window: null, // {count, p50, p99, max} over the last LAT_WINDOW_S, from the worker
+  chart: [], // one such summary per second (null = no ticks), LAT_CHART_S of them
 };
-
-function rollLatencySecond() {
-  const done = latency.current;
-  latency.current = new SecondBucket();
-  latency.recent.push(done);
-  if (latency.recent.length > LAT_WINDOW_S) latency.recent.shift();
-  latency.window = summarize(latency.recent);
-  latency.chart.push(summarize([done]));
-  if (latency.chart.length > LAT_CHART_S) latency.chart.shift();
-}
 
 // -------------------------------------------------------------- page state
 
@@ -196,8 +124,6 @@ const view = {
   firehoseDirty: false,
   latencyDirty: false,
   framePending: false,
-  ticksThisSecond: 0,
-  skipped: 0,
 };
 
 function loadWatchlist() {
@@ -221,151 +147,54 @@ function notice(text) {
   noticeTimer = setTimeout(() => ($("notice").textContent = ""), 6000);
 }
 
-// -------------------------------------------------------------- connection
+// ------------------------------------------------------------------- feed
 
-const conn = {
-  ws: null,
-  attempt: 0,
-  retryAt: 0,
-  retryTimer: 0,
-  why: "", // the reason the last connection ended
-  topics: new Set(), // the broker's last acknowledged list
-  snapshotPending: new Set(), // symbols whose next tick is a snapshot
-  wildcardSeen: null, // while `*` is new: symbols whose snapshot has passed
-};
-
-function wsUrl() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${location.host}/ws`;
-}
-
-function setConn(state, text) {
-  $("conn").dataset.state = state;
-  $("conn-text").textContent = text;
-}
-
-function connect() {
-  setConn("connecting", conn.attempt ? `connecting (attempt ${conn.attempt + 1})…` : "connecting…");
-  const ws = new WebSocket(wsUrl());
-  ws.binaryType = "arraybuffer";
-  conn.ws = ws;
-  ws.onopen = () => {
-    conn.attempt = 0;
-    conn.topics = new Set();
-    conn.snapshotPending = new Set();
-    conn.wildcardSeen = null;
-    // A new connection restarts every symbol's seq: a gap across a reconnect
-    // is not the broker skipping ticks.
-    for (const s of symbols.values()) s.seq = null;
-    setConn("live", `live · ${location.host}`);
-    send("subscribe", wantedTopics());
-  };
-  ws.onmessage = onMessage;
-  ws.onclose = (ev) => {
-    if (conn.ws !== ws) return;
-    conn.ws = null;
-    const why = ev.reason ? `${ev.reason} (${ev.code})` : `code ${ev.code}`;
-    scheduleReconnect(`disconnected: ${why}`);
-  };
-  // An error is always followed by a close event, which reconnects.
-  ws.onerror = () => {};
-}
-
-function scheduleReconnect(why) {
-  // Full jitter on an exponential step: many pages dropped at once by a
-  // broker restart do not all come back in the same instant.
-  const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** conn.attempt);
-  const delay = cap / 2 + Math.random() * (cap / 2);
-  conn.attempt++;
-  conn.retryAt = Date.now() + delay;
-  clearTimeout(conn.retryTimer);
-  conn.retryTimer = setTimeout(connect, delay);
-  conn.why = why;
-  showRetry();
-}
-
-function showRetry() {
-  const left = Math.max(0, Math.ceil((conn.retryAt - Date.now()) / 1000));
-  setConn("reconnecting", `${conn.why} · retry in ${left}s`);
-}
+// The WebSocket lives in a worker (feed.js): see there for why. The page
+// tells it the topics it wants and gets batches of changed ticks.
+const worker = new Worker(new URL("./feed.js", import.meta.url), { type: "module" });
 
 function wantedTopics() {
   return [...(view.watchlist ?? []), ...(view.firehose ? ["*"] : [])];
 }
 
-function send(op, topics) {
-  // While disconnected there is nothing to do: the next open subscribes to
-  // the whole wanted list.
-  if (!topics.length || !conn.ws || conn.ws.readyState !== WebSocket.OPEN) return;
-  conn.ws.send(JSON.stringify({ op, topics }));
+function sendWanted() {
+  worker.postMessage({ type: "want", topics: wantedTopics() });
 }
 
-function onMessage(ev) {
-  const now = wallMs(); // before decoding: the receive time is what we measure
-  if (typeof ev.data === "string") return; // the broker only sends binary frames
-  let msg;
-  try {
-    msg = decode(ev.data);
-  } catch (e) {
-    notice(`undecodable frame: ${e.message}`);
-    return;
+worker.onmessage = (ev) => {
+  const msg = ev.data;
+  if (msg.type === "ticks") onTicks(msg.ticks);
+  else if (msg.type === "second") onSecond(msg);
+  else if (msg.type === "conn") {
+    $("conn").dataset.state = msg.state;
+    $("conn-text").textContent = msg.text;
+  } else if (msg.type === "ack") {
+    $("topics").textContent = `subscribed: ${msg.topics.length ? msg.topics.join(" ") : "nothing"}`;
+  } else if (msg.type === "notice") notice(msg.text);
+};
+
+function onTicks(ticks) {
+  const now = performance.now();
+  for (const t of ticks) {
+    const s = stateOf(t.sym);
+    s.tick = t;
+    if (s.firstLast === null) s.firstLast = t.last;
+    s.pushSpark(t.last, now);
+    if (view.rows.has(t.sym)) view.dirty.add(t.sym);
   }
-  if (msg === null || typeof msg !== "object") return;
-  if (msg.type === "tick") onTick(msg, now);
-  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) onSubscribed(msg.topics);
-  else if (msg.type === "error") notice(`broker: ${msg.code}: ${msg.message}`);
+  if (view.dirty.size) requestFrame();
 }
 
-function onSubscribed(topics) {
-  // Right after this ack the broker sends, in one burst, the latest tick of
-  // each newly subscribed symbol (none for a symbol `*` already covered;
-  // every symbol not held by name for a new `*`). Those are old by design,
-  // so they are kept out of latency.
-  const hadWildcard = conn.topics.has("*");
-  for (const t of topics) {
-    if (conn.topics.has(t)) continue;
-    if (t === "*") conn.wildcardSeen = new Set(topics.filter((x) => x !== "*" && conn.topics.has(x)));
-    else if (!hadWildcard) conn.snapshotPending.add(t);
-  }
-  if (!topics.includes("*")) conn.wildcardSeen = null;
-  conn.topics = new Set(topics);
-  $("topics").textContent = `subscribed: ${topics.length ? topics.join(" ") : "nothing"}`;
-}
-
-function isSnapshot(sym) {
-  if (conn.snapshotPending.delete(sym)) return true;
-  const seen = conn.wildcardSeen;
-  if (!seen) return false;
-  if (seen.has(sym)) {
-    // A symbol again, or one held by name: the `*` snapshot burst is over.
-    conn.wildcardSeen = null;
-    return false;
-  }
-  seen.add(sym);
-  return true;
-}
-
-function onTick(t, now) {
-  if (typeof t.sym !== "string" || typeof t.last !== "number") return;
-  const s = stateOf(t.sym);
-  const snapshot = isSnapshot(t.sym);
-  const seq = toNumber(t.seq);
-  if (s.seq !== null) {
-    if (seq <= s.seq) return; // never show an older state over a newer one
-    view.skipped += seq - s.seq - 1;
-  }
-  s.seq = seq;
-  const latencyMs = now - toNumber(t.ts) / 1e6;
-  if (!snapshot && Number.isFinite(latencyMs)) latency.current.record(latencyMs);
-  s.tick = t;
-  if (s.firstLast === null) s.firstLast = t.last;
-  s.pushSpark(t.last, now);
-  s.count++;
-  view.ticksThisSecond++;
-  if (view.rows.has(t.sym)) {
-    view.dirty.add(t.sym);
-    requestFrame();
-  }
+function onSecond(msg) {
+  $("rate").textContent = fmtInt(Math.round(msg.rate));
+  $("gaps").textContent = fmtInt(msg.skipped);
+  for (const s of symbols.values()) s.rate = 0;
+  for (const [sym, rate] of msg.rates) stateOf(sym).rate = rate;
+  latency.window = msg.window;
+  latency.chart.push(msg.point);
+  if (latency.chart.length > LAT_CHART_S) latency.chart.shift();
+  view.firehoseDirty = view.latencyDirty = true;
+  requestFrame();
 }
 
 // ------------------------------------------------------------- rendering
@@ -422,7 +251,7 @@ function paintRow(sym, now) {
     td.classList.toggle("pos", td.textContent.startsWith("+"));
     td.classList.toggle("neg", td.textContent.startsWith("-"));
   }
-  setCell(c.vol, fmtInt(toNumber(t.volume)), 0, now);
+  setCell(c.vol, fmtInt(t.volume), 0, now);
   c.sym.classList.remove("dim");
   row.tr.dataset.seq = String(t.seq);
   row.shown = t;
@@ -535,7 +364,7 @@ function addSymbol(raw) {
   saveWatchlist();
   buildRow(sym);
   showWatchEmpty();
-  send("subscribe", [sym]);
+  sendWanted();
   return true;
 }
 
@@ -546,7 +375,7 @@ function removeSymbol(sym) {
   view.rows.delete(sym);
   view.dirty.delete(sym);
   showWatchEmpty();
-  send("unsubscribe", [sym]);
+  sendWanted();
 }
 
 // ---------------------------------------------------------------- firehose
@@ -603,7 +432,7 @@ function paintFirehose() {
 function setFirehose(on) {
   view.firehose = on;
   localStorage.setItem(STORE_FIREHOSE, on ? "on" : "off");
-  send(on ? "subscribe" : "unsubscribe", ["*"]);
+  sendWanted();
   view.firehoseDirty = true;
   requestFrame();
 }
@@ -753,26 +582,6 @@ async function pollStats() {
   setTimeout(pollStats, STATS_POLL_MS);
 }
 
-// ------------------------------------------------------------- every second
-
-let lastSecond = performance.now();
-function everySecond() {
-  const now = performance.now();
-  const secs = Math.max(0.001, (now - lastSecond) / 1000);
-  lastSecond = now;
-  $("rate").textContent = fmtInt(Math.round(view.ticksThisSecond / secs));
-  $("gaps").textContent = fmtInt(view.skipped);
-  view.ticksThisSecond = 0;
-  for (const s of symbols.values()) {
-    s.rate = s.count / secs;
-    s.count = 0;
-  }
-  rollLatencySecond();
-  if (!conn.ws && conn.retryAt) showRetry();
-  view.firehoseDirty = view.latencyDirty = true;
-  requestFrame();
-}
-
 // -------------------------------------------------------------------- boot
 
 async function boot() {
@@ -801,10 +610,11 @@ async function boot() {
   showWatchEmpty();
   paintFirehose();
   paintLatency();
-  setInterval(everySecond, 1000);
   setInterval(refreshSymbols, SYMBOLS_REFRESH_MS);
   pollStats();
-  connect();
+  sendWanted();
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  worker.postMessage({ type: "start", url: `${scheme}//${location.host}/ws` });
 }
 
 boot();

@@ -1,0 +1,278 @@
+// feed.js: the dashboard's connection to the broker, run in a Web Worker.
+//
+// Why a worker: a browser spends tens of microseconds of native work on every
+// WebSocket message before any script runs, and the broker sends one message
+// per tick. On the page's main thread a `*` feed of some thousands of ticks
+// a second would leave no time to paint. Here the messages are received,
+// decoded and measured off the main thread, and the page gets, at most every
+// FLUSH_MS, only the latest tick of each symbol that changed, plus a summary
+// once a second. The page stays smooth however busy the feed; when even the
+// worker cannot keep up, the broker conflates and the skipped count shows it.
+//
+// Page → worker: {type: "start", url}, {type: "want", topics} (the full list
+// the page wants; the worker subscribes and unsubscribes the difference).
+// Worker → page: {type: "conn", state, text}, {type: "ack", topics},
+// {type: "notice", text}, {type: "ticks", ticks}, {type: "second", ...}.
+
+import { decode, toNumber } from "./msgpack.js";
+
+const FLUSH_MS = 16;
+const LAT_WINDOW_S = 10;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 10_000;
+
+// Wall-clock milliseconds with sub-millisecond resolution (Date.now() has
+// whole milliseconds only, too coarse for a ~1 ms p50). The origin is read
+// once: it is a getter, and this runs for every tick.
+const TIME_ORIGIN = performance.timeOrigin;
+const wallMs = () => TIME_ORIGIN + performance.now();
+
+// --------------------------------------------------------- latency window
+
+// Latency is binned in a log-linear histogram (2 % wide bins from 1 µs), one
+// per second: recording is O(1) with no allocation whatever the tick rate,
+// and the 10 s percentiles merge ten small arrays instead of sorting samples.
+const BIN_GROWTH = Math.log(1.02);
+const BIN_COUNT = Math.ceil(Math.log(1e8) / BIN_GROWTH) + 1; // 1 µs .. 100 s
+const binOf = (us) => (us <= 1 ? 0 : Math.min(BIN_COUNT - 1, Math.ceil(Math.log(us) / BIN_GROWTH)));
+const binUpperUs = (bin) => Math.exp(bin * BIN_GROWTH);
+
+class SecondBucket {
+  constructor() {
+    this.bins = new Uint32Array(BIN_COUNT);
+    this.count = 0;
+    this.maxMs = -Infinity;
+  }
+  record(ms) {
+    this.bins[binOf(ms * 1000)]++;
+    this.count++;
+    if (ms > this.maxMs) this.maxMs = ms;
+  }
+}
+
+/** Percentiles (ms) of the merged buckets, or null when they are empty. */
+function summarize(buckets) {
+  let count = 0;
+  let maxMs = -Infinity;
+  const merged = new Uint32Array(BIN_COUNT);
+  for (const b of buckets) {
+    if (!b.count) continue;
+    count += b.count;
+    maxMs = Math.max(maxMs, b.maxMs);
+    for (let i = 0; i < BIN_COUNT; i++) merged[i] += b.bins[i];
+  }
+  if (!count) return null;
+  const at = (q) => {
+    const rank = Math.ceil(q * count);
+    let seen = 0;
+    for (let i = 0; i < BIN_COUNT; i++) {
+      seen += merged[i];
+      // A bin's upper bound, capped by the exact max: never above what was seen.
+      if (seen >= rank) return Math.min(binUpperUs(i) / 1000, maxMs);
+    }
+    return maxMs;
+  };
+  return { count, p50: at(0.5), p99: at(0.99), max: maxMs };
+}
+
+// ------------------------------------------------------------------ state
+
+const feed = {
+  url: "",
+  ws: null,
+  attempt: 0,
+  retryAt: 0,
+  why: "", // the reason the last connection ended
+  wanted: new Set(), // what the page wants
+  topics: new Set(), // the broker's last acknowledged list
+  snapshotPending: new Set(), // symbols whose next tick is a snapshot
+  wildcardSeen: null, // while a new `*` snapshot burst lasts: symbols seen
+  seq: new Map(), // sym → last seq on this connection
+  counts: new Map(), // sym → ticks in the current second
+  changed: new Map(), // sym → latest tick not yet posted to the page
+  flushTimer: 0,
+  ticks: 0, // ticks in the current second
+  skipped: 0, // seq numbers the broker conflated away, since start
+  bucket: new SecondBucket(),
+  recent: [], // the last LAT_WINDOW_S whole seconds
+  lastSecond: performance.now(),
+};
+
+const post = (msg) => self.postMessage(msg);
+
+// ------------------------------------------------------------- connection
+
+function setConn(state, text) {
+  post({ type: "conn", state, text });
+}
+
+function connect() {
+  setConn("connecting", feed.attempt ? `connecting (attempt ${feed.attempt + 1})…` : "connecting…");
+  const ws = new WebSocket(feed.url);
+  ws.binaryType = "arraybuffer";
+  feed.ws = ws;
+  ws.onopen = () => {
+    feed.attempt = 0;
+    feed.retryAt = 0;
+    feed.topics = new Set();
+    feed.snapshotPending = new Set();
+    feed.wildcardSeen = null;
+    // A new connection restarts every symbol's seq: a gap across a reconnect
+    // is not the broker skipping ticks.
+    feed.seq.clear();
+    setConn("live", `live · ${new URL(feed.url).host}`);
+    send("subscribe", [...feed.wanted]);
+  };
+  ws.onmessage = onMessage;
+  ws.onclose = (ev) => {
+    if (feed.ws !== ws) return;
+    feed.ws = null;
+    const why = ev.reason ? `${ev.reason} (${ev.code})` : `code ${ev.code}`;
+    scheduleReconnect(`disconnected: ${why}`);
+  };
+  // An error is always followed by a close event, which reconnects.
+  ws.onerror = () => {};
+}
+
+function scheduleReconnect(why) {
+  // Full jitter on an exponential step: many pages dropped at once by a
+  // broker restart do not all come back in the same instant.
+  const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** feed.attempt);
+  const delay = cap / 2 + Math.random() * (cap / 2);
+  feed.attempt++;
+  feed.retryAt = Date.now() + delay;
+  feed.why = why;
+  setTimeout(connect, delay);
+  showRetry();
+}
+
+function showRetry() {
+  const left = Math.max(0, Math.ceil((feed.retryAt - Date.now()) / 1000));
+  setConn("reconnecting", `${feed.why} · retry in ${left}s`);
+}
+
+function send(op, topics) {
+  // While disconnected there is nothing to do: the next open subscribes to
+  // the whole wanted list.
+  if (!topics.length || !feed.ws || feed.ws.readyState !== WebSocket.OPEN) return;
+  feed.ws.send(JSON.stringify({ op, topics }));
+}
+
+function want(topics) {
+  const next = new Set(topics);
+  send("unsubscribe", [...feed.wanted].filter((t) => !next.has(t)));
+  send("subscribe", topics.filter((t) => !feed.wanted.has(t)));
+  feed.wanted = next;
+}
+
+// --------------------------------------------------------------- messages
+
+function onMessage(ev) {
+  const now = wallMs(); // before decoding: the receive time is what we measure
+  if (typeof ev.data === "string") return; // the broker only sends binary frames
+  let msg;
+  try {
+    msg = decode(ev.data);
+  } catch (e) {
+    post({ type: "notice", text: `undecodable frame: ${e.message}` });
+    return;
+  }
+  if (msg === null || typeof msg !== "object") return;
+  if (msg.type === "tick") onTick(msg, now);
+  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) onSubscribed(msg.topics);
+  else if (msg.type === "error") post({ type: "notice", text: `broker: ${msg.code}: ${msg.message}` });
+}
+
+function onSubscribed(topics) {
+  // Right after this ack the broker sends, in one burst, the latest tick of
+  // each newly subscribed symbol (none for a symbol `*` already covered;
+  // every symbol not held by name for a new `*`). Those are old by design,
+  // so they are kept out of latency.
+  const hadWildcard = feed.topics.has("*");
+  for (const t of topics) {
+    if (feed.topics.has(t)) continue;
+    if (t === "*") feed.wildcardSeen = new Set(topics.filter((x) => x !== "*" && feed.topics.has(x)));
+    else if (!hadWildcard) feed.snapshotPending.add(t);
+  }
+  if (!topics.includes("*")) feed.wildcardSeen = null;
+  feed.topics = new Set(topics);
+  post({ type: "ack", topics });
+}
+
+function isSnapshot(sym) {
+  if (feed.snapshotPending.delete(sym)) return true;
+  const seen = feed.wildcardSeen;
+  if (!seen) return false;
+  if (seen.has(sym)) {
+    // A symbol again, or one held by name: the `*` snapshot burst is over.
+    feed.wildcardSeen = null;
+    return false;
+  }
+  seen.add(sym);
+  return true;
+}
+
+function onTick(t, now) {
+  const sym = t.sym;
+  if (typeof sym !== "string" || typeof t.last !== "number") return;
+  const snapshot = isSnapshot(sym);
+  const seq = toNumber(t.seq);
+  const prev = feed.seq.get(sym);
+  if (prev !== undefined) {
+    if (seq <= prev) return; // never show an older state over a newer one
+    feed.skipped += seq - prev - 1;
+  }
+  feed.seq.set(sym, seq);
+  const latencyMs = now - toNumber(t.ts) / 1e6;
+  if (!snapshot && Number.isFinite(latencyMs)) feed.bucket.record(latencyMs);
+  feed.counts.set(sym, (feed.counts.get(sym) ?? 0) + 1);
+  feed.ticks++;
+  // Only what the page shows crosses to it, as plain Numbers.
+  feed.changed.set(sym, {
+    sym,
+    seq,
+    bid: t.bid,
+    ask: t.ask,
+    last: t.last,
+    volume: toNumber(t.volume),
+  });
+  if (!feed.flushTimer) feed.flushTimer = setTimeout(flush, FLUSH_MS);
+}
+
+function flush() {
+  feed.flushTimer = 0;
+  post({ type: "ticks", ticks: [...feed.changed.values()] });
+  feed.changed.clear();
+}
+
+function everySecond() {
+  const now = performance.now();
+  const secs = Math.max(0.001, (now - feed.lastSecond) / 1000);
+  feed.lastSecond = now;
+  const done = feed.bucket;
+  feed.bucket = new SecondBucket();
+  feed.recent.push(done);
+  if (feed.recent.length > LAT_WINDOW_S) feed.recent.shift();
+  post({
+    type: "second",
+    rate: feed.ticks / secs,
+    skipped: feed.skipped,
+    window: summarize(feed.recent),
+    point: summarize([done]),
+    rates: [...feed.counts].map(([sym, n]) => [sym, n / secs]),
+  });
+  feed.ticks = 0;
+  feed.counts.clear();
+  if (!feed.ws && feed.retryAt) showRetry();
+}
+
+self.onmessage = (ev) => {
+  const msg = ev.data;
+  if (msg.type === "start" && !feed.url) {
+    feed.url = msg.url;
+    setInterval(everySecond, 1000);
+    connect();
+  } else if (msg.type === "want") {
+    want(msg.topics);
+  }
+};
