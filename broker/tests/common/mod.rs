@@ -536,3 +536,15 @@ pub async fn stats(addr: SocketAddr) -> serde_json::Value {
     assert_eq!(resp.status, 200);
     serde_json::from_slice(&resp.body).unwrap()
 }
+
+impl Publisher {
+    /// The broker must end this publisher's connection (EOF) within
+    /// [`WAIT`], sending nothing.
+    pub async fn expect_disconnect(&mut self) {
+        let mut rest = [0u8; 64];
+        let read = tokio::time::timeout(WAIT, self.stream.read(&mut rest))
+            .await
+            .expect("publisher still connected");
+        assert!(matches!(read, Ok(0)), "expected EOF, got {read:?}");
+    }
+}
