@@ -108,7 +108,7 @@ const stateOf = (sym) => {
 };
 
 const latency = {
-  window: null, // {count, p50, p99, max} over the last LAT_WINDOW_S, from the worker
+  window: null, // {count, p50, p99, max} over the last 10 s, from the worker
   chart: [], // one such summary per second (null = no ticks), LAT_CHART_S of them
 };
 
@@ -160,6 +160,11 @@ function wantedTopics() {
 function sendWanted() {
   worker.postMessage({ type: "want", topics: wantedTopics() });
 }
+
+worker.onerror = (e) => {
+  $("conn").dataset.state = "reconnecting";
+  $("conn-text").textContent = `feed worker failed: ${e.message ?? "could not load feed.js"}`;
+};
 
 worker.onmessage = (ev) => {
   const msg = ev.data;
@@ -350,6 +355,7 @@ function canonical(raw) {
 }
 
 function addSymbol(raw) {
+  if (!view.watchlist) return false; // still deciding the list at start-up
   const sym = canonical(raw);
   if (!sym) {
     notice(`"${raw.trim().slice(0, 40)}" is not a symbol (1-32 of A-Z 0-9 . - _ / : ^)`);
@@ -521,7 +527,7 @@ function niceCeil(v) {
 // ------------------------------------------------------- broker endpoints
 
 async function fetchJson(path) {
-  const res = await fetch(path, { cache: "no-store" });
+  const res = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(5000) });
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
   return res.json();
 }
