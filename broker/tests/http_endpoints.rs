@@ -273,6 +273,11 @@ async fn dashboard_files_are_served_with_their_types() {
             &include_bytes!("../assets/msgpack.js")[..],
         ),
         (
+            "/feed.js",
+            "text/javascript",
+            &include_bytes!("../assets/feed.js")[..],
+        ),
+        (
             "/dashboard.css",
             "text/css",
             &include_bytes!("../assets/dashboard.css")[..],

@@ -74,6 +74,7 @@ async fn count_and_json_print_that_many_wire_ticks_and_exit_zero() {
         assert!(!tick.sym.is_empty() && tick.seq >= 1 && tick.bid <= tick.ask);
         let keys: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
         for key in [
+            "type",
             "sym",
             "seq",
             "ts",

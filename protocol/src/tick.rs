@@ -15,9 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::msgpack::{self, Number, ReadError, Reader};
 
-/// One tick with an owned symbol. Serialises (serde) to the same keys as the
-/// wire format, so `serde_json::to_string(&tick)` gives a readable JSON line.
+/// One tick with an owned symbol. Serialises (serde) to exactly the wire
+/// format's keys, `"type": "tick"` included, so `serde_json::to_string(&tick)`
+/// gives a JSON line with the same shape as the MessagePack map.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "tick")]
 pub struct Tick {
     /// Ticker symbol, e.g. `AAPL`.
     pub sym: String,

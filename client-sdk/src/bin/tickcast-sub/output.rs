@@ -92,5 +92,6 @@ mod tests {
         assert_eq!(back, tick());
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["bid_size"], 300);
+        assert_eq!(value["type"], "tick");
     }
 }
