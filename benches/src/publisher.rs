@@ -25,6 +25,8 @@ use crate::universe::Universe;
 /// The most ticks encoded into one write when the publisher is behind, so a
 /// stall cannot make it build one enormous buffer.
 const MAX_BATCH: u64 = 4096;
+/// The longest one write may block on a server that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a NATS publisher checks for the server's `PING`s.
 const PING_CHECK: Duration = Duration::from_secs(1);
 
@@ -43,6 +45,9 @@ impl PubConn {
         let stream = TcpStream::connect_timeout(&endpoints.publish, Duration::from_secs(5))
             .with_context(|| format!("connect publisher to {}", endpoints.publish))?;
         stream.set_nodelay(true)?;
+        // A server that stops reading must not hang the run: the write
+        // fails instead and the step reports it.
+        stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
         let mut conn = PubConn {
             stream,
             kind: endpoints.kind,

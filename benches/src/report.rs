@@ -94,6 +94,8 @@ pub struct ClassReport {
     pub unexpected: u64,
     /// Snapshot ticks received on subscribing (not counted as delivered).
     pub snapshots: u64,
+    /// Frames that were neither ticks nor expected control messages.
+    pub other_frames: u64,
     /// Connections the server closed during the step.
     pub disconnected: u64,
     /// Close codes received, and how often.
@@ -110,7 +112,8 @@ impl ClassReport {
         Self {
             subscribers,
             acked: stats.acked,
-            conn_errors: stats.conn_errors + stats.refused,
+            // A refused subscription is already counted as a connection error.
+            conn_errors: stats.conn_errors,
             expected,
             delivered: stats.delivered,
             delivered_ratio: if expected == 0 {
@@ -124,6 +127,7 @@ impl ClassReport {
             duplicates: stats.duplicates,
             unexpected: stats.unexpected,
             snapshots: stats.snapshots,
+            other_frames: stats.other,
             disconnected: stats.disconnected,
             close_codes: stats
                 .close_codes
@@ -280,16 +284,18 @@ pub fn summary_table(report: &RunReport) -> String {
                 None => "",
             }
         );
-        let problems = h.conn_errors + h.disconnected + h.duplicates + h.unexpected;
+        let problems =
+            h.conn_errors + h.disconnected + h.duplicates + h.unexpected + h.other_frames;
         if problems > 0 || s.publisher_error.is_some() {
             let _ = writeln!(
                 out,
-                "          ! conn errors {}, disconnected {} {:?}, duplicates {}, unexpected {}{}",
+                "          ! conn errors {}, disconnected {} {:?}, duplicates {}, unexpected {}, other frames {}{}",
                 h.conn_errors,
                 h.disconnected,
                 h.close_codes,
                 h.duplicates,
                 h.unexpected,
+                h.other_frames,
                 s.publisher_error
                     .as_deref()
                     .map(|e| format!(", publisher: {e}"))
