@@ -15,14 +15,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::msgpack::{self, Number, ReadError, Reader};
 
-/// One tick with an owned symbol. Serialises (serde) to exactly the wire
-/// format's keys, `"type": "tick"` included, so `serde_json::to_string(&tick)`
-/// gives a JSON line with the same shape as the MessagePack map.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One tick, generic over how it holds its symbol: [`Tick`] owns it,
+/// [`TickRef`] borrows it from the encoded buffer. Serialises (serde) to
+/// exactly the wire format's keys, `"type": "tick"` included, so
+/// `serde_json::to_string(&tick)` gives a JSON line of the same shape as the
+/// MessagePack map.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename = "tick")]
-pub struct Tick {
+pub struct TickOf<S> {
     /// Ticker symbol, e.g. `AAPL`.
-    pub sym: String,
+    pub sym: S,
     /// Per-symbol sequence number from the feed, starting at 1.
     pub seq: u64,
     /// Nanoseconds since the Unix epoch when the feed produced (or sent) it.
@@ -46,31 +48,29 @@ pub struct Tick {
     pub orig_ts: Option<u64>,
 }
 
+/// A tick that owns its symbol.
+pub type Tick = TickOf<String>;
+
 /// A decoded tick whose symbol borrows from the encoded buffer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TickRef<'a> {
-    /// Ticker symbol.
-    pub sym: &'a str,
-    /// Per-symbol sequence number.
-    pub seq: u64,
-    /// Event time, nanoseconds since the Unix epoch.
-    pub ts: u64,
-    /// Best bid price.
-    pub bid: f64,
-    /// Best ask price.
-    pub ask: f64,
-    /// Last trade price.
-    pub last: f64,
-    /// Size at the best bid.
-    pub bid_size: u32,
-    /// Size at the best ask.
-    pub ask_size: u32,
-    /// Size of the last trade.
-    pub last_size: u32,
-    /// Cumulative volume of the day.
-    pub volume: u64,
-    /// Original event time of a replayed tick.
-    pub orig_ts: Option<u64>,
+pub type TickRef<'a> = TickOf<&'a str>;
+
+impl<S> TickOf<S> {
+    /// The same tick with its symbol mapped (owned ↔ borrowed).
+    fn with_sym<T>(&self, sym: T) -> TickOf<T> {
+        TickOf {
+            sym,
+            seq: self.seq,
+            ts: self.ts,
+            bid: self.bid,
+            ask: self.ask,
+            last: self.last,
+            bid_size: self.bid_size,
+            ask_size: self.ask_size,
+            last_size: self.last_size,
+            volume: self.volume,
+            orig_ts: self.orig_ts,
+        }
+    }
 }
 
 /// Why bytes are not a valid tick. Every variant names what was wrong, so a
@@ -188,7 +188,7 @@ impl<'a> TickRef<'a> {
             other => other.into(),
         })?;
         let mut seen = 0u16;
-        let mut t = TickRef {
+        let mut t: TickRef<'a> = TickOf {
             sym: "",
             seq: 0,
             ts: 0,
@@ -304,38 +304,14 @@ impl<'a> TickRef<'a> {
 
     /// Copies the tick into an owned [`Tick`].
     pub fn to_tick(&self) -> Tick {
-        Tick {
-            sym: self.sym.to_owned(),
-            seq: self.seq,
-            ts: self.ts,
-            bid: self.bid,
-            ask: self.ask,
-            last: self.last,
-            bid_size: self.bid_size,
-            ask_size: self.ask_size,
-            last_size: self.last_size,
-            volume: self.volume,
-            orig_ts: self.orig_ts,
-        }
+        self.with_sym(self.sym.to_owned())
     }
 }
 
 impl Tick {
     /// Borrows the tick as a [`TickRef`].
     pub fn as_ref(&self) -> TickRef<'_> {
-        TickRef {
-            sym: &self.sym,
-            seq: self.seq,
-            ts: self.ts,
-            bid: self.bid,
-            ask: self.ask,
-            last: self.last,
-            bid_size: self.bid_size,
-            ask_size: self.ask_size,
-            last_size: self.last_size,
-            volume: self.volume,
-            orig_ts: self.orig_ts,
-        }
+        self.with_sym(self.sym.as_str())
     }
 
     /// Decodes and validates one encoded tick into an owned value.
