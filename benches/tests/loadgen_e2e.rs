@@ -174,6 +174,58 @@ drain_s = 3
 }
 
 #[test]
+fn saturation_rises_until_a_bound_fails_with_slow_readers_and_two_threads() {
+    let broker = Broker::start(Limits::default());
+    let scenario = |max_p99_ms: f64| {
+        Scenario::parse(&format!(
+            r#"
+name = "sat"
+symbols = 20
+seed = 3
+[subscribers]
+count = 4
+topics_per_sub = 3
+wildcard = 1
+slow = 1
+slow_delay_ms = 2
+threads = 2
+[load]
+warmup_s = 0.2
+duration_s = 0.6
+drain_s = 2
+[saturation]
+start_rate = 300
+factor = 2
+max_steps = 2
+max_p99_ms = {max_p99_ms}
+"#
+        ))
+        .unwrap()
+    };
+    // Generous bound: both steps pass and the run stops at max_steps.
+    let out = run_traffic(&scenario(60_000.0), broker.endpoints, &quiet()).unwrap();
+    let sat = out.report.saturation.as_ref().unwrap();
+    assert_eq!(out.report.steps.len(), 2);
+    assert_eq!(sat.max_sustained_rate, Some(600.0), "{sat:?}");
+    assert!(sat.stopped_because.contains("max_steps"), "{sat:?}");
+    for step in &out.report.steps {
+        assert_eq!(step.passed, Some(true));
+        assert_eq!(step.healthy.delivered, step.healthy.expected);
+        let slow = step.slow.as_ref().unwrap();
+        assert_eq!((slow.acked, slow.gaps), (1, 0));
+        assert!(slow.delivered > 0 && slow.delivered <= slow.expected);
+    }
+    assert_eq!(out.latencies.len(), 2);
+    // Impossible bound: the first step fails and nothing is sustained.
+    let out = run_traffic(&scenario(1e-6), broker.endpoints, &quiet()).unwrap();
+    let sat = out.report.saturation.as_ref().unwrap();
+    assert_eq!(out.report.steps.len(), 1);
+    assert_eq!(out.report.steps[0].passed, Some(false));
+    assert_eq!(sat.max_sustained_rate, None);
+    assert!(sat.stopped_because.contains("p99"), "{sat:?}");
+}
+
+#[test]
 fn the_smoke_scenario_runs_from_the_command_line_into_files() {
     let broker = Broker::start(Limits::default());
     let out = tempfile::tempdir().unwrap();
