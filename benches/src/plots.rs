@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::report::IntervalPoint;
@@ -65,23 +66,12 @@ pub fn latency_by_percentile(
         .x_label_formatter(&|x| percentile_label(*x))
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    for (i, (label, points)) in curves.into_iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
-            .map_err(|e| anyhow!("{e}"))?
-            .label(label)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+    let lines = curves
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, points))| (label, Palette99::pick(i).to_rgba(), points))
+        .collect();
+    draw_lines(&mut chart, lines, SeriesLabelPosition::UpperLeft)?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
@@ -124,33 +114,42 @@ pub fn timeline(path: &Path, title: &str, points: &[IntervalPoint]) -> Result<()
         .y_desc("latency (ms)")
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    for (label, color, pick) in [
-        (
-            "p50",
-            GREEN,
-            (|p: &IntervalPoint| p.p50_ms) as fn(&IntervalPoint) -> f64,
-        ),
-        ("p99", RED, |p: &IntervalPoint| p.p99_ms),
-    ] {
-        lat_chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.t_s, pick(p))),
-                color.stroke_width(2),
-            ))
+    let series =
+        |pick: fn(&IntervalPoint) -> f64| points.iter().map(|p| (p.t_s, pick(p))).collect();
+    let lines = vec![
+        ("p50".to_owned(), GREEN.to_rgba(), series(|p| p.p50_ms)),
+        ("p99".to_owned(), RED.to_rgba(), series(|p| p.p99_ms)),
+    ];
+    draw_lines(&mut lat_chart, lines, SeriesLabelPosition::UpperRight)?;
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// A labelled line: legend text, colour, points.
+type Line = (String, RGBAColor, Vec<(f64, f64)>);
+
+/// Draws labelled lines and their legend on a chart with an f64 y axis.
+fn draw_lines<'a, X: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+    lines: Vec<Line>,
+    legend_at: SeriesLabelPosition,
+) -> Result<()> {
+    for (label, color, points) in lines {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(|e| anyhow!("{e}"))?
             .label(label)
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    lat_chart
+    chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(legend_at)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
 
