@@ -4,6 +4,7 @@
 #
 #   benches/compare.sh                      # ladder-200
 #   benches/compare.sh ladder-200 saturation slow-consumer idle-10k
+#   TICKCAST_ARGS="--write-coalesce=2ms" benches/compare.sh   # extra broker flags
 #
 # Each server is spawned by loadgen on CPU 0 and loadgen runs on CPU 1, so
 # neither competes with the other for a core. Results (JSON, .hgrm, SVG)
@@ -51,6 +52,7 @@ mkdir -p "$out"
 for s in "${scenarios[@]}"; do
     for target in tickcast nats; do
         server_bin=("--server-bin" "$bin_dir/tickcast-broker")
+        for a in ${TICKCAST_ARGS:-}; do server_bin+=("--server-arg=$a"); done
         [ "$target" = nats ] && server_bin=("--server-bin" "$nats_bin")
         echo "== $s on $target" >&2
         # Every scenario bounds its own steps; this is the backstop.

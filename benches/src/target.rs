@@ -69,6 +69,8 @@ pub struct SpawnOptions {
     pub cpu: Option<usize>,
     /// Directory for its log (and NATS config).
     pub dir: PathBuf,
+    /// Extra arguments for the server (tickcast only), e.g. `--write-coalesce 2ms`.
+    pub extra_args: Vec<String>,
 }
 
 /// A server this process started; stopped (SIGTERM, then SIGKILL) on drop.
@@ -92,12 +94,13 @@ impl SpawnedServer {
                     Some(p) => p.clone(),
                     None => sibling_binary("tickcast-broker")?,
                 };
-                let args = vec![
+                let mut args = vec![
                     "--listen".to_owned(),
                     ws.to_string(),
                     "--ingest".to_owned(),
                     publish.to_string(),
                 ];
+                args.extend(opts.extra_args.iter().cloned());
                 (program, args)
             }
             TargetKind::Nats => {

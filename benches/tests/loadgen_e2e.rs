@@ -300,6 +300,7 @@ fn the_same_scenario_runs_against_nats_when_installed() {
         program: None,
         cpu: None,
         dir: dir.path().to_path_buf(),
+        extra_args: Vec::new(),
     })
     .unwrap();
     let scenario = Scenario::parse(LOW_RATE).unwrap();

@@ -65,6 +65,9 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// Close a client that has not answered a ping within this long.
     pub pong_timeout: Duration,
+    /// The least time between two writes to one connection (0: write as
+    /// soon as anything is queued). See `writer::run`.
+    pub write_coalesce: Duration,
 }
 
 impl Default for Limits {
@@ -80,6 +83,7 @@ impl Default for Limits {
             slow_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
+            write_coalesce: Duration::from_millis(2),
         }
     }
 }

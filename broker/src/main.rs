@@ -87,6 +87,11 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pong_timeout: Duration,
 
+    /// Least time between two writes to one client: under load, fewer and
+    /// fuller writes (see benches/README.md); 0 writes as soon as anything is queued.
+    #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    write_coalesce: Duration,
+
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
     hdr_log: Option<PathBuf>,
@@ -136,6 +141,7 @@ impl Args {
             slow_timeout: self.slow_timeout,
             ping_interval: self.ping_interval,
             pong_timeout: self.pong_timeout,
+            write_coalesce: self.write_coalesce,
         };
         Ok(BrokerConfig {
             listen: self.listen,

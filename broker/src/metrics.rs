@@ -51,6 +51,8 @@ pub struct Metrics {
     pub frames_out: Counter,
     /// Bytes written to client sockets.
     pub bytes_out: Counter,
+    /// Write calls on client sockets (frames_out / writes = frames per syscall).
+    pub writes: Counter,
     /// Ticks replaced by a newer one of the same symbol in a slow outbox.
     pub conflated: Counter,
     /// Ticks discarded for a slow client (drop policy).
@@ -83,6 +85,7 @@ impl Default for Metrics {
             publishers_dropped: Counter::default(),
             frames_out: Counter::default(),
             bytes_out: Counter::default(),
+            writes: Counter::default(),
             conflated: Counter::default(),
             dropped: Counter::default(),
             slow_disconnects: Counter::default(),
@@ -121,7 +124,7 @@ pub struct Stats {
 }
 
 /// (name, help, value) of every counter, for the Prometheus text.
-fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 14] {
+fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 15] {
     [
         (
             "tickcast_ticks_in_total",
@@ -152,6 +155,11 @@ fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 14] {
             "tickcast_bytes_out_total",
             "Bytes written to clients",
             m.bytes_out.get(),
+        ),
+        (
+            "tickcast_writes_total",
+            "Write calls on client sockets",
+            m.writes.get(),
         ),
         (
             "tickcast_conflated_total",

@@ -112,6 +112,7 @@ impl State {
 pub struct Outbox {
     state: Mutex<State>,
     wake: Notify,
+    urgent: Notify,
     limit: usize,
     policy: SlowConsumerPolicy,
     /// Counters for this connection.
@@ -135,6 +136,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
+            urgent: Notify::new(),
             limit,
             policy,
             counters: OutboxCounters::default(),
@@ -168,6 +170,13 @@ impl Outbox {
                     return Pushed::Disconnected;
                 }
             }
+        }
+        // A writer pausing to coalesce (writer.rs) must write before a
+        // healthy client is pushed into conflation: passing half the limit
+        // ends its pause at once.
+        let half = self.limit / 2;
+        if st.bytes <= half && st.bytes + frame.len() > half {
+            self.urgent.notify_one();
         }
         let woke = st.is_empty();
         st.bytes += frame.len();
@@ -256,6 +265,11 @@ impl Outbox {
     /// busy is kept, so none is lost.
     pub async fn wait(&self) {
         self.wake.notified().await
+    }
+
+    /// Waits until the outbox passes half its limit (ends a coalescing pause).
+    pub async fn wait_urgent(&self) {
+        self.urgent.notified().await
     }
 
     /// Moves queued frames into `into` (up to about `max_bytes`), queue first,
@@ -393,6 +407,18 @@ mod tests {
         assert!(!ob.close(close_code::GOING_AWAY, "again", false));
         assert!(!ob.push_control(tick(9, 1)));
         assert_eq!(drain(&ob), (vec![1, 0x88], Take::Last));
+    }
+
+    #[tokio::test]
+    async fn passing_half_the_limit_is_urgent() {
+        let ob = Outbox::new(1_000, SlowConsumerPolicy::Conflate);
+        assert_eq!(ob.push_tick(0, &tick(1, 300), 1), Pushed::Woke);
+        assert_eq!(ob.push_tick(0, &tick(2, 150), 1), Pushed::Queued);
+        let pending = tokio::time::timeout(Duration::from_millis(20), ob.wait_urgent()).await;
+        assert!(pending.is_err(), "urgent before half the limit");
+        assert_eq!(ob.push_tick(0, &tick(3, 100), 1), Pushed::Queued); // 450 -> 550
+        let fired = tokio::time::timeout(Duration::from_millis(20), ob.wait_urgent()).await;
+        assert!(fired.is_ok(), "no urgent wake past half the limit");
     }
 
     #[test]

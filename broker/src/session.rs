@@ -145,6 +145,7 @@ pub async fn run(stream: TcpStream, leftover: Bytes, shared: Arc<Shared>, topics
         wr,
         session.clone(),
         shared.metrics.clone(),
+        limits.write_coalesce,
     ));
     let mut reader = FrameReader::new(limits.max_control_bytes, &leftover);
     drop(leftover);

@@ -148,3 +148,27 @@ async fn duplicates_are_dropped_and_a_restarted_feed_is_accepted() {
     assert_eq!(client.next_within(Duration::from_millis(200)).await, None);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn writes_to_a_busy_client_are_coalesced() {
+    let limits = Limits {
+        write_coalesce: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let broker = ingest_broker(limits).await;
+    let mut client = Subscriber::connect(broker.local_addr(), "topics=AAPL").await;
+    client.expect_ack().await;
+    let mut publisher = Publisher::connect(&broker).await;
+    // The first tick after a quiet spell goes out at once...
+    publisher.publish(&["AAPL"]).await;
+    client.read_until(&want(&[("AAPL", 1)]), true).await;
+    let writes = broker.metrics().writes.get();
+    // ...the next ones, arriving within the gap, wait and share one write.
+    for _ in 0..20 {
+        publisher.publish(&["AAPL"]).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    client.read_until(&want(&[("AAPL", 21)]), true).await;
+    assert_eq!(broker.metrics().writes.get() - writes, 1);
+    broker.shutdown().await;
+}

@@ -54,6 +54,10 @@ struct RunArgs {
     /// The server's executable for --spawn.
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// An extra argument for a spawned tickcast broker (repeat it), e.g.
+    /// `--server-arg=--write-coalesce=2ms`.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// Pin the spawned server to this CPU (taskset -c).
     #[arg(long, alias = "broker-cpu")]
     server_cpu: Option<usize>,
@@ -111,6 +115,7 @@ fn run(args: RunArgs) -> Result<()> {
             program: args.server_bin.clone(),
             cpu: args.server_cpu,
             dir: out_dir.clone(),
+            extra_args: args.server_args.clone(),
         })?)
     } else {
         None
