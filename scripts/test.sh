@@ -8,6 +8,19 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debian packages the suites use: nats-server (loadgen's comparison target)
+# and chromium (the dashboard test). One `apt-get update`, only if needed.
+need=()
+command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+    step "installing ${need[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq </dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" </dev/null >/dev/null
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
