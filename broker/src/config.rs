@@ -65,9 +65,52 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// Close a client that has not answered a ping within this long.
     pub pong_timeout: Duration,
-    /// The least time between two writes to one connection (0: write as
-    /// soon as anything is queued). See `writer::run`.
-    pub write_coalesce: Duration,
+    /// How long a writer pauses after each write to let frames gather
+    /// (see `writer::run`).
+    pub write_coalesce: WriteCoalesce,
+}
+
+/// The writers' pause after each write.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WriteCoalesce {
+    /// Spread a budget of socket writes per second over the connections that
+    /// are busy: pause = busy connections ÷ budget, at most
+    /// [`MAX_AUTO_PAUSE`]. 200 busy connections and 100,000 writes/s give
+    /// 2 ms; ten give 0.1 ms. A write costs about 5 µs of kernel time here,
+    /// so the budget caps what writes cost, whatever the number of clients.
+    Auto {
+        /// Socket writes per second across all connections.
+        writes_per_sec: u32,
+    },
+    /// The same pause for every connection (zero: none).
+    Fixed(Duration),
+}
+
+/// The longest pause [`WriteCoalesce::Auto`] chooses.
+pub const MAX_AUTO_PAUSE: Duration = Duration::from_millis(20);
+
+/// The default write budget: about half a core of write syscalls.
+pub const DEFAULT_WRITE_BUDGET: u32 = 100_000;
+
+impl std::str::FromStr for WriteCoalesce {
+    type Err = String;
+
+    /// `auto` (with the default budget) or a duration such as `2ms` or `0`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(WriteCoalesce::Auto {
+                writes_per_sec: DEFAULT_WRITE_BUDGET,
+            });
+        }
+        let fixed = if s == "0" {
+            Ok(Duration::ZERO)
+        } else {
+            humantime::parse_duration(s)
+        };
+        fixed
+            .map(WriteCoalesce::Fixed)
+            .map_err(|e| format!("expected `auto` or a duration like `2ms`: {e}"))
+    }
 }
 
 impl Default for Limits {
@@ -83,7 +126,9 @@ impl Default for Limits {
             slow_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
-            write_coalesce: Duration::from_millis(2),
+            write_coalesce: WriteCoalesce::Auto {
+                writes_per_sec: DEFAULT_WRITE_BUDGET,
+            },
         }
     }
 }

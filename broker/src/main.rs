@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
+use tickcast_broker::config::{WriteCoalesce, DEFAULT_WRITE_BUDGET};
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
 #[global_allocator]
@@ -87,10 +88,14 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pong_timeout: Duration,
 
-    /// Least time between two writes to one client: under load, fewer and
-    /// fuller writes (see benches/README.md); 0 writes as soon as anything is queued.
-    #[arg(long, default_value = "2ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    write_coalesce: Duration,
+    /// Pause after each write to a client so frames gather into fuller writes:
+    /// `auto` spreads --write-budget over the busy clients; or a fixed
+    /// duration (`2ms`; `0` writes as soon as anything is queued).
+    #[arg(long, default_value = "auto", value_name = "auto|DURATION")]
+    write_coalesce: WriteCoalesce,
+    /// With --write-coalesce auto: socket writes per second across all clients.
+    #[arg(long, default_value_t = DEFAULT_WRITE_BUDGET, value_name = "N")]
+    write_budget: u32,
 
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
@@ -141,7 +146,12 @@ impl Args {
             slow_timeout: self.slow_timeout,
             ping_interval: self.ping_interval,
             pong_timeout: self.pong_timeout,
-            write_coalesce: self.write_coalesce,
+            write_coalesce: match self.write_coalesce {
+                WriteCoalesce::Auto { .. } => WriteCoalesce::Auto {
+                    writes_per_sec: self.write_budget.max(1),
+                },
+                fixed => fixed,
+            },
         };
         Ok(BrokerConfig {
             listen: self.listen,

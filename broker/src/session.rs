@@ -42,6 +42,9 @@ pub struct Session {
     pub(crate) ping_outstanding: AtomicBool,
     /// When the sweeper first saw the connection closing (ms), 0 if not.
     pub(crate) closing_since_ms: AtomicU64,
+    /// Frames delivered as of the sweeper's last pass (to count busy
+    /// connections for the write budget).
+    pub(crate) delivered_at_sweep: AtomicU64,
     cancel: CancellationToken,
 }
 
@@ -54,6 +57,7 @@ impl Session {
             last_seen_ms: AtomicU64::new(now_ms),
             ping_outstanding: AtomicBool::new(false),
             closing_since_ms: AtomicU64::new(0),
+            delivered_at_sweep: AtomicU64::new(0),
             cancel: CancellationToken::new(),
         }
     }
@@ -141,12 +145,7 @@ pub async fn run(stream: TcpStream, leftover: Bytes, shared: Arc<Shared>, topics
     debug!(id = session.id(), %peer, "connected");
 
     let (mut rd, wr) = stream.into_split();
-    let writer = tokio::spawn(crate::writer::run(
-        wr,
-        session.clone(),
-        shared.metrics.clone(),
-        limits.write_coalesce,
-    ));
+    let writer = tokio::spawn(crate::writer::run(wr, session.clone(), shared.clone()));
     let mut reader = FrameReader::new(limits.max_control_bytes, &leftover);
     drop(leftover);
     let mut rate = RateLimit::new(limits.control_rate, limits.control_burst);

@@ -12,15 +12,16 @@
 //! outbox fills and its slow-consumer policy takes over.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::config::WriteCoalesce;
 use crate::latency::Stage;
 use crate::metrics::Metrics;
 use crate::outbox::{Queued, Take};
 use crate::session::Session;
+use crate::Shared;
 use tickcast_protocol::clock::now_ns;
 
 /// The most bytes written in one call. Large enough to amortise the syscall,
@@ -34,21 +35,18 @@ const KEEP_WHEN_IDLE: usize = 16 * 1024;
 /// Runs until the close frame is written, the socket fails, or the session is
 /// cancelled.
 ///
-/// `coalesce` is the least time between two writes to this connection. A
+/// After each write the writer pauses (`--write-coalesce`). A
 /// write costs the same few microseconds of kernel time whether it carries
 /// one frame or fifty, and with hundreds of busy connections those fixed
 /// costs, not the bytes, fill the CPU. So after each write the writer pauses
-/// for `coalesce` and then sends everything that gathered meanwhile. A
+/// and then sends everything that gathered meanwhile (with `auto`, the pause
+/// grows with the number of busy connections; see `config::WriteCoalesce`). A
 /// connection that was quiet for longer than that is written at once, so the
 /// pause adds latency only where ticks follow each other closely, which is
 /// where it buys throughput; an outbox filling past half its limit ends the
 /// pause early, so it never pushes a client into conflation.
-pub async fn run(
-    mut socket: OwnedWriteHalf,
-    session: Arc<Session>,
-    metrics: Arc<Metrics>,
-    coalesce: Duration,
-) {
+pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, shared: Arc<Shared>) {
+    let metrics = &shared.metrics;
     let outbox = &session.subscriber.outbox;
     let mut batch: Vec<Queued> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
@@ -74,7 +72,7 @@ pub async fn run(
             session.cancel();
             return;
         };
-        account(&batch, bytes, &metrics, &session);
+        account(&batch, bytes, metrics, &session);
         batch.clear();
         outbox.wrote();
         if take == Take::Last {
@@ -83,11 +81,15 @@ pub async fn run(
             let _ = socket.shutdown().await;
             return;
         }
-        if !coalesce.is_zero() {
+        let pause = match shared.limits.write_coalesce {
+            WriteCoalesce::Fixed(pause) => pause,
+            WriteCoalesce::Auto { .. } => shared.connections.auto_write_pause(),
+        };
+        if !pause.is_zero() {
             // Let the next frames gather; the outbox cuts this short when it
             // passes half its limit.
             tokio::select! {
-                _ = tokio::time::sleep(coalesce) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = outbox.wait_urgent() => {}
                 _ = session.cancelled() => return,
             }

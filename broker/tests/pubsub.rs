@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{ingest_broker, wait_ticks_in, Publisher, Subscriber};
+use tickcast_broker::config::WriteCoalesce;
 use tickcast_broker::Limits;
 
 fn want(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
@@ -152,7 +153,7 @@ async fn duplicates_are_dropped_and_a_restarted_feed_is_accepted() {
 #[tokio::test]
 async fn writes_to_a_busy_client_are_coalesced() {
     let limits = Limits {
-        write_coalesce: Duration::from_millis(300),
+        write_coalesce: WriteCoalesce::Fixed(Duration::from_millis(300)),
         ..Limits::default()
     };
     let broker = ingest_broker(limits).await;
