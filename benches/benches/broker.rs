@@ -57,7 +57,8 @@ fn codec(c: &mut Criterion) {
 /// drained outside the timed part, so this is the hub's own cost.
 fn fanout(c: &mut Criterion) {
     let payload = tick().to_vec();
-    let hub = Hub::new(Arc::new(Metrics::default()));
+    let metrics = Arc::new(Metrics::default());
+    let hub = Hub::new(metrics.clone());
     let subs: Vec<Arc<Subscriber>> = (0..1_000)
         .map(|id| {
             let sub = Arc::new(Subscriber::new(
@@ -71,8 +72,11 @@ fn fanout(c: &mut Criterion) {
     let mut drained: Vec<Queued> = Vec::new();
     let mut g = c.benchmark_group("hub");
     g.throughput(Throughput::Elements(subs.len() as u64));
+    // Criterion calls the closure once per sample: the seq counter lives
+    // outside it, or every sample after the first would publish stale seqs
+    // (which the hub rightly skips).
+    let mut seq = 1u64 << 20;
     g.bench_function("fanout_1_tick_to_1000", |b| {
-        let mut seq = 1u64 << 20;
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for i in 0..iters {
@@ -102,6 +106,12 @@ fn fanout(c: &mut Criterion) {
         })
     });
     g.finish();
+    // A bench that published stale seqs would have measured nothing.
+    assert_eq!(
+        metrics.ticks_stale.get(),
+        0,
+        "the fan-out bench published stale ticks"
+    );
 }
 
 /// Pushing into an outbox that is over its limit: every push replaces the

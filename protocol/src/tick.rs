@@ -202,23 +202,23 @@ impl<'a> TickRef<'a> {
             orig_ts: None,
         };
         for _ in 0..entries {
-            let key = r.str().map_err(|e| match e {
+            let key = r.str_bytes().map_err(|e| match e {
                 ReadError::WrongType => DecodeError::NonStringKey,
                 other => other.into(),
             })?;
             let (bit, name): (u16, &'static str) = match key {
-                "type" => (F_TYPE, "type"),
-                "sym" => (F_SYM, "sym"),
-                "seq" => (F_SEQ, "seq"),
-                "ts" => (F_TS, "ts"),
-                "bid" => (F_BID, "bid"),
-                "ask" => (F_ASK, "ask"),
-                "last" => (F_LAST, "last"),
-                "bid_size" => (F_BID_SIZE, "bid_size"),
-                "ask_size" => (F_ASK_SIZE, "ask_size"),
-                "last_size" => (F_LAST_SIZE, "last_size"),
-                "volume" => (F_VOLUME, "volume"),
-                "orig_ts" => (F_ORIG_TS, "orig_ts"),
+                b"type" => (F_TYPE, "type"),
+                b"sym" => (F_SYM, "sym"),
+                b"seq" => (F_SEQ, "seq"),
+                b"ts" => (F_TS, "ts"),
+                b"bid" => (F_BID, "bid"),
+                b"ask" => (F_ASK, "ask"),
+                b"last" => (F_LAST, "last"),
+                b"bid_size" => (F_BID_SIZE, "bid_size"),
+                b"ask_size" => (F_ASK_SIZE, "ask_size"),
+                b"last_size" => (F_LAST_SIZE, "last_size"),
+                b"volume" => (F_VOLUME, "volume"),
+                b"orig_ts" => (F_ORIG_TS, "orig_ts"),
                 _ => {
                     r.skip()?;
                     continue;
