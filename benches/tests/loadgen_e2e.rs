@@ -293,7 +293,10 @@ fn idle_connections_from_several_source_addresses_all_open_and_stay() {
 fn the_same_scenario_runs_against_nats_when_installed() {
     let found = Command::new("nats-server").arg("--version").output();
     if !found.is_ok_and(|o| o.status.success()) {
-        assert!(std::env::var_os("CI").is_none(), "nats-server is not installed (scripts/test.sh installs it)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nats-server is not installed (scripts/test.sh installs it)"
+        );
         eprintln!("nats-server not installed: NATS comparison path not exercised");
         return;
     }
