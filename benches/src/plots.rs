@@ -10,7 +10,6 @@ use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use hdrhistogram::Histogram;
-use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::report::IntervalPoint;
@@ -24,6 +23,9 @@ fn percentile_label(x: f64) -> String {
     let decimals = (x.log10().round() as usize).saturating_sub(2);
     format!("{p:.decimals$}%")
 }
+
+/// The bottom of the latency axis (ms): 10 µs.
+const Y_MIN_MS: f64 = 0.01;
 
 /// Draws latency by percentile for each `(label, histogram in ns)`.
 pub fn latency_by_percentile(
@@ -39,7 +41,7 @@ pub fn latency_by_percentile(
                 .iter_quantiles(5)
                 .map(|v| (v.quantile_iterated_to(), v.value_iterated_to() as f64 / 1e6))
                 .filter(|(q, _)| *q < 1.0)
-                .map(|(q, ms)| ((1.0 / (1.0 - q)).min(MAX_X), ms))
+                .map(|(q, ms)| ((1.0 / (1.0 - q)).min(MAX_X), ms.max(Y_MIN_MS)))
                 .collect();
             (label.clone(), points)
         })
@@ -57,7 +59,9 @@ pub fn latency_by_percentile(
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d((1f64..MAX_X).log_scale(), 0f64..y_max)
+        // Log on both axes, as HdrHistogram's own plotter can: an overloaded
+        // step's seconds would otherwise flatten the others' milliseconds.
+        .build_cartesian_2d((1f64..MAX_X).log_scale(), (Y_MIN_MS..y_max).log_scale())
         .map_err(|e| anyhow!("{e}"))?;
     chart
         .configure_mesh()
@@ -129,8 +133,8 @@ pub fn timeline(path: &Path, title: &str, points: &[IntervalPoint]) -> Result<()
 type Line = (String, RGBAColor, Vec<(f64, f64)>);
 
 /// Draws labelled lines and their legend on a chart with an f64 y axis.
-fn draw_lines<'a, X: Ranged<ValueType = f64>>(
-    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, RangedCoordf64>>,
+fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
     lines: Vec<Line>,
     legend_at: SeriesLabelPosition,
 ) -> Result<()> {
