@@ -13,13 +13,9 @@ use serde::Serialize;
 /// failed run anyway, and is clamped to this).
 const MAX_NS: u64 = 60_000_000_000;
 
-/// Wall-clock time in nanoseconds since the Unix epoch: the clock ticks'
-/// `ts` is stamped with, so receive − `ts` is a true one-way delay (same host).
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
+/// The tick clock (`ts` is stamped with it), so receive − `ts` is a true
+/// one-way delay on the same host.
+pub use tickcast_protocol::clock::now_ns;
 
 /// A new empty latency histogram (ns, 3 significant digits).
 pub fn new_histogram() -> Histogram<u64> {

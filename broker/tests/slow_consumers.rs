@@ -33,6 +33,21 @@ async fn flood(publisher: &mut Publisher, rounds: usize) {
     }
 }
 
+/// A broker with `policy`, a slow client on `*` that has not read yet, and
+/// the publisher that has just sent it `rounds` ticks of every symbol.
+async fn flooded_slow_client(
+    policy: SlowConsumerPolicy,
+    rounds: usize,
+) -> (tickcast_broker::RunningBroker, Subscriber, Publisher) {
+    let broker = ingest_broker(limits(policy, Duration::from_secs(60))).await;
+    let mut slow = Subscriber::connect_small_buffer(broker.local_addr(), "topics=*").await;
+    slow.expect_ack().await;
+    let mut publisher = Publisher::connect(&broker).await;
+    flood(&mut publisher, rounds).await;
+    wait_ticks_in(&broker, (rounds * SYMS.len()) as u64).await;
+    (broker, slow, publisher)
+}
+
 /// Reads ticks until each symbol reached `last`, or until nothing comes for a
 /// while; checks per-symbol order. Returns the seqs seen per symbol.
 async fn drain(client: &mut Subscriber, last: u64) -> HashMap<String, Vec<u64>> {
@@ -60,17 +75,9 @@ async fn drain(client: &mut Subscriber, last: u64) -> HashMap<String, Vec<u64>> 
 
 #[tokio::test]
 async fn conflation_skips_ticks_but_always_ends_on_the_latest() {
-    let broker = ingest_broker(limits(
-        SlowConsumerPolicy::Conflate,
-        Duration::from_secs(60),
-    ))
-    .await;
-    let mut slow = Subscriber::connect_small_buffer(broker.local_addr(), "topics=*").await;
-    slow.expect_ack().await;
-    let mut publisher = Publisher::connect(&broker).await;
     let rounds = 20_000;
-    flood(&mut publisher, rounds).await;
-    wait_ticks_in(&broker, (rounds * SYMS.len()) as u64).await;
+    let (broker, mut slow, mut publisher) =
+        flooded_slow_client(SlowConsumerPolicy::Conflate, rounds).await;
     assert!(
         broker.metrics().conflated.get() > 0,
         "nothing was conflated"
@@ -99,13 +106,9 @@ async fn conflation_skips_ticks_but_always_ends_on_the_latest() {
 
 #[tokio::test]
 async fn drop_policy_discards_new_ticks_until_the_client_catches_up() {
-    let broker = ingest_broker(limits(SlowConsumerPolicy::Drop, Duration::from_secs(60))).await;
-    let mut slow = Subscriber::connect_small_buffer(broker.local_addr(), "topics=*").await;
-    slow.expect_ack().await;
-    let mut publisher = Publisher::connect(&broker).await;
     let rounds = 20_000;
-    flood(&mut publisher, rounds).await;
-    wait_ticks_in(&broker, (rounds * SYMS.len()) as u64).await;
+    let (broker, mut slow, mut publisher) =
+        flooded_slow_client(SlowConsumerPolicy::Drop, rounds).await;
     let dropped = broker.metrics().dropped.get();
     assert!(dropped > 0, "nothing was dropped");
     assert_eq!(broker.metrics().conflated.get(), 0);
