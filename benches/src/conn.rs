@@ -321,7 +321,7 @@ impl SubConn {
 fn tick_header(payload: &[u8]) -> Option<TickHeader<'_>> {
     TickHeader::peek(payload).or_else(|| {
         TickRef::decode(payload).ok().map(|t| TickHeader {
-            sym: t.sym,
+            sym: t.sym.as_bytes(),
             seq: t.seq,
             ts: t.ts,
         })
@@ -441,7 +441,7 @@ mod tests {
         let mut out = Vec::new();
         dec.process(&mut |e| {
             out.push(match e {
-                Event::Tick(h) => format!("tick {} {}", h.sym, h.seq),
+                Event::Tick(h) => format!("tick {} {}", String::from_utf8_lossy(h.sym), h.seq),
                 other => format!("{other:?}"),
             })
         })

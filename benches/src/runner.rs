@@ -209,7 +209,7 @@ fn broker_seqs(endpoints: &Endpoints, universe: &Universe) -> Vec<u64> {
     let body = crate::http::get(endpoints.ws, "/symbols", Duration::from_secs(5));
     if let Ok(ticks) = body.and_then(|b| Ok(serde_json::from_slice::<Vec<Latest>>(&b)?)) {
         for t in ticks {
-            if let Some(i) = universe.lookup(&t.sym) {
+            if let Some(i) = universe.lookup(t.sym.as_bytes()) {
                 last[i] = t.seq;
             }
         }

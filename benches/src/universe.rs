@@ -25,7 +25,8 @@ const PLAN_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 pub struct Universe {
     names: Vec<String>,
     weights: Vec<f64>,
-    index: HashMap<String, u32>,
+    /// Symbol bytes → index (ticks' symbols are looked up as raw bytes).
+    index: HashMap<Box<[u8]>, u32>,
 }
 
 impl Universe {
@@ -40,7 +41,7 @@ impl Universe {
         let index = names
             .iter()
             .enumerate()
-            .map(|(i, name)| (name.clone(), i as u32))
+            .map(|(i, name)| (Box::from(name.as_bytes()), i as u32))
             .collect();
         Self {
             names,
@@ -75,7 +76,7 @@ impl Universe {
     }
 
     /// The index of a symbol name, if it is one of ours.
-    pub fn lookup(&self, sym: &str) -> Option<usize> {
+    pub fn lookup(&self, sym: &[u8]) -> Option<usize> {
         self.index.get(sym).map(|&i| i as usize)
     }
 }
@@ -225,7 +226,7 @@ mod tests {
     fn plans_are_deterministic_skewed_and_counted() {
         let universe = Universe::new(200, 1.0);
         assert_eq!(universe.len(), 200);
-        assert_eq!(universe.lookup(universe.name(17)), Some(17));
+        assert_eq!(universe.lookup(universe.name(17).as_bytes()), Some(17));
         let spec = Subscribers {
             count: 400,
             topics_per_sub: 10,

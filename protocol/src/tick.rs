@@ -336,8 +336,10 @@ impl Tick {
 /// the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TickHeader<'a> {
-    /// Ticker symbol.
-    pub sym: &'a str,
+    /// Ticker symbol, as raw bytes: not checked for UTF-8, because a reader
+    /// that only compares it with the symbols it knows does not need to pay
+    /// for that (measured at a tenth of the load generator's CPU).
+    pub sym: &'a [u8],
     /// Per-symbol sequence number.
     pub seq: u64,
     /// Event time, nanoseconds since the Unix epoch.
@@ -358,20 +360,20 @@ impl<'a> TickHeader<'a> {
     pub fn peek(buf: &'a [u8]) -> Option<Self> {
         let mut r = Reader::new(buf);
         if r.map_len().ok()? < 4
-            || r.str().ok()? != "type"
-            || r.str().ok()? != "tick"
-            || r.str().ok()? != "sym"
+            || r.str_bytes().ok()? != b"type"
+            || r.str_bytes().ok()? != b"tick"
+            || r.str_bytes().ok()? != b"sym"
         {
             return None;
         }
-        let sym = r.str().ok()?;
-        if r.str().ok()? != "seq" {
+        let sym = r.str_bytes().ok()?;
+        if r.str_bytes().ok()? != b"seq" {
             return None;
         }
         let Number::Unsigned(seq) = r.number().ok()? else {
             return None;
         };
-        if r.str().ok()? != "ts" {
+        if r.str_bytes().ok()? != b"ts" {
             return None;
         }
         let Number::Unsigned(ts) = r.number().ok()? else {
@@ -450,7 +452,7 @@ mod tests {
         assert_eq!(
             TickHeader::peek(&bytes),
             Some(TickHeader {
-                sym: "MSFT",
+                sym: b"MSFT",
                 seq: 70_000,
                 ts: 1_763_900_000_123_456_789
             })
