@@ -76,7 +76,8 @@ pub enum WriteCoalesce {
     /// Spread a budget of socket writes per second over the connections that
     /// are busy: pause = busy connections ÷ budget, at most
     /// [`MAX_AUTO_PAUSE`]. 200 busy connections and 100,000 writes/s give
-    /// 2 ms; ten give 0.1 ms. A write costs about 5 µs of kernel time here,
+    /// 2 ms; pauses under 1 ms (tokio's timer resolution) are skipped. A
+    /// write costs about 5 µs of kernel time here,
     /// so the budget caps what writes cost, whatever the number of clients.
     Auto {
         /// Socket writes per second across all connections.

@@ -90,7 +90,8 @@ struct Args {
 
     /// Pause after each write to a client so frames gather into fuller writes:
     /// `auto` spreads --write-budget over the busy clients; or a fixed
-    /// duration (`2ms`; `0` writes as soon as anything is queued).
+    /// duration (`2ms`; `0` writes as soon as anything is queued). Pauses
+    /// under 1 ms (tokio's timer resolution) are skipped.
     #[arg(long, default_value = "auto", value_name = "auto|DURATION")]
     write_coalesce: WriteCoalesce,
     /// With --write-coalesce auto: socket writes per second across all clients.

@@ -12,6 +12,7 @@
 //! outbox fills and its slow-consumer policy takes over.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -27,6 +28,9 @@ use tickcast_protocol::clock::now_ns;
 /// The most bytes written in one call. Large enough to amortise the syscall,
 /// small enough that the copy stays in cache.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// The granularity of tokio's timer; pauses shorter than this are skipped.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 /// Buffers larger than this are released when the writer goes idle, so a
 /// connection that once had a burst does not keep its peak memory.
@@ -85,7 +89,10 @@ pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, shared: Arc<
             WriteCoalesce::Fixed(pause) => pause,
             WriteCoalesce::Auto { .. } => shared.connections.auto_write_pause(),
         };
-        if !pause.is_zero() {
+        // tokio's timer counts whole milliseconds: a shorter pause would
+        // still sleep about a millisecond, adding latency the few busy
+        // connections it was computed for do not need.
+        if pause >= TIMER_RESOLUTION {
             // Let the next frames gather; the outbox cuts this short when it
             // passes half its limit.
             tokio::select! {
