@@ -160,3 +160,86 @@ async fn broker_restart_reconnects_resubscribes_and_reports_gap_and_reset() {
     client.close().await;
     tokio::time::timeout(STEP, broker.shutdown()).await.unwrap();
 }
+
+/// A program that stops reading makes the broker conflate; the SDK must
+/// report the skipped ticks as gaps, keep per-symbol order, and end on each
+/// symbol's latest tick.
+#[tokio::test]
+async fn conflation_by_the_broker_is_reported_as_gaps() {
+    let cfg = BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
+        limits: tickcast_broker::Limits {
+            outbox_bytes: 16 * 1024,
+            slow_timeout: Duration::from_secs(60),
+            ..tickcast_broker::Limits::default()
+        },
+        ..BrokerConfig::default()
+    };
+    let broker = tickcast_broker::start(cfg).await.unwrap();
+    let mut publisher = Publisher::connect(broker.ingest_addr().unwrap()).await;
+    let syms = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"];
+    let mut client = Client::builder(url(&broker))
+        .event_capacity(16)
+        .connect()
+        .await
+        .unwrap();
+    client.subscribe(syms).await.unwrap();
+    expect_subscribed(&mut client, &syms).await;
+
+    // Far more than the socket buffers hold, while the program reads nothing.
+    let rounds: u64 = 20_000;
+    for start in (1..=rounds).step_by(100) {
+        let batch: Vec<(&str, u64)> = (start..start + 100)
+            .flat_map(|seq| syms.iter().map(move |s| (*s, seq)))
+            .collect();
+        publisher.send(&batch).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while broker.metrics().ticks_in.get() < rounds * syms.len() as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "broker did not take the feed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        broker.metrics().conflated.get() > 0,
+        "the broker never conflated"
+    );
+
+    let mut last = std::collections::HashMap::new();
+    let mut gap_events = 0;
+    while syms.iter().any(|s| last.get(*s) != Some(&rounds)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "did not reach the latest ticks"
+        );
+        match next_event(&mut client).await {
+            Event::Tick(t) => {
+                let prev = last.insert(t.tick.sym.clone(), t.tick.seq).unwrap_or(0);
+                assert!(
+                    t.tick.seq > prev,
+                    "{}: {} after {prev}",
+                    t.tick.sym,
+                    t.tick.seq
+                );
+            }
+            Event::Gap { expected, got, .. } => {
+                assert!(got > expected);
+                gap_events += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let stats = client.stats();
+    assert!(
+        gap_events > 0 && stats.gaps == gap_events,
+        "gaps {gap_events} vs {}",
+        stats.gaps
+    );
+    assert!(stats.missed > 0);
+    assert_eq!(stats.duplicates, 0);
+    client.close().await;
+    broker.shutdown().await;
+}
