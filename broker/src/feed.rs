@@ -19,7 +19,7 @@ use feed_simulator::market::{Market, MarketConfig};
 use feed_simulator::pacing::{Pacer, Speed};
 use feed_simulator::replay::FileReplay;
 use feed_simulator::send::{PacedTick, TickSource};
-use tickcast_protocol::framing::{parse_record, put_tick_record};
+use tickcast_protocol::framing::parse_record;
 use tickcast_protocol::{Tick, TickRef};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -69,25 +69,28 @@ fn publish_owned(hub: &Hub, batch: &mut Vec<Tick>, encoded: &mut BytesMut) {
     }
     let now = now_ns();
     encoded.clear();
+    let mut ends = Vec::with_capacity(batch.len());
     for tick in batch.iter_mut() {
         tick.ts = now;
-        put_tick_record(encoded, &tick.as_ref());
+        tick.encode(encoded);
+        ends.push(encoded.len());
     }
-    let mut ins = Vec::with_capacity(batch.len());
-    let mut rest = &encoded[..];
-    for tick in batch.iter() {
-        let Ok(Some((payload, used))) = parse_record(rest) else {
-            break;
-        };
-        ins.push(TickIn {
-            sym: &tick.sym,
-            seq: tick.seq,
-            ts: tick.ts,
-            payload,
-            recv_ns: now,
-        });
-        rest = &rest[used..];
-    }
+    let mut start = 0;
+    let ins: Vec<TickIn<'_>> = batch
+        .iter()
+        .zip(ends)
+        .map(|(tick, end)| {
+            let payload = &encoded[start..end];
+            start = end;
+            TickIn {
+                sym: &tick.sym,
+                seq: tick.seq,
+                ts: tick.ts,
+                payload,
+                recv_ns: now,
+            }
+        })
+        .collect();
     hub.publish(&ins);
     batch.clear();
 }
