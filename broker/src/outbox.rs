@@ -61,13 +61,6 @@ pub enum Pushed {
     Closed,
 }
 
-impl Pushed {
-    /// Whether the writer needs a wake-up.
-    pub fn needs_wake(self) -> bool {
-        matches!(self, Pushed::Woke | Pushed::Disconnected)
-    }
-}
-
 /// Per-connection counters, read by `/connections` and `/metrics`.
 #[derive(Debug, Default)]
 pub struct OutboxCounters {
