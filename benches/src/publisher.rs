@@ -7,7 +7,11 @@
 //! intended stamps, so the delay shows up in the measured latency instead of
 //! silently lowering the rate: the coordinated-omission correction of wrk2.
 //! Everything due is sent in one write, then the thread sleeps until the
-//! next tick is due.
+//! next tick is due, but at least the schedule's batch interval: one write
+//! and one wake-up per tick would cost the publisher (and, through the
+//! loopback, the server) a syscall and a context switch each, which at tens
+//! of thousands of ticks per second is a good part of a core that the
+//! subscribers' side of the load generator needs.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -130,6 +134,8 @@ pub struct Schedule {
     pub start: Instant,
     /// The same moment on the wall clock, ns since the epoch.
     pub start_wall_ns: u64,
+    /// The shortest time between two writes.
+    pub batch: Duration,
 }
 
 impl Schedule {
@@ -171,13 +177,15 @@ pub fn publish(
     let mut max_lag = Duration::ZERO;
     let mut next_ping_check = schedule.start + PING_CHECK;
     let mut error = None;
+    let mut next_write = schedule.start;
     while sent < schedule.total && !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let elapsed = now.saturating_duration_since(schedule.start);
         let due = ((elapsed.as_secs_f64() * schedule.rate) as u64 + 1).min(schedule.total);
-        if due <= sent {
-            // Nothing due: sleep until the next tick is.
-            let next = schedule.start + schedule.due(sent);
+        if due <= sent || now < next_write {
+            // Nothing due, or the last write was too recent: sleep until the
+            // next tick is due and a write is allowed.
+            let next = (schedule.start + schedule.due(sent)).max(next_write);
             std::thread::sleep(next.saturating_duration_since(now));
             continue;
         }
@@ -195,6 +203,7 @@ pub fn publish(
         }
         buf.clear();
         sent = batch_end;
+        next_write = now + schedule.batch;
         progress.store(sent, Ordering::Relaxed);
         if now >= next_ping_check {
             next_ping_check = now + PING_CHECK;

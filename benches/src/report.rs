@@ -134,7 +134,7 @@ impl ClassReport {
                 .iter()
                 .map(|(c, n)| (c.to_string(), *n))
                 .collect(),
-            latency: Summary::of(hist),
+            latency: Summary::of(&hist),
         }
     }
 }

@@ -252,6 +252,7 @@ impl Run<'_> {
             total,
             start: Instant::now() + lead,
             start_wall_ns: now_ns() + lead.as_nanos() as u64,
+            batch: Duration::from_micros(load.batch_us),
         };
         let measure_start = schedule.start_wall_ns + (load.warmup_s * 1e9) as u64;
         pool.set_measure_start(measure_start);
@@ -349,7 +350,7 @@ impl Run<'_> {
             timeline,
             passed: None,
         };
-        Ok((step, healthy_latency.histogram().clone()))
+        Ok((step, healthy_latency.histogram()))
     }
 
     fn progress_bar(&self, total: u64, rate: f64) -> ProgressBar {

@@ -98,6 +98,12 @@ pub struct Load {
     /// The most seconds to wait after publishing for deliveries to arrive.
     #[serde(default = "default_drain")]
     pub drain_s: f64,
+    /// The publisher writes at most once per this many microseconds, sending
+    /// everything due in one write (as a feed handler batches). Each tick
+    /// still carries its own intended time, so the batching delay (at most
+    /// this long) is part of the measured latency, never hidden.
+    #[serde(default = "default_batch_us")]
+    pub batch_us: u64,
 }
 
 /// A stepwise rising rate; the run stops at the first step that fails.
@@ -152,6 +158,9 @@ fn default_warmup() -> f64 {
 }
 fn default_drain() -> f64 {
     3.0
+}
+fn default_batch_us() -> u64 {
+    200
 }
 fn default_min_ratio() -> f64 {
     0.999
@@ -234,6 +243,9 @@ impl Scenario {
         check_seconds("load.drain_s", load.drain_s)?;
         if load.duration_s <= 0.0 {
             bail!("load.duration_s must be positive");
+        }
+        if load.batch_us > 100_000 {
+            bail!("load.batch_us must be at most 100000 (0.1 s)");
         }
         match (&self.saturation, load.rates.is_empty()) {
             (None, true) => bail!("[load] rates is empty and there is no [saturation]"),

@@ -7,7 +7,7 @@
 //! fanned-out, which is the hard case for a broker. Everything is seeded,
 //! so a scenario produces the same plan on every run and every target.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use anyhow::{Context, Result};
 use rand::SeedableRng;
@@ -25,8 +25,11 @@ const PLAN_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 pub struct Universe {
     names: Vec<String>,
     weights: Vec<f64>,
-    /// Symbol bytes → index (ticks' symbols are looked up as raw bytes).
-    index: HashMap<Box<[u8]>, u32>,
+    /// Symbols of at most 8 bytes, packed into a `u64` → (index, length):
+    /// one multiply-hash and one integer compare per received tick.
+    short: FxHashMap<u64, (u32, u8)>,
+    /// Longer symbol bytes → index.
+    long: FxHashMap<Box<[u8]>, u32>,
 }
 
 impl Universe {
@@ -38,15 +41,23 @@ impl Universe {
         let weights = (0..count)
             .map(|rank| 1.0 / ((rank + 1) as f64).powf(zipf_s))
             .collect();
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(i, name)| (Box::from(name.as_bytes()), i as u32))
-            .collect();
+        let (mut short, mut long) = (FxHashMap::default(), FxHashMap::default());
+        for (i, name) in names.iter().enumerate() {
+            let bytes = name.as_bytes();
+            match pack(bytes) {
+                Some(key) => {
+                    short.insert(key, (i as u32, bytes.len() as u8));
+                }
+                None => {
+                    long.insert(Box::from(bytes), i as u32);
+                }
+            }
+        }
         Self {
             names,
             weights,
-            index,
+            short,
+            long,
         }
     }
 
@@ -76,9 +87,28 @@ impl Universe {
     }
 
     /// The index of a symbol name, if it is one of ours.
+    #[inline]
     pub fn lookup(&self, sym: &[u8]) -> Option<usize> {
-        self.index.get(sym).map(|&i| i as usize)
+        match pack(sym) {
+            // Zero padding makes "AB" and "AB\0" pack alike: the length tells.
+            Some(key) => match self.short.get(&key) {
+                Some(&(i, len)) if usize::from(len) == sym.len() => Some(i as usize),
+                _ => None,
+            },
+            None => self.long.get(sym).map(|&i| i as usize),
+        }
     }
+}
+
+/// A symbol of at most 8 bytes as one integer (zero-padded).
+#[inline]
+fn pack(sym: &[u8]) -> Option<u64> {
+    if sym.len() > 8 {
+        return None;
+    }
+    let mut word = [0u8; 8];
+    word[..sym.len()].copy_from_slice(sym);
+    Some(u64::from_le_bytes(word))
 }
 
 /// How a subscriber behaves.
@@ -221,6 +251,21 @@ impl Fanout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_symbol_is_found_by_its_bytes_and_nothing_else_is() {
+        let universe = Universe::new(5_000, 1.0);
+        for (i, name) in universe.names.iter().enumerate() {
+            assert_eq!(universe.lookup(name.as_bytes()), Some(i), "{name}");
+            let mut padded = name.as_bytes().to_vec();
+            padded.push(0);
+            assert_eq!(universe.lookup(&padded), None, "{name} + NUL");
+            let other = format!("{name}#");
+            assert_eq!(universe.lookup(other.as_bytes()), None, "{other}");
+        }
+        assert_eq!(universe.lookup(b""), None);
+        assert_eq!(universe.lookup(b"NOT-A-REAL-SYMBOL"), None);
+    }
 
     #[test]
     fn plans_are_deterministic_skewed_and_counted() {
