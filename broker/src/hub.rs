@@ -14,7 +14,6 @@
 //! entirely between two batches.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -57,20 +56,28 @@ pub struct Subscriber {
     pub id: u64,
     /// Where its frames go.
     pub outbox: Arc<Outbox>,
-    /// Subscribed to `*`; per-symbol lists skip it so it never gets a tick
-    /// twice. Only changed under the hub lock.
-    wildcard: AtomicBool,
 }
 
 impl Subscriber {
     /// A subscriber with no topics.
     pub fn new(id: u64, outbox: Arc<Outbox>) -> Self {
-        Self {
-            id,
-            outbox,
-            wildcard: AtomicBool::new(false),
+        Self { id, outbox }
+    }
+
+    fn route(&self) -> Route {
+        Route {
+            conn: self.id,
+            outbox: self.outbox.clone(),
         }
     }
+}
+
+/// One entry of a fan-out list: the outbox itself, so the loop reaches it in
+/// one pointer hop (it is the cache miss that fan-out time goes to), and
+/// whose it is, for removal.
+struct Route {
+    conn: u64,
+    outbox: Arc<Outbox>,
 }
 
 struct Symbol {
@@ -78,14 +85,17 @@ struct Symbol {
     last_seq: u64,
     /// The latest tick's frame, sent as the snapshot on subscribe.
     latest: Option<Bytes>,
-    subscribers: Vec<Arc<Subscriber>>,
+    /// Subscribers of this symbol that are not on `*` (those are in
+    /// [`State::wildcard`] only, so nobody gets a tick twice).
+    routes: Vec<Route>,
 }
 
 #[derive(Default)]
 struct State {
     ids: HashMap<Arc<str>, SymbolId>,
     symbols: Vec<Symbol>,
-    wildcard: Vec<Arc<Subscriber>>,
+    /// Subscribers on `*`.
+    wildcard: Vec<Route>,
     /// Each connection's topics, sorted (the ack lists them).
     topics: HashMap<u64, BTreeSet<Arc<str>>>,
 }
@@ -105,14 +115,27 @@ impl State {
             name,
             last_seq: 0,
             latest: None,
-            subscribers: Vec::new(),
+            routes: Vec::new(),
         });
         Some(id)
+    }
+
+    fn is_wildcard(&self, conn: u64) -> bool {
+        self.topics.get(&conn).is_some_and(|t| t.contains(WILDCARD))
+    }
+
+    /// Takes a connection's routes out of the lists of `topic`.
+    fn remove_route(&mut self, conn: u64, topic: &str) {
+        if topic == WILDCARD {
+            self.wildcard.retain(|r| r.conn != conn);
+        } else if let Some(&id) = self.ids.get(topic) {
+            self.symbols[id as usize].routes.retain(|r| r.conn != conn);
+        }
     }
 }
 
 /// Outboxes to wake once the lock is released.
-type Wakes = Vec<Arc<Subscriber>>;
+type Wakes = Vec<Arc<Outbox>>;
 
 /// The subscription table and fan-out.
 pub struct Hub {
@@ -155,13 +178,15 @@ impl Hub {
                 sym.last_seq = t.seq;
                 let frame = frame::binary(t.payload);
                 let enqueued_ns = now_ns();
-                for sub in &sym.subscribers {
-                    if !sub.wildcard.load(Ordering::Relaxed) {
-                        deliver(sub, id, &frame, enqueued_ns, &mut wakes, &self.metrics);
-                    }
-                }
-                for sub in &st.wildcard {
-                    deliver(sub, id, &frame, enqueued_ns, &mut wakes, &self.metrics);
+                for route in sym.routes.iter().chain(&st.wildcard) {
+                    deliver(
+                        &route.outbox,
+                        id,
+                        &frame,
+                        enqueued_ns,
+                        &mut wakes,
+                        &self.metrics,
+                    );
                 }
                 sym.latest = Some(frame);
                 accepted += 1;
@@ -171,9 +196,7 @@ impl Hub {
                 ));
             }
         }
-        for sub in &wakes {
-            sub.outbox.wake();
-        }
+        wake_all(&wakes);
         self.metrics.ticks_in.add(accepted);
         self.metrics.ticks_stale.add(stale);
         self.metrics.ticks_rejected.add(rejected);
@@ -223,19 +246,28 @@ impl Hub {
                     "the broker's symbol table is full; subscribe to symbols the feed publishes",
                 ));
             }
-            let was_wildcard = sub.wildcard.load(Ordering::Relaxed);
+            let was_wildcard = st.is_wildcard(sub.id);
+            let now_wildcard = was_wildcard || fresh.contains(WILDCARD);
+            if now_wildcard && !was_wildcard {
+                // Onto `*`: its per-symbol routes would deliver twice.
+                let held: Vec<Arc<str>> = current.into_iter().flatten().cloned().collect();
+                for topic in &held {
+                    st.remove_route(sub.id, topic);
+                }
+                st.wildcard.push(sub.route());
+            }
             let mut names: Vec<Arc<str>> = Vec::with_capacity(fresh.len());
             let mut snapshot: Vec<SymbolId> = Vec::new();
             for topic in &fresh {
                 if *topic == WILDCARD {
-                    sub.wildcard.store(true, Ordering::Relaxed);
-                    st.wildcard.push(sub.clone());
                     names.push(Arc::from(WILDCARD));
                     continue;
                 }
                 let Some(id) = st.intern(topic) else { continue };
                 let sym = &mut st.symbols[id as usize];
-                sym.subscribers.push(sub.clone());
+                if !now_wildcard {
+                    sym.routes.push(sub.route());
+                }
                 names.push(sym.name.clone());
                 if !was_wildcard {
                     snapshot.push(id);
@@ -243,7 +275,7 @@ impl Hub {
             }
             let list = st.topics.entry(sub.id).or_default();
             list.extend(names);
-            if !was_wildcard && sub.wildcard.load(Ordering::Relaxed) {
+            if now_wildcard && !was_wildcard {
                 // Newly on `*`: every symbol it did not already hold.
                 snapshot = (0..st.symbols.len() as SymbolId)
                     .filter(|id| !list.contains(&st.symbols[*id as usize].name))
@@ -252,12 +284,12 @@ impl Hub {
             }
             let ack = ack_frame(list);
             if sub.outbox.push_control(ack) {
-                wakes.push(sub.clone());
+                wakes.push(sub.outbox.clone());
             }
             let now = now_ns();
             for id in snapshot {
                 if let Some(frame) = &st.symbols[id as usize].latest {
-                    deliver(sub, id, frame, now, &mut wakes, &self.metrics);
+                    deliver(&sub.outbox, id, frame, now, &mut wakes, &self.metrics);
                 }
             }
         }
@@ -269,6 +301,7 @@ impl Hub {
     /// Topics it does not hold are ignored.
     pub fn unsubscribe(&self, sub: &Arc<Subscriber>, topics: &[String]) {
         let mut st = self.state.lock();
+        let was_wildcard = st.is_wildcard(sub.id);
         let removed: Vec<String> = match st.topics.get_mut(&sub.id) {
             Some(list) => topics
                 .iter()
@@ -278,7 +311,22 @@ impl Hub {
             None => Vec::new(),
         };
         for topic in &removed {
-            st.remove_from(sub.id, topic, &sub.wildcard);
+            st.remove_route(sub.id, topic);
+        }
+        if was_wildcard && !st.is_wildcard(sub.id) {
+            // Off `*`: the symbols it still holds get their routes back.
+            let held: Vec<Arc<str>> = st
+                .topics
+                .get(&sub.id)
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            for topic in &held {
+                if let Some(&id) = st.ids.get(topic) {
+                    st.symbols[id as usize].routes.push(sub.route());
+                }
+            }
         }
         let empty = BTreeSet::new();
         let ack = ack_frame(st.topics.get(&sub.id).unwrap_or(&empty));
@@ -295,7 +343,7 @@ impl Hub {
             return;
         };
         for topic in &list {
-            st.remove_from(sub.id, topic, &sub.wildcard);
+            st.remove_route(sub.id, topic);
         }
     }
 
@@ -318,42 +366,29 @@ impl Hub {
     }
 }
 
-impl State {
-    fn remove_from(&mut self, conn: u64, topic: &str, wildcard: &AtomicBool) {
-        if topic == WILDCARD {
-            wildcard.store(false, Ordering::Relaxed);
-            self.wildcard.retain(|s| s.id != conn);
-        } else if let Some(&id) = self.ids.get(topic) {
-            self.symbols[id as usize]
-                .subscribers
-                .retain(|s| s.id != conn);
-        }
-    }
-}
-
 fn deliver(
-    sub: &Arc<Subscriber>,
+    outbox: &Arc<Outbox>,
     id: SymbolId,
     frame: &Bytes,
     enqueued_ns: u64,
     wakes: &mut Wakes,
     metrics: &Metrics,
 ) {
-    match sub.outbox.push_tick(id, frame, enqueued_ns) {
+    match outbox.push_tick(id, frame, enqueued_ns) {
         Pushed::Queued | Pushed::Held | Pushed::Closed => {}
-        Pushed::Woke => wakes.push(sub.clone()),
+        Pushed::Woke => wakes.push(outbox.clone()),
         Pushed::Conflated => metrics.conflated.add(1),
         Pushed::Dropped => metrics.dropped.add(1),
         Pushed::Disconnected => {
             metrics.slow_disconnects.add(1);
-            wakes.push(sub.clone());
+            wakes.push(outbox.clone());
         }
     }
 }
 
 fn wake_all(wakes: &Wakes) {
-    for sub in wakes {
-        sub.outbox.wake();
+    for outbox in wakes {
+        outbox.wake();
     }
 }
 
@@ -362,4 +397,90 @@ fn ack_frame(topics: &BTreeSet<Arc<str>>) -> Bytes {
         topics: topics.iter().map(|t| t.to_string()).collect(),
     };
     frame::binary(&msg.to_msgpack())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SlowConsumerPolicy;
+    use crate::outbox::{Queued, Take};
+
+    fn hub_with(conns: usize) -> (Hub, Vec<Arc<Subscriber>>) {
+        let hub = Hub::new(Arc::new(Metrics::default()));
+        let subs = (0..conns as u64)
+            .map(|id| {
+                let outbox = Arc::new(Outbox::new(1 << 20, SlowConsumerPolicy::Conflate));
+                Arc::new(Subscriber::new(id, outbox))
+            })
+            .collect();
+        (hub, subs)
+    }
+
+    fn publish(hub: &Hub, ticks: &[(&'static str, u64)]) {
+        let batch: Vec<TickIn<'_>> = ticks
+            .iter()
+            .map(|&(sym, seq)| TickIn {
+                sym,
+                seq,
+                ts: 1,
+                payload: sym.as_bytes(),
+                recv_ns: 1,
+            })
+            .collect();
+        hub.publish(&batch);
+    }
+
+    /// The symbols of the tick frames queued for `sub` (payload = symbol
+    /// name in these tests; ack frames are skipped), draining it.
+    fn received(sub: &Subscriber) -> Vec<String> {
+        let mut out: Vec<Queued> = Vec::new();
+        assert_ne!(sub.outbox.take(&mut out, usize::MAX), Take::Last);
+        out.iter()
+            .filter(|q| q.enqueued_ns != 0)
+            .map(|q| String::from_utf8_lossy(&q.frame[2..]).into_owned())
+            .collect()
+    }
+
+    fn topics(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| t.to_string()).collect()
+    }
+
+    #[test]
+    fn a_symbol_and_the_wildcard_together_deliver_each_tick_once() {
+        let (hub, subs) = hub_with(2);
+        let (both, one) = (&subs[0], &subs[1]);
+        hub.subscribe(both, &topics(&["S1", "S2"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        hub.subscribe(one, &topics(&["S1"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        publish(&hub, &[("S1", 1), ("S2", 1), ("S3", 1)]);
+        assert_eq!(received(both), ["S1", "S2"]);
+        assert_eq!(received(one), ["S1"]);
+
+        // Onto `*`: a snapshot of the one symbol it did not hold, then every
+        // tick once.
+        hub.subscribe(both, &topics(&["*"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(received(both), ["S3"]);
+        publish(&hub, &[("S1", 2), ("S2", 2), ("S3", 2)]);
+        assert_eq!(received(both), ["S1", "S2", "S3"]);
+        assert_eq!(received(one), ["S1"]);
+
+        // A symbol subscribed while on `*` adds nothing twice.
+        hub.subscribe(both, &topics(&["S3"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        publish(&hub, &[("S3", 3)]);
+        assert_eq!(received(both), ["S3"]);
+
+        // Off `*`: back to the symbols it still holds.
+        hub.unsubscribe(both, &topics(&["*", "S2"]));
+        publish(&hub, &[("S1", 4), ("S2", 4), ("S3", 4)]);
+        assert_eq!(received(both), ["S1", "S3"]);
+
+        // Gone: nothing more, and the other subscriber is untouched.
+        hub.remove(both);
+        publish(&hub, &[("S1", 5)]);
+        assert_eq!(received(both), Vec::<String>::new());
+        assert_eq!(received(one), ["S1", "S1"]);
+    }
 }
