@@ -3,10 +3,14 @@
 //!
 //! The same connection type serves tickcast (`/ws`, JSON subscribe, ticks as
 //! binary frames) and NATS (WebSocket carrying the NATS text protocol), so
-//! every run measures both targets through identical client code. Reading
-//! is split in two steps so one syscall's worth of frames is handled in one
-//! go: [`SubConn::read_some`] fills a large buffer, [`SubConn::process`]
-//! parses every complete frame in it and hands out borrowed [`Event`]s.
+//! every run measures both targets through identical client code. One
+//! syscall's worth of frames is handled in one go: under load,
+//! [`SubConn::try_read`] fills a buffer that all connections of a thread
+//! share and [`SubConn::feed`] parses every complete frame in it, handing out
+//! borrowed [`Event`]s; only a partial frame at the end is copied into the
+//! connection's own (small) buffer. A large buffer per connection would cost
+//! a thousand connections 64 MiB, and the kernel's copy into it a cache miss
+//! per line; the shared one stays in cache.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
@@ -59,13 +63,16 @@ pub enum Event<'a> {
     Other,
 }
 
-/// The byte-level half of a connection: buffers what was read and turns it
-/// into [`Event`]s, queueing replies. Separate from the socket so it can be
-/// tested (and measured) on bytes alone.
+/// The byte-level half of a connection: turns bytes into [`Event`]s, keeping
+/// a partial frame for the next read, and queues replies. Separate from the
+/// socket so it can be tested (and measured) on bytes alone.
 #[derive(Debug)]
 pub struct Decoder {
     protocol: Protocol,
+    /// Bytes not yet parsed: the upgrade response, or a partial frame.
     buf: Vec<u8>,
+    /// `buf`'s size when it was created, to shrink back to.
+    initial_len: usize,
     start: usize,
     end: usize,
     /// A fragmented WebSocket message being reassembled (rare).
@@ -83,6 +90,7 @@ impl Decoder {
         Self {
             protocol,
             buf: vec![0; read_buf.clamp(256, MAX_FRAME)],
+            initial_len: read_buf.clamp(256, MAX_FRAME),
             start: 0,
             end: 0,
             fragments: Vec::new(),
@@ -143,6 +151,7 @@ impl Decoder {
     /// Replies (pongs, close echo) are queued for [`Decoder::replies`].
     pub fn process(&mut self, on: &mut impl FnMut(Event<'_>)) -> Result<()> {
         let Self {
+            protocol,
             buf,
             start,
             end,
@@ -150,10 +159,79 @@ impl Decoder {
             nats_stream,
             replies,
             mask,
-            protocol,
+            ..
         } = self;
-        while let Some((frame, used)) = wsframe::parse_frame(&buf[*start..*end], MAX_FRAME)? {
-            *start += used;
+        let mut parser = FrameParser {
+            protocol: *protocol,
+            fragments,
+            nats_stream,
+            replies,
+            mask: *mask,
+        };
+        *start += parser.frames(&buf[*start..*end], on)?;
+        Ok(())
+    }
+
+    /// Handles `input`, just read, calling `on` for each event: parsed where
+    /// it lies unless a partial frame is waiting, and whatever partial frame
+    /// it ends with is kept for the next call.
+    pub fn feed(&mut self, input: &[u8], on: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        if self.start < self.end {
+            self.push(input)?;
+            self.process(on)?;
+            if self.start == self.end && self.buf.len() > self.initial_len {
+                // A burst made it grow: give the memory back.
+                self.buf = vec![0; self.initial_len];
+                (self.start, self.end) = (0, 0);
+            }
+            return Ok(());
+        }
+        self.start = 0;
+        self.end = 0;
+        let used = self.parser().frames(input, on)?;
+        self.push(&input[used..])
+    }
+
+    fn parser(&mut self) -> FrameParser<'_> {
+        FrameParser {
+            protocol: self.protocol,
+            fragments: &mut self.fragments,
+            nats_stream: &mut self.nats_stream,
+            replies: &mut self.replies,
+            mask: self.mask,
+        }
+    }
+
+    /// Replies waiting to be sent.
+    pub fn replies(&self) -> &[u8] {
+        &self.replies
+    }
+}
+
+/// The state frames are parsed with, borrowed from a [`Decoder`] apart from
+/// its byte buffer (so the bytes can come from elsewhere).
+struct FrameParser<'d> {
+    protocol: Protocol,
+    fragments: &'d mut Vec<u8>,
+    nats_stream: &'d mut Vec<u8>,
+    replies: &'d mut Vec<u8>,
+    mask: [u8; 4],
+}
+
+impl FrameParser<'_> {
+    /// Parses the complete frames at the start of `bytes`; returns how many
+    /// bytes they took.
+    fn frames(&mut self, bytes: &[u8], on: &mut impl FnMut(Event<'_>)) -> Result<usize> {
+        let Self {
+            protocol,
+            fragments,
+            nats_stream,
+            replies,
+            mask,
+        } = self;
+        let mut start = 0;
+        while let Some((frame, used)) = wsframe::parse_frame(&bytes[start..], MAX_FRAME)? {
+            start += used;
             match frame {
                 Frame::Data {
                     opcode,
@@ -191,12 +269,7 @@ impl Decoder {
                 }
             }
         }
-        Ok(())
-    }
-
-    /// Replies waiting to be sent.
-    pub fn replies(&self) -> &[u8] {
-        &self.replies
+        Ok(start)
     }
 }
 
@@ -289,8 +362,29 @@ impl SubConn {
         Ok(())
     }
 
-    /// Reads once (at most a buffer's worth) and returns the bytes read;
-    /// 0 means the server closed the connection.
+    /// Waits until there is something to read (or the connection ended).
+    pub async fn readable(&self) -> Result<()> {
+        self.stream.readable().await.context("wait for data")
+    }
+
+    /// Reads what is there into `buf` without waiting: `None` if nothing
+    /// was (a spurious wake-up), `Some(0)` if the server closed.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        match self.stream.try_read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context("read")),
+        }
+    }
+
+    /// See [`Decoder::feed`].
+    pub fn feed(&mut self, input: &[u8], on: &mut impl FnMut(Event<'_>)) -> Result<()> {
+        self.decoder.feed(input, on)
+    }
+
+    /// Reads once into the connection's own buffer and returns the bytes
+    /// read; 0 means the server closed the connection. For set-up and idle
+    /// connections; under load use [`SubConn::try_read`].
     pub async fn read_some(&mut self) -> Result<usize> {
         let spare = self.decoder.spare()?;
         let n = self.stream.read(spare).await.context("read")?;
@@ -494,6 +588,30 @@ mod tests {
             [9, 8, 7, 6],
         );
         assert_eq!(dec.replies(), &want[..]);
+    }
+
+    #[test]
+    fn feeding_reads_split_anywhere_gives_the_same_events() {
+        let mut stream = Vec::new();
+        for seq in 1..=40 {
+            stream.extend(server_frame(wsframe::OP_BINARY, true, &tick(seq)));
+        }
+        let want: Vec<String> = (1..=40).map(|seq| format!("tick AAPL {seq}")).collect();
+        for chunk in [1, 7, 130, 131, 1000, stream.len()] {
+            let mut dec = Decoder::new(Protocol::Tickcast, 256, [0; 4]);
+            let mut seen = Vec::new();
+            for part in stream.chunks(chunk) {
+                dec.feed(part, &mut |e| {
+                    if let Event::Tick(h) = e {
+                        seen.push(format!("tick {} {}", String::from_utf8_lossy(h.sym), h.seq));
+                    }
+                })
+                .unwrap();
+            }
+            assert_eq!(seen, want, "reads of {chunk} bytes");
+            assert_eq!(dec.start, dec.end, "nothing left over");
+            assert_eq!(dec.buf.len(), 256, "the buffer shrank back");
+        }
     }
 
     #[test]

@@ -25,8 +25,13 @@ use crate::conn::{ConnOptions, Event, Protocol, SubConn};
 use crate::latency::{now_ns, LatencyRecorder};
 use crate::universe::{Class, SubscriberPlan, Topics, Universe};
 
-/// Read buffer per subscriber: hundreds of ticks per syscall when busy.
-const READ_BUF: usize = 64 * 1024;
+/// The read buffer all connections of a thread share: thousands of ticks
+/// per syscall when busy.
+const READ_BUF: usize = 256 * 1024;
+/// A connection's own buffer, for its upgrade response, subscription
+/// acknowledgement and any partial frame a read ends with (it grows if one
+/// frame needs more).
+const CONN_BUF: usize = 4 * 1024;
 /// A stalled subscriber's `SO_RCVBUF`: small, so it backs up into the
 /// server's outbox within a moment instead of after megabytes.
 const STALLED_RCVBUF: u32 = 16 * 1024;
@@ -261,6 +266,8 @@ struct ThreadCtx {
     stats: RefCell<StatsByClass>,
     acked: RefCell<Vec<usize>>,
     connect_slots: Semaphore,
+    /// The shared read buffer (see `conn.rs`).
+    scratch: RefCell<Vec<u8>>,
 }
 
 fn run_thread(
@@ -281,6 +288,7 @@ fn run_thread(
         stats: RefCell::new(empty_stats(max_seconds)),
         acked: RefCell::new(Vec::new()),
         connect_slots: Semaphore::new(CONNECT_CONCURRENCY),
+        scratch: RefCell::new(vec![0; READ_BUF]),
     });
     local.block_on(&runtime, async {
         let tasks: Vec<_> = mine
@@ -383,18 +391,24 @@ async fn read_once(
     class: Class,
     ack: &mut Option<bool>,
 ) -> Result<Flow> {
-    if conn.read_some().await? == 0 {
-        return Ok(Flow::Closed(None));
-    }
-    // One clock read per syscall: every frame in it had arrived by now.
-    let recv = now_ns();
-    let measure_start = ctx.shared.measure_start_ns.load(Ordering::Acquire);
     let mut closed = None;
-    {
+    loop {
+        conn.readable().await?;
+        // Borrowed only between awaits: the thread's tasks take turns.
+        let mut scratch = ctx.scratch.borrow_mut();
+        let Some(n) = conn.try_read(&mut scratch)? else {
+            continue;
+        };
+        if n == 0 {
+            return Ok(Flow::Closed(None));
+        }
+        // One clock read per syscall: every frame in it had arrived by now.
+        let recv = now_ns();
+        let measure_start = ctx.shared.measure_start_ns.load(Ordering::Acquire);
         let mut stats = ctx.stats.borrow_mut();
         let st = &mut stats[class as usize];
         let before = st.delivered;
-        conn.process(&mut |event| match event {
+        conn.feed(&scratch[..n], &mut |event| match event {
             Event::Tick(h) => tracker.on_tick(h, recv, measure_start, ctx, st),
             Event::Ack => *ack = Some(true),
             Event::Refused(_) => {
@@ -409,6 +423,7 @@ async fn read_once(
                 .delivered
                 .fetch_add(st.delivered - before, Ordering::Relaxed);
         }
+        break;
     }
     conn.flush_replies().await?;
     Ok(match closed {
@@ -432,7 +447,7 @@ async fn subscriber(ctx: Rc<ThreadCtx>, idx: usize, mut stop: watch::Receiver<bo
         let opts = ConnOptions {
             source: None,
             rcvbuf: (class == Class::Stalled).then_some(STALLED_RCVBUF),
-            read_buf: READ_BUF,
+            read_buf: CONN_BUF,
         };
         let mut conn = SubConn::connect(spec.ws, spec.protocol, &opts, idx as u32).await?;
         conn.subscribe(&plan.topic_names(&spec.universe)).await?;
