@@ -10,7 +10,17 @@
 //! written straight from its shared buffer, without the copy. The writer only
 //! waits on the socket when the kernel's send buffer is full; meanwhile the
 //! outbox fills and its slow-consumer policy takes over.
+//!
+//! The buffer frames are assembled in belongs to the runtime thread, not to
+//! the connection: every writer on a thread copies into the same one and
+//! writes it without waiting, so it stays in cache (a buffer per connection
+//! means a thousand cold buffers, each copy and each kernel read of it a
+//! stream of cache misses). Only what the kernel does not take at once, when
+//! a client's socket is full, is copied into the connection's own buffer to
+//! wait for the socket.
 
+use std::cell::RefCell;
+use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +46,11 @@ const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 /// connection that once had a burst does not keep its peak memory.
 const KEEP_WHEN_IDLE: usize = 16 * 1024;
 
+thread_local! {
+    /// The frames of one write, assembled (see the module docs).
+    static ASSEMBLY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// Runs until the close frame is written, the socket fails, or the session is
 /// cancelled.
 ///
@@ -53,12 +68,13 @@ pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, shared: Arc<
     let metrics = &shared.metrics;
     let outbox = &session.subscriber.outbox;
     let mut batch: Vec<Queued> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
+    // What the kernel did not take at once, waiting for the socket.
+    let mut unsent: Vec<u8> = Vec::new();
     loop {
         let take = outbox.take(&mut batch, MAX_BATCH_BYTES);
         if take == Take::Empty {
-            if buf.capacity() > KEEP_WHEN_IDLE {
-                buf = Vec::new();
+            if unsent.capacity() > KEEP_WHEN_IDLE {
+                unsent = Vec::new();
                 batch = Vec::new();
             }
             tokio::select! {
@@ -66,13 +82,7 @@ pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, shared: Arc<
                 _ = session.cancelled() => return,
             }
         }
-        let bytes = if let [single] = batch.as_slice() {
-            write(&mut socket, &single.frame, &session).await
-        } else {
-            assemble(&batch, &mut buf);
-            write(&mut socket, &buf, &session).await
-        };
-        let Some(bytes) = bytes else {
+        let Some(bytes) = write_batch(&mut socket, &batch, &mut unsent, &session).await else {
             session.cancel();
             return;
         };
@@ -113,13 +123,57 @@ pub fn assemble(batch: &[Queued], buf: &mut Vec<u8>) {
     }
 }
 
-/// Writes all of `data`, unless the session is cancelled first. Returns the
-/// byte count, or `None` when the connection is gone.
-async fn write(socket: &mut OwnedWriteHalf, data: &[u8], session: &Session) -> Option<usize> {
-    tokio::select! {
-        res = socket.write_all(data) => res.ok().map(|()| data.len()),
-        _ = session.cancelled() => None,
+/// Writes a batch: first without waiting, a lone frame from its own bytes
+/// and several from the thread's assembly buffer; whatever the kernel does
+/// not take then is copied to `unsent` and written once the socket is
+/// writable, unless the session is cancelled first. Returns the byte count,
+/// or `None` when the connection is gone.
+async fn write_batch(
+    socket: &mut OwnedWriteHalf,
+    batch: &[Queued],
+    unsent: &mut Vec<u8>,
+    session: &Session,
+) -> Option<usize> {
+    let total = if let [single] = batch {
+        let data: &[u8] = &single.frame;
+        let sent = try_write_all(socket, data)?;
+        unsent.extend_from_slice(&data[sent..]);
+        data.len()
+    } else {
+        ASSEMBLY.with_borrow_mut(|buf| {
+            assemble(batch, buf);
+            let sent = try_write_all(socket, buf)?;
+            unsent.extend_from_slice(&buf[sent..]);
+            Some(buf.len())
+        })?
+    };
+    if !unsent.is_empty() {
+        let written = tokio::select! {
+            res = socket.write_all(unsent) => res.is_ok(),
+            _ = session.cancelled() => false,
+        };
+        unsent.clear();
+        if !written {
+            return None;
+        }
     }
+    Some(total)
+}
+
+/// Writes as much of `data` as the socket takes without waiting; `None` if
+/// the connection failed.
+fn try_write_all(socket: &OwnedWriteHalf, data: &[u8]) -> Option<usize> {
+    let mut sent = 0;
+    while sent < data.len() {
+        match socket.try_write(&data[sent..]) {
+            Ok(0) => return None,
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    Some(sent)
 }
 
 /// Records the enqueue → write latency of every tick in the batch (control
@@ -156,4 +210,52 @@ fn account(batch: &[Queued], bytes: usize, metrics: &Metrics, session: &Session)
         .counters
         .delivered
         .fetch_add(frames, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SlowConsumerPolicy;
+    use crate::outbox::Outbox;
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpSocket};
+
+    /// A batch far larger than the socket buffers: the part the kernel does
+    /// not take at once goes through `unsent`, and the reader still gets
+    /// every byte, in order.
+    #[tokio::test]
+    async fn a_batch_the_socket_cannot_take_at_once_arrives_whole_and_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpSocket::new_v4().unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        let mut client = client.connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let (_read, mut write) = server.into_split();
+        let batch: Vec<Queued> = (0..1_000u32)
+            .map(|i| Queued {
+                frame: Bytes::from(i.to_le_bytes().repeat(1024)),
+                enqueued_ns: 1,
+            })
+            .collect();
+        let want: Vec<u8> = batch.iter().flat_map(|q| q.frame.to_vec()).collect();
+        let session = Session::new(1, peer, Outbox::new(1024, SlowConsumerPolicy::Conflate), 0);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.map(|_| got)
+        });
+        let mut unsent = Vec::new();
+        let sent = write_batch(&mut write, &batch, &mut unsent, &session).await;
+        assert_eq!(sent, Some(want.len()));
+        assert!(unsent.is_empty());
+        write.shutdown().await.unwrap();
+        let got = reader.await.unwrap().unwrap();
+        assert!(
+            got == want,
+            "{} of {} bytes, or out of order",
+            got.len(),
+            want.len()
+        );
+    }
 }
