@@ -517,6 +517,22 @@ mod tests {
 
     #[test]
     fn the_fixed_layout_peek_agrees_with_the_generic_one() {
+        let tick = |sym: &str, seq, ts| {
+            Tick {
+                sym: sym.into(),
+                seq,
+                ts,
+                bid: 1.0,
+                ask: 1.5,
+                last: 1.25,
+                bid_size: 1,
+                ask_size: 2,
+                last_size: 3,
+                volume: 4,
+                orig_ts: None,
+            }
+            .to_vec()
+        };
         let widths = [
             0,
             1,
@@ -532,20 +548,7 @@ mod tests {
         for sym in ["A", "BRK.B", "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234"] {
             for &seq in &widths {
                 for &ts in &widths {
-                    let tick = Tick {
-                        sym: sym.into(),
-                        seq,
-                        ts,
-                        bid: 1.0,
-                        ask: 1.5,
-                        last: 1.25,
-                        bid_size: 1,
-                        ask_size: 2,
-                        last_size: 3,
-                        volume: 4,
-                        orig_ts: None,
-                    };
-                    let bytes = tick.to_vec();
+                    let bytes = tick(sym, seq, ts);
                     let fixed = TickHeader::peek_fixed(&bytes);
                     assert!(fixed.is_some(), "{sym} {seq} {ts}");
                     assert_eq!(fixed, TickHeader::peek_generic(&bytes));
@@ -557,20 +560,7 @@ mod tests {
             }
         }
         // A 32-byte symbol needs str8: only the generic path reads it.
-        let long = Tick {
-            sym: "X".repeat(32),
-            seq: 1,
-            ts: 2,
-            bid: 1.0,
-            ask: 1.5,
-            last: 1.25,
-            bid_size: 1,
-            ask_size: 2,
-            last_size: 3,
-            volume: 4,
-            orig_ts: None,
-        };
-        let bytes = long.to_vec();
+        let bytes = tick(&"X".repeat(32), 1, 2);
         assert_eq!(TickHeader::peek_fixed(&bytes), None);
         assert_eq!(TickHeader::peek(&bytes).map(|h| h.sym.len()), Some(32));
     }
