@@ -68,13 +68,21 @@ pub enum Event<'a> {
 /// socket so it can be tested (and measured) on bytes alone.
 #[derive(Debug)]
 pub struct Decoder {
-    protocol: Protocol,
     /// Bytes not yet parsed: the upgrade response, or a partial frame.
     buf: Vec<u8>,
     /// `buf`'s size when it was created, to shrink back to.
     initial_len: usize,
     start: usize,
     end: usize,
+    /// Everything else parsing needs, apart from the bytes, so bytes read
+    /// into a buffer shared with other connections parse the same way.
+    parser: FrameParser,
+}
+
+/// The connection state frames are parsed with.
+#[derive(Debug)]
+struct FrameParser {
+    protocol: Protocol,
     /// A fragmented WebSocket message being reassembled (rare).
     fragments: Vec<u8>,
     /// NATS bytes left over from previous frames (a line split across frames).
@@ -88,15 +96,17 @@ impl Decoder {
     /// A decoder with a `read_buf`-byte buffer, masking replies with `mask`.
     pub fn new(protocol: Protocol, read_buf: usize, mask: [u8; 4]) -> Self {
         Self {
-            protocol,
             buf: vec![0; read_buf.clamp(256, MAX_FRAME)],
             initial_len: read_buf.clamp(256, MAX_FRAME),
             start: 0,
             end: 0,
-            fragments: Vec::new(),
-            nats_stream: Vec::new(),
-            replies: Vec::new(),
-            mask,
+            parser: FrameParser {
+                protocol,
+                fragments: Vec::new(),
+                nats_stream: Vec::new(),
+                replies: Vec::new(),
+                mask,
+            },
         }
     }
 
@@ -150,25 +160,7 @@ impl Decoder {
     /// Handles every complete frame buffered, calling `on` for each event.
     /// Replies (pongs, close echo) are queued for [`Decoder::replies`].
     pub fn process(&mut self, on: &mut impl FnMut(Event<'_>)) -> Result<()> {
-        let Self {
-            protocol,
-            buf,
-            start,
-            end,
-            fragments,
-            nats_stream,
-            replies,
-            mask,
-            ..
-        } = self;
-        let mut parser = FrameParser {
-            protocol: *protocol,
-            fragments,
-            nats_stream,
-            replies,
-            mask: *mask,
-        };
-        *start += parser.frames(&buf[*start..*end], on)?;
+        self.start += self.parser.frames(&self.buf[self.start..self.end], on)?;
         Ok(())
     }
 
@@ -188,37 +180,17 @@ impl Decoder {
         }
         self.start = 0;
         self.end = 0;
-        let used = self.parser().frames(input, on)?;
+        let used = self.parser.frames(input, on)?;
         self.push(&input[used..])
-    }
-
-    fn parser(&mut self) -> FrameParser<'_> {
-        FrameParser {
-            protocol: self.protocol,
-            fragments: &mut self.fragments,
-            nats_stream: &mut self.nats_stream,
-            replies: &mut self.replies,
-            mask: self.mask,
-        }
     }
 
     /// Replies waiting to be sent.
     pub fn replies(&self) -> &[u8] {
-        &self.replies
+        &self.parser.replies
     }
 }
 
-/// The state frames are parsed with, borrowed from a [`Decoder`] apart from
-/// its byte buffer (so the bytes can come from elsewhere).
-struct FrameParser<'d> {
-    protocol: Protocol,
-    fragments: &'d mut Vec<u8>,
-    nats_stream: &'d mut Vec<u8>,
-    replies: &'d mut Vec<u8>,
-    mask: [u8; 4],
-}
-
-impl FrameParser<'_> {
+impl FrameParser {
     /// Parses the complete frames at the start of `bytes`; returns how many
     /// bytes they took.
     fn frames(&mut self, bytes: &[u8], on: &mut impl FnMut(Event<'_>)) -> Result<usize> {
@@ -329,8 +301,8 @@ impl SubConn {
     /// arrives later as [`Event::Ack`].
     pub async fn subscribe(&mut self, topics: &[String]) -> Result<()> {
         let mut frame = Vec::new();
-        let mask = self.decoder.mask;
-        match self.decoder.protocol {
+        let mask = self.decoder.parser.mask;
+        match self.decoder.parser.protocol {
             Protocol::Tickcast => {
                 let request = ClientRequest::Subscribe {
                     topics: topics.to_vec(),
@@ -356,7 +328,7 @@ impl SubConn {
     /// For NATS: `CONNECT` then `PING`, so an idle connection is fully set up
     /// (and acknowledged by `PONG`) without subscribing to anything.
     pub async fn hello(&mut self) -> Result<()> {
-        if self.decoder.protocol == Protocol::Nats {
+        if self.decoder.parser.protocol == Protocol::Nats {
             self.subscribe(&[]).await?;
         }
         Ok(())
@@ -399,12 +371,12 @@ impl SubConn {
 
     /// Sends any queued replies.
     pub async fn flush_replies(&mut self) -> Result<()> {
-        if !self.decoder.replies.is_empty() {
+        if !self.decoder.parser.replies.is_empty() {
             self.stream
-                .write_all(&self.decoder.replies)
+                .write_all(&self.decoder.parser.replies)
                 .await
                 .context("send reply")?;
-            self.decoder.replies.clear();
+            self.decoder.parser.replies.clear();
         }
         Ok(())
     }

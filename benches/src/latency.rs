@@ -2,10 +2,11 @@
 //!
 //! One histogram per second of the measured window (for the over-time
 //! charts), merged into the whole window's on demand: one record per tick,
-//! not two, on the load generator's hottest path. Values are nanoseconds at 3 significant digits
-//! (0.1% resolution at any magnitude), recorded with `saturating_record`, so
-//! an absurd value is clamped instead of lost. Each subscriber thread has its
-//! own recorder (no sharing on the hot path); they are merged at the end.
+//! not two, on the load generator's hottest path. Values are nanoseconds at
+//! 3 significant digits (0.1% resolution at any magnitude), recorded with
+//! `saturating_record`, so an absurd value is clamped instead of lost. Each
+//! subscriber thread has its own recorder (no sharing on the hot path); they
+//! are merged at the end.
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
