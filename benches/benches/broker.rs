@@ -17,17 +17,8 @@ use tickcast_protocol::{Tick, TickRef};
 
 fn tick() -> Tick {
     Tick {
-        sym: "AAPL".into(),
         seq: 123_456,
-        ts: 1_767_225_600_123_456_789,
-        bid: 189.49,
-        ask: 189.51,
-        last: 189.5,
-        bid_size: 300,
-        ask_size: 200,
-        last_size: 100,
-        volume: 22_184_300,
-        orig_ts: None,
+        ..Tick::example()
     }
 }
 

@@ -99,17 +99,9 @@ mod tests {
 
     fn tick(seq: u64) -> Tick {
         Tick {
-            sym: "AAPL".into(),
             seq,
             ts: 1_700_000_000_000_000_000,
-            bid: 189.5,
-            ask: 189.51,
-            last: 189.5,
-            bid_size: 300,
-            ask_size: 100,
-            last_size: 100,
-            volume: 1_000_000,
-            orig_ts: None,
+            ..Tick::example()
         }
     }
 

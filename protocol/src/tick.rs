@@ -309,6 +309,31 @@ impl<'a> TickRef<'a> {
 }
 
 impl Tick {
+    /// A plausible AAPL tick, for documentation, tests and benchmarks:
+    /// change what matters with struct update syntax.
+    ///
+    /// ```
+    /// use tickcast_protocol::Tick;
+    /// let tick = Tick { seq: 7, ..Tick::example() };
+    /// assert_eq!(Tick::decode(&tick.to_vec()), Ok(tick));
+    /// ```
+    pub fn example() -> Self {
+        Tick {
+            sym: "AAPL".into(),
+            seq: 42,
+            // 2026-01-01 00:00:00.123456789 UTC
+            ts: 1_767_225_600_123_456_789,
+            bid: 189.49,
+            ask: 189.51,
+            last: 189.5,
+            bid_size: 300,
+            ask_size: 200,
+            last_size: 100,
+            volume: 22_184_300,
+            orig_ts: None,
+        }
+    }
+
     /// Borrows the tick as a [`TickRef`].
     pub fn as_ref(&self) -> TickRef<'_> {
         self.with_sym(self.sym.as_str())

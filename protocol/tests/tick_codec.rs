@@ -9,17 +9,11 @@ use tickcast_protocol::{DecodeError, Tick, TickRef};
 
 fn sample() -> Tick {
     Tick {
-        sym: "AAPL".into(),
-        seq: 42,
         ts: 1_767_225_600_000_000_000,
         bid: 189.5,
-        ask: 189.51,
-        last: 189.5,
-        bid_size: 300,
         ask_size: 100,
-        last_size: 100,
         volume: 12_345_600,
-        orig_ts: None,
+        ..Tick::example()
     }
 }
 

@@ -56,18 +56,12 @@ mod tests {
 
     fn tick() -> Tick {
         Tick {
-            sym: "AAPL".into(),
-            seq: 42,
             // 2023-11-14 22:13:20.123456789 UTC
             ts: 1_700_000_000_123_456_789,
             bid: 189.5,
-            ask: 189.51,
-            last: 189.5,
-            bid_size: 300,
             ask_size: 100,
-            last_size: 100,
             volume: 1_000_000,
-            orig_ts: None,
+            ..Tick::example()
         }
     }
 
