@@ -95,9 +95,10 @@ struct FrameParser {
 impl Decoder {
     /// A decoder with a `read_buf`-byte buffer, masking replies with `mask`.
     pub fn new(protocol: Protocol, read_buf: usize, mask: [u8; 4]) -> Self {
+        let initial_len = read_buf.clamp(256, MAX_FRAME);
         Self {
-            buf: vec![0; read_buf.clamp(256, MAX_FRAME)],
-            initial_len: read_buf.clamp(256, MAX_FRAME),
+            buf: vec![0; initial_len],
+            initial_len,
             start: 0,
             end: 0,
             parser: FrameParser {

@@ -120,6 +120,16 @@ impl State {
         Some(id)
     }
 
+    /// A connection's topics, copied out so the lists can change meanwhile.
+    fn held_topics(&self, conn: u64) -> Vec<Arc<str>> {
+        self.topics
+            .get(&conn)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
+    }
+
     fn is_wildcard(&self, conn: u64) -> bool {
         self.topics.get(&conn).is_some_and(|t| t.contains(WILDCARD))
     }
@@ -250,8 +260,7 @@ impl Hub {
             let now_wildcard = was_wildcard || fresh.contains(WILDCARD);
             if now_wildcard && !was_wildcard {
                 // Onto `*`: its per-symbol routes would deliver twice.
-                let held: Vec<Arc<str>> = current.into_iter().flatten().cloned().collect();
-                for topic in &held {
+                for topic in &st.held_topics(sub.id) {
                     st.remove_route(sub.id, topic);
                 }
                 st.wildcard.push(sub.route());
@@ -315,14 +324,7 @@ impl Hub {
         }
         if was_wildcard && !st.is_wildcard(sub.id) {
             // Off `*`: the symbols it still holds get their routes back.
-            let held: Vec<Arc<str>> = st
-                .topics
-                .get(&sub.id)
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect();
-            for topic in &held {
+            for topic in &st.held_topics(sub.id) {
                 if let Some(&id) = st.ids.get(topic) {
                     st.symbols[id as usize].routes.push(sub.route());
                 }
