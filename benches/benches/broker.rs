@@ -1,5 +1,6 @@
 //! Micro-benchmarks of the broker's hot path, to guide optimisation: the tick
-//! codec, frame building, the hub's fan-out of one tick to 1,000 outboxes,
+//! codec, frame building, the hub's fan-out of one tick to 1,000
+//! subscribers, an outbox collecting its ticks from a writer pass,
 //! conflation under pressure, and the writer's batch assembly.
 
 use std::hint::black_box;
@@ -9,9 +10,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tickcast_broker::config::SlowConsumerPolicy;
-use tickcast_broker::hub::{Hub, Subscriber, TickIn};
+use tickcast_broker::hub::{Hub, Published, Route, Subscriber, TickIn};
 use tickcast_broker::metrics::Metrics;
-use tickcast_broker::outbox::{Outbox, Queued};
+use tickcast_broker::outbox::{Batch, Outbox};
 use tickcast_broker::{frame, writer};
 use tickcast_protocol::{Tick, TickRef};
 
@@ -44,23 +45,24 @@ fn codec(c: &mut Criterion) {
     g.finish();
 }
 
-/// One tick published to 1,000 subscribers of its symbol. Outboxes are
-/// drained outside the timed part, so this is the hub's own cost.
+/// One tick published to 1,000 subscribers of its symbol. The writer's
+/// share is taken outside the timed part, so this is the hub's own cost.
 fn fanout(c: &mut Criterion) {
     let payload = tick().to_vec();
     let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(metrics.clone());
-    let subs: Vec<Arc<Subscriber>> = (0..1_000)
-        .map(|id| {
-            let sub = Arc::new(Subscriber::new(
-                id,
+    let hub = Hub::new(metrics.clone(), 1, usize::MAX);
+    let subs: Vec<Subscriber> = (0..1_000u32)
+        .map(|index| {
+            let sub = Subscriber::new(
+                u64::from(index),
+                Route { shard: 0, index },
                 Arc::new(Outbox::new(1 << 30, SlowConsumerPolicy::Conflate)),
-            ));
+            );
             hub.subscribe(&sub, &["AAPL".to_owned()], 10).map(|()| sub)
         })
         .collect::<Result<_, _>>()
         .unwrap_or_default();
-    let mut drained: Vec<Queued> = Vec::new();
+    let (mut published, mut dirty) = (Vec::new(), Vec::new());
     let mut g = c.benchmark_group("hub");
     g.throughput(Throughput::Elements(subs.len() as u64));
     // Criterion calls the closure once per sample: the seq counter lives
@@ -83,15 +85,10 @@ fn fanout(c: &mut Criterion) {
                 hub.publish(black_box(&batch));
                 total += start.elapsed();
                 if i % 64 == 63 {
-                    for s in &subs {
-                        drained.clear();
-                        s.outbox.take(&mut drained, usize::MAX);
-                    }
+                    published.clear();
+                    dirty.iter_mut().for_each(|w| *w = 0);
+                    hub.take(0, &mut published, &mut dirty, false);
                 }
-            }
-            for s in &subs {
-                drained.clear();
-                s.outbox.take(&mut drained, usize::MAX);
             }
             total
         })
@@ -103,6 +100,37 @@ fn fanout(c: &mut Criterion) {
         0,
         "the fan-out bench published stale ticks"
     );
+}
+
+/// A writer visit's outbox work: picking the ticks one subscriber of 10 of
+/// 200 symbols wants out of 100 fresh ones, straight into the batch.
+fn collect(c: &mut Criterion) {
+    let frame = frame::binary(&tick().to_vec());
+    let published: Vec<Published> = (0..100u32)
+        .map(|i| Published {
+            pos: u64::from(i),
+            sym: (i * 7) % 200,
+            frame: frame.clone(),
+            enqueued_ns: 1,
+        })
+        .collect();
+    let outbox = Outbox::new(1 << 20, SlowConsumerPolicy::Conflate);
+    outbox.update_interest(|interest| {
+        for sym in (0..200).step_by(20) {
+            interest.add(sym, 0);
+        }
+    });
+    let mut batch = Batch::default();
+    let mut g = c.benchmark_group("outbox");
+    g.throughput(Throughput::Elements(published.len() as u64));
+    g.bench_function("collect_from_100_fresh", |b| {
+        b.iter(|| {
+            batch.clear();
+            outbox.collect(black_box(&published), false, &mut batch, usize::MAX);
+            batch.len()
+        })
+    });
+    g.finish();
 }
 
 /// Pushing into an outbox that is over its limit: every push replaces the
@@ -128,23 +156,29 @@ fn conflation(c: &mut Criterion) {
 /// Copying a writer's batch of 64 ticks into one buffer.
 fn assembly(c: &mut Criterion) {
     let frame: Bytes = frame::binary(&tick().to_vec());
-    let batch: Vec<Queued> = (0..64)
-        .map(|_| Queued {
+    let published: Vec<Published> = (0..64)
+        .map(|pos| Published {
+            pos,
+            sym: 0,
             frame: frame.clone(),
             enqueued_ns: 1,
         })
         .collect();
+    let batch = Batch {
+        queued: Vec::new(),
+        fresh: (0..64).collect(),
+    };
     let mut g = c.benchmark_group("writer");
     g.throughput(Throughput::Elements(batch.len() as u64));
     g.bench_function("assemble_64_frames", |b| {
         b.iter_batched_ref(
             Vec::new,
-            |buf| writer::assemble(black_box(&batch), buf),
+            |buf| writer::assemble(black_box(&batch), &published, buf),
             BatchSize::SmallInput,
         )
     });
     g.finish();
 }
 
-criterion_group!(benches, codec, fanout, conflation, assembly);
+criterion_group!(benches, codec, fanout, collect, conflation, assembly);
 criterion_main!(benches);

@@ -65,16 +65,19 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// Close a client that has not answered a ping within this long.
     pub pong_timeout: Duration,
-    /// How long a writer pauses after each write to let frames gather
-    /// (see `writer::run`).
+    /// How long a writer shard pauses between passes to let frames gather
+    /// (see `writer.rs`).
     pub write_coalesce: WriteCoalesce,
+    /// Writer shards: tasks that write to clients, each for its share of the
+    /// connections (at most 64).
+    pub writer_shards: usize,
 }
 
-/// The writers' pause after each write.
+/// The writer shards' pause between passes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum WriteCoalesce {
-    /// Spread a budget of socket writes per second over the connections that
-    /// are busy: pause = busy connections ÷ budget, at most
+    /// Spread a budget of socket writes per second over the connections
+    /// written: pause = connections the last pass wrote ÷ budget, at most
     /// [`MAX_AUTO_PAUSE`]. 200 busy connections and 100,000 writes/s give
     /// 2 ms; pauses under 1 ms (tokio's timer resolution) are skipped. A
     /// write costs about 5 µs of kernel time here,
@@ -83,7 +86,7 @@ pub enum WriteCoalesce {
         /// Socket writes per second across all connections.
         writes_per_sec: u32,
     },
-    /// The same pause for every connection (zero: none).
+    /// The same pause after every pass (zero: none).
     Fixed(Duration),
 }
 
@@ -130,8 +133,14 @@ impl Default for Limits {
             write_coalesce: WriteCoalesce::Auto {
                 writes_per_sec: DEFAULT_WRITE_BUDGET,
             },
+            writer_shards: default_writer_shards(),
         }
     }
+}
+
+/// One writer shard per CPU the process may run on.
+pub fn default_writer_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// The whole configuration of one broker.

@@ -1,8 +1,6 @@
 //! The registry of live connections and the sweeper that looks after them.
 //!
 //! Four times a second the sweeper walks every connection and:
-//! - counts the connections that were written to since the last pass, which
-//!   sets the writers' pause under `--write-coalesce auto`,
 //! - closes one that has stayed over its outbox limit for longer than the
 //!   slow timeout (1008 "slow consumer"),
 //! - pings one that has been silent for the ping interval, and closes one
@@ -22,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::config::{Limits, WriteCoalesce, MAX_AUTO_PAUSE};
+use crate::config::Limits;
 use crate::frame::{self, close_code, Opcode};
 use crate::metrics::Metrics;
 use crate::session::{Session, CLOSE_GRACE};
@@ -34,8 +32,6 @@ pub struct Connections {
     sessions: Mutex<HashMap<u64, Arc<Session>>>,
     next_id: AtomicU64,
     epoch: Instant,
-    /// The writers' pause under `--write-coalesce auto`, in ns.
-    auto_pause_ns: AtomicU64,
 }
 
 /// One row of `/connections`.
@@ -61,7 +57,6 @@ impl Default for Connections {
             sessions: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             epoch: Instant::now(),
-            auto_pause_ns: AtomicU64::new(0),
         }
     }
 }
@@ -76,11 +71,6 @@ impl Connections {
     /// for "last seen" stamps).
     pub fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
-    }
-
-    /// The pause writers take after each write under `--write-coalesce auto`.
-    pub fn auto_write_pause(&self) -> Duration {
-        Duration::from_nanos(self.auto_pause_ns.load(Ordering::Relaxed))
     }
 
     /// Registers a connection.
@@ -157,13 +147,8 @@ impl Connections {
         let now_ms = self.now_ms();
         let ping_ms = limits.ping_interval.as_millis() as u64;
         let give_up_ms = ping_ms + limits.pong_timeout.as_millis() as u64;
-        let mut busy: u64 = 0;
         for s in self.all() {
             let outbox = &s.subscriber.outbox;
-            let delivered = outbox.counters.delivered.load(Ordering::Relaxed);
-            if s.delivered_at_sweep.swap(delivered, Ordering::Relaxed) != delivered {
-                busy += 1;
-            }
             if outbox.is_closing() {
                 let since = s.closing_since_ms.load(Ordering::Relaxed);
                 if since == 0 {
@@ -191,32 +176,5 @@ impl Connections {
                 s.send_control(frame::build(Opcode::Ping, b"tickcast"));
             }
         }
-        if let WriteCoalesce::Auto { writes_per_sec } = limits.write_coalesce {
-            let pause = auto_pause(busy, writes_per_sec);
-            self.auto_pause_ns
-                .store(pause.as_nanos() as u64, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Busy connections share the write budget: each may write budget/busy times
-/// a second, so each pauses busy/budget seconds after a write (capped).
-fn auto_pause(busy: u64, writes_per_sec: u32) -> Duration {
-    let ns = busy.saturating_mul(1_000_000_000) / u64::from(writes_per_sec.max(1));
-    Duration::from_nanos(ns).min(MAX_AUTO_PAUSE)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_write_budget_is_shared_by_busy_connections() {
-        assert_eq!(auto_pause(0, 100_000), Duration::ZERO);
-        assert_eq!(auto_pause(10, 100_000), Duration::from_micros(100));
-        assert_eq!(auto_pause(200, 100_000), Duration::from_millis(2));
-        assert_eq!(auto_pause(1_000, 100_000), Duration::from_millis(10));
-        assert_eq!(auto_pause(1_000_000, 100_000), MAX_AUTO_PAUSE);
-        assert_eq!(auto_pause(5, 0), MAX_AUTO_PAUSE);
     }
 }

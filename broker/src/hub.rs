@@ -1,25 +1,31 @@
 //! The hub: who is subscribed to what, the latest tick of every symbol, and
-//! the fan-out of each tick to its subscribers' outboxes.
+//! the hand-over of each tick to the writer shards.
 //!
 //! Data flows one way: a feed hands the hub a batch of validated ticks; the
-//! hub frames each tick **once** (`frame::binary`) and gives every subscriber
-//! a clone of the same `Bytes`, then wakes each writer that went from idle to
-//! busy, once per batch. It never waits for a client: pushing into an outbox
-//! takes that outbox's lock for a few instructions and applies the
-//! slow-consumer policy when it is full.
+//! hub frames each tick **once** (`frame::binary`), appends it to the list
+//! of fresh ticks of every writer shard that has a subscriber of it, and
+//! marks those subscribers in the shard's dirty bitmap. Marking is one bit
+//! in a small dense array, so a tick's fan-out to hundreds of subscribers
+//! costs the hub a few hundred OR instructions, not a lock and a queue push
+//! per subscriber. The writer shard (`writer.rs`) then visits each marked
+//! connection and lets its outbox pick what it wants (`Outbox::collect`).
+//! The hub never waits for a client.
 //!
-//! One mutex guards the subscription table. Fan-out and (un)subscribe take it,
-//! which is what makes "ack, then snapshot, then live ticks, in `seq` order,
-//! never duplicated" hold without any further bookkeeping: a subscribe happens
-//! entirely between two batches.
+//! One mutex guards the subscription table and the shards' inboxes. Fan-out
+//! and (un)subscribe take it, and every published tick gets a position, which
+//! is what makes "ack, then snapshot, then live ticks, in `seq` order, never
+//! duplicated" hold: a subscribe happens entirely between two batches, and
+//! the connection's interest in a new symbol starts at the position after
+//! its snapshot.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::{ServerMessage, WILDCARD};
+use tokio::sync::Notify;
 
 use crate::frame;
 use crate::latency::Stage;
@@ -34,6 +40,14 @@ pub type SymbolId = u32;
 /// are rejected and subscriptions to unknown ones refused. Keeps a client (or
 /// a publisher) from growing the table without bound.
 pub const MAX_SYMBOLS: usize = 100_000;
+
+/// The most writer shards (the shard set of one tick is a 64-bit mask).
+pub const MAX_SHARDS: usize = 64;
+
+/// Fresh ticks a shard may have waiting before the hub conflates them to the
+/// latest per symbol: only reached when the writers fall far behind the feed
+/// (a starved process), and it keeps memory bounded then.
+const MAX_WAITING: usize = 1 << 18;
 
 /// One validated tick on its way into the hub.
 #[derive(Debug, Clone, Copy)]
@@ -50,34 +64,44 @@ pub struct TickIn<'a> {
     pub recv_ns: u64,
 }
 
+/// A tick as the hub hands it to a writer shard.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its position in the order of publication (counts every accepted tick).
+    pub pos: u64,
+    /// Its symbol.
+    pub sym: SymbolId,
+    /// The complete WebSocket frame, shared by every subscriber.
+    pub frame: Bytes,
+    /// When the hub published it, ns since the epoch.
+    pub enqueued_ns: u64,
+}
+
+/// Where a connection sits among the writer shards: its shard and its bit
+/// in that shard's dirty bitmap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// The writer shard.
+    pub shard: u32,
+    /// The connection's index within the shard.
+    pub index: u32,
+}
+
 /// A connection as the hub sees it.
 pub struct Subscriber {
     /// Connection id (unique for the broker's lifetime).
     pub id: u64,
-    /// Where its frames go.
+    /// Its place among the writer shards.
+    pub route: Route,
+    /// What it wants, and what waits for it.
     pub outbox: Arc<Outbox>,
 }
 
 impl Subscriber {
     /// A subscriber with no topics.
-    pub fn new(id: u64, outbox: Arc<Outbox>) -> Self {
-        Self { id, outbox }
+    pub fn new(id: u64, route: Route, outbox: Arc<Outbox>) -> Self {
+        Self { id, route, outbox }
     }
-
-    fn route(&self) -> Route {
-        Route {
-            conn: self.id,
-            outbox: self.outbox.clone(),
-        }
-    }
-}
-
-/// One entry of a fan-out list: the outbox itself, so the loop reaches it in
-/// one pointer hop (it is the cache miss that fan-out time goes to), and
-/// whose it is, for removal.
-struct Route {
-    conn: u64,
-    outbox: Arc<Outbox>,
 }
 
 struct Symbol {
@@ -86,8 +110,31 @@ struct Symbol {
     /// The latest tick's frame, sent as the snapshot on subscribe.
     latest: Option<Bytes>,
     /// Subscribers of this symbol that are not on `*` (those are in
-    /// [`State::wildcard`] only, so nobody gets a tick twice).
+    /// [`State::wildcard`] only).
     routes: Vec<Route>,
+}
+
+/// What waits for one writer shard.
+#[derive(Default)]
+struct Inbox {
+    /// Ticks published since the shard last took them, in order.
+    published: Vec<Published>,
+    /// Their bytes.
+    bytes: usize,
+    /// One bit per connection index: has something new.
+    dirty: Vec<u64>,
+    /// The shard found nothing and is waiting to be woken.
+    parked: bool,
+}
+
+impl Inbox {
+    fn mark(&mut self, index: u32) {
+        let word = index as usize / 64;
+        if self.dirty.len() <= word {
+            self.dirty.resize(word + 1, 0);
+        }
+        self.dirty[word] |= 1 << (index % 64);
+    }
 }
 
 #[derive(Default)]
@@ -98,6 +145,10 @@ struct State {
     wildcard: Vec<Route>,
     /// Each connection's topics, sorted (the ack lists them).
     topics: HashMap<u64, BTreeSet<Arc<str>>>,
+    /// One per writer shard.
+    inboxes: Vec<Inbox>,
+    /// The position the next published tick gets.
+    next_pos: u64,
 }
 
 impl State {
@@ -134,44 +185,59 @@ impl State {
         self.topics.get(&conn).is_some_and(|t| t.contains(WILDCARD))
     }
 
-    /// Takes a connection's routes out of the lists of `topic`.
-    fn remove_route(&mut self, conn: u64, topic: &str) {
+    /// Takes a connection's route out of the list of `topic`.
+    fn remove_route(&mut self, route: Route, topic: &str) {
         if topic == WILDCARD {
-            self.wildcard.retain(|r| r.conn != conn);
+            self.wildcard.retain(|r| *r != route);
         } else if let Some(&id) = self.ids.get(topic) {
-            self.symbols[id as usize].routes.retain(|r| r.conn != conn);
+            self.symbols[id as usize].routes.retain(|r| *r != route);
         }
     }
 }
-
-/// Outboxes to wake once the lock is released.
-type Wakes = Vec<Arc<Outbox>>;
 
 /// The subscription table and fan-out.
 pub struct Hub {
     state: Mutex<State>,
+    /// Wakes each writer shard.
+    signals: Vec<Notify>,
+    /// Fresh bytes waiting for a shard past which it is woken from a
+    /// coalescing pause: half an outbox, so a healthy client is written
+    /// before it could be pushed into conflation.
+    urgent_bytes: usize,
     metrics: Arc<Metrics>,
 }
 
 impl Hub {
-    /// An empty hub reporting into `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    /// An empty hub for `shards` writer shards (1 to [`MAX_SHARDS`]), waking
+    /// a pausing shard once `urgent_bytes` of fresh ticks wait for it.
+    pub fn new(metrics: Arc<Metrics>, shards: usize, urgent_bytes: usize) -> Self {
+        let shards = shards.clamp(1, MAX_SHARDS);
         Self {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                inboxes: (0..shards).map(|_| Inbox::default()).collect(),
+                ..State::default()
+            }),
+            signals: (0..shards).map(|_| Notify::new()).collect(),
+            urgent_bytes,
             metrics,
         }
     }
 
-    /// Fans a batch of ticks out to their subscribers.
+    /// How many writer shards it feeds.
+    pub fn shards(&self) -> usize {
+        self.signals.len()
+    }
+
+    /// Fans a batch of ticks out to their subscribers' writer shards.
     ///
     /// Per symbol, a tick whose `seq` is not above the last one seen is a
     /// duplicate (or arrived out of order) and is skipped, so clients get each
     /// `seq` at most once and in order; `seq == 1` is taken as a restarted feed
     /// and accepted.
     pub fn publish(&self, batch: &[TickIn<'_>]) {
-        let mut wakes: Wakes = Vec::new();
         let mut stage_samples: Vec<(u64, u64)> = Vec::with_capacity(batch.len());
-        let (mut accepted, mut stale, mut rejected) = (0u64, 0u64, 0u64);
+        let (mut accepted, mut stale, mut rejected, mut compacted) = (0u64, 0u64, 0u64, 0u64);
+        let mut wake: u64 = 0;
         {
             let mut guard = self.state.lock();
             let st = &mut *guard;
@@ -188,15 +254,35 @@ impl Hub {
                 sym.last_seq = t.seq;
                 let frame = frame::binary(t.payload);
                 let enqueued_ns = now_ns();
+                let mut shards: u64 = 0;
                 for route in sym.routes.iter().chain(&st.wildcard) {
-                    deliver(
-                        &route.outbox,
-                        id,
-                        &frame,
+                    st.inboxes[route.shard as usize].mark(route.index);
+                    shards |= 1 << route.shard;
+                }
+                let pos = st.next_pos;
+                st.next_pos += 1;
+                while shards != 0 {
+                    let shard = shards.trailing_zeros() as usize;
+                    shards &= shards - 1;
+                    let inbox = &mut st.inboxes[shard];
+                    let before = inbox.bytes;
+                    inbox.bytes += frame.len();
+                    inbox.published.push(Published {
+                        pos,
+                        sym: id,
+                        frame: frame.clone(),
                         enqueued_ns,
-                        &mut wakes,
-                        &self.metrics,
-                    );
+                    });
+                    if inbox.published.len() > MAX_WAITING {
+                        compacted += keep_latest_per_symbol(&mut inbox.published);
+                        inbox.bytes = inbox.published.iter().map(|p| p.frame.len()).sum();
+                    }
+                    if inbox.parked
+                        || (before < self.urgent_bytes && inbox.bytes >= self.urgent_bytes)
+                    {
+                        inbox.parked = false;
+                        wake |= 1 << shard;
+                    }
                 }
                 sym.latest = Some(frame);
                 accepted += 1;
@@ -206,14 +292,66 @@ impl Hub {
                 ));
             }
         }
-        wake_all(&wakes);
+        while wake != 0 {
+            self.signals[wake.trailing_zeros() as usize].notify_one();
+            wake &= wake - 1;
+        }
         self.metrics.ticks_in.add(accepted);
         self.metrics.ticks_stale.add(stale);
         self.metrics.ticks_rejected.add(rejected);
+        self.metrics.overload_conflated.add(compacted);
         let mut stages = self.metrics.stages.lock();
         for (feed, enqueue) in stage_samples {
             stages.record(Stage::FeedToReceive, feed);
             stages.record(Stage::ReceiveToEnqueue, enqueue);
+        }
+    }
+
+    /// Hands writer shard `shard` what was published for it since it last
+    /// asked, appended to `published`, and ORs the connections marked since
+    /// into `dirty`. Returns whether there was anything new; if not and
+    /// `park`, the shard is woken by the next publication or kick.
+    pub fn take(
+        &self,
+        shard: usize,
+        published: &mut Vec<Published>,
+        dirty: &mut Vec<u64>,
+        park: bool,
+    ) -> bool {
+        let mut st = self.state.lock();
+        let inbox = &mut st.inboxes[shard];
+        let mut any = !inbox.published.is_empty();
+        published.append(&mut inbox.published);
+        inbox.bytes = 0;
+        if dirty.len() < inbox.dirty.len() {
+            dirty.resize(inbox.dirty.len(), 0);
+        }
+        for (mine, theirs) in dirty.iter_mut().zip(inbox.dirty.iter_mut()) {
+            any |= *theirs != 0;
+            *mine |= std::mem::take(theirs);
+        }
+        if !any && park {
+            inbox.parked = true;
+        }
+        any
+    }
+
+    /// Waits until writer shard `shard` has something, or a pause of it is
+    /// cut short.
+    pub async fn signalled(&self, shard: usize) {
+        self.signals[shard].notified().await
+    }
+
+    /// Marks a connection for its writer's next visit (it has a reply, a
+    /// close or a socket that became writable) and wakes the shard.
+    pub fn kick(&self, route: Route) {
+        let mut st = self.state.lock();
+        let inbox = &mut st.inboxes[route.shard as usize];
+        inbox.mark(route.index);
+        let wake = std::mem::take(&mut inbox.parked);
+        drop(st);
+        if wake {
+            self.signals[route.shard as usize].notify_one();
         }
     }
 
@@ -222,93 +360,100 @@ impl Hub {
     /// All or nothing: on an error nothing changes.
     pub fn subscribe(
         &self,
-        sub: &Arc<Subscriber>,
+        sub: &Subscriber,
         topics: &[String],
         max_topics: usize,
     ) -> Result<(), RequestError> {
-        let mut wakes: Wakes = Vec::new();
-        {
-            let mut guard = self.state.lock();
-            let st = &mut *guard;
-            let current = st.topics.get(&sub.id);
-            let fresh: BTreeSet<&str> = topics
-                .iter()
-                .map(String::as_str)
-                .filter(|t| current.is_none_or(|c| !c.contains(*t)))
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let current = st.topics.get(&sub.id);
+        let fresh: BTreeSet<&str> = topics
+            .iter()
+            .map(String::as_str)
+            .filter(|t| current.is_none_or(|c| !c.contains(*t)))
+            .collect();
+        let held = current.map_or(0, BTreeSet::len);
+        if held + fresh.len() > max_topics {
+            return Err(RequestError::new(
+                ErrorCode::TooManyTopics,
+                format!(
+                    "subscribing to {} more topics would exceed the limit of {max_topics} per connection (holding {held})",
+                    fresh.len()
+                ),
+            ));
+        }
+        let unknown = fresh
+            .iter()
+            .filter(|t| **t != WILDCARD && !st.ids.contains_key(**t))
+            .count();
+        if st.symbols.len() + unknown > MAX_SYMBOLS {
+            return Err(RequestError::new(
+                ErrorCode::UnknownSymbol,
+                "the broker's symbol table is full; subscribe to symbols the feed publishes",
+            ));
+        }
+        // Everything already published is covered by the snapshot.
+        let since = st.next_pos;
+        let was_wildcard = st.is_wildcard(sub.id);
+        let now_wildcard = was_wildcard || fresh.contains(WILDCARD);
+        if now_wildcard && !was_wildcard {
+            // Onto `*`: its per-symbol routes would mark it twice.
+            for topic in &st.held_topics(sub.id) {
+                st.remove_route(sub.route, topic);
+            }
+            st.wildcard.push(sub.route);
+            sub.outbox.update_interest(|i| i.set_all(Some(since)));
+        }
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(fresh.len());
+        let mut snapshot: Vec<SymbolId> = Vec::new();
+        for topic in &fresh {
+            if *topic == WILDCARD {
+                names.push(Arc::from(WILDCARD));
+                continue;
+            }
+            let Some(id) = st.intern(topic) else { continue };
+            let sym = &mut st.symbols[id as usize];
+            if !now_wildcard {
+                sym.routes.push(sub.route);
+            }
+            sub.outbox.update_interest(|i| i.add(id, since));
+            names.push(sym.name.clone());
+            if !was_wildcard {
+                snapshot.push(id);
+            }
+        }
+        let list = st.topics.entry(sub.id).or_default();
+        list.extend(names);
+        if now_wildcard && !was_wildcard {
+            // Newly on `*`: every symbol it did not already hold.
+            snapshot = (0..st.symbols.len() as SymbolId)
+                .filter(|id| !list.contains(&st.symbols[*id as usize].name))
+                .chain(snapshot)
                 .collect();
-            let held = current.map_or(0, BTreeSet::len);
-            if held + fresh.len() > max_topics {
-                return Err(RequestError::new(
-                    ErrorCode::TooManyTopics,
-                    format!(
-                        "subscribing to {} more topics would exceed the limit of {max_topics} per connection (holding {held})",
-                        fresh.len()
-                    ),
-                ));
-            }
-            let unknown = fresh
-                .iter()
-                .filter(|t| **t != WILDCARD && !st.ids.contains_key(**t))
-                .count();
-            if st.symbols.len() + unknown > MAX_SYMBOLS {
-                return Err(RequestError::new(
-                    ErrorCode::UnknownSymbol,
-                    "the broker's symbol table is full; subscribe to symbols the feed publishes",
-                ));
-            }
-            let was_wildcard = st.is_wildcard(sub.id);
-            let now_wildcard = was_wildcard || fresh.contains(WILDCARD);
-            if now_wildcard && !was_wildcard {
-                // Onto `*`: its per-symbol routes would deliver twice.
-                for topic in &st.held_topics(sub.id) {
-                    st.remove_route(sub.id, topic);
-                }
-                st.wildcard.push(sub.route());
-            }
-            let mut names: Vec<Arc<str>> = Vec::with_capacity(fresh.len());
-            let mut snapshot: Vec<SymbolId> = Vec::new();
-            for topic in &fresh {
-                if *topic == WILDCARD {
-                    names.push(Arc::from(WILDCARD));
-                    continue;
-                }
-                let Some(id) = st.intern(topic) else { continue };
-                let sym = &mut st.symbols[id as usize];
-                if !now_wildcard {
-                    sym.routes.push(sub.route());
-                }
-                names.push(sym.name.clone());
-                if !was_wildcard {
-                    snapshot.push(id);
-                }
-            }
-            let list = st.topics.entry(sub.id).or_default();
-            list.extend(names);
-            if now_wildcard && !was_wildcard {
-                // Newly on `*`: every symbol it did not already hold.
-                snapshot = (0..st.symbols.len() as SymbolId)
-                    .filter(|id| !list.contains(&st.symbols[*id as usize].name))
-                    .chain(snapshot)
-                    .collect();
-            }
-            let ack = ack_frame(list);
-            if sub.outbox.push_control(ack) {
-                wakes.push(sub.outbox.clone());
-            }
-            let now = now_ns();
-            for id in snapshot {
-                if let Some(frame) = &st.symbols[id as usize].latest {
-                    deliver(&sub.outbox, id, frame, now, &mut wakes, &self.metrics);
+        }
+        sub.outbox.push_control(ack_frame(list));
+        let now = now_ns();
+        let (mut conflated, mut dropped) = (0, 0);
+        for id in snapshot {
+            if let Some(frame) = &st.symbols[id as usize].latest {
+                match sub.outbox.push_tick(id, frame, now) {
+                    Pushed::Conflated => conflated += 1,
+                    Pushed::Dropped => dropped += 1,
+                    Pushed::Disconnected => self.metrics.slow_disconnects.add(1),
+                    Pushed::Queued | Pushed::Held | Pushed::Closed => {}
                 }
             }
         }
-        wake_all(&wakes);
+        drop(guard);
+        self.metrics.conflated.add(conflated);
+        self.metrics.dropped.add(dropped);
+        self.kick(sub.route);
         Ok(())
     }
 
     /// Removes `topics` from a connection's subscription and queues the ack.
     /// Topics it does not hold are ignored.
-    pub fn unsubscribe(&self, sub: &Arc<Subscriber>, topics: &[String]) {
+    pub fn unsubscribe(&self, sub: &Subscriber, topics: &[String]) {
         let mut st = self.state.lock();
         let was_wildcard = st.is_wildcard(sub.id);
         let removed: Vec<String> = match st.topics.get_mut(&sub.id) {
@@ -320,22 +465,26 @@ impl Hub {
             None => Vec::new(),
         };
         for topic in &removed {
-            st.remove_route(sub.id, topic);
+            st.remove_route(sub.route, topic);
+            if topic == WILDCARD {
+                sub.outbox.update_interest(|i| i.set_all(None));
+            } else if let Some(&id) = st.ids.get(topic.as_str()) {
+                sub.outbox.update_interest(|i| i.remove(id));
+            }
         }
         if was_wildcard && !st.is_wildcard(sub.id) {
             // Off `*`: the symbols it still holds get their routes back.
             for topic in &st.held_topics(sub.id) {
                 if let Some(&id) = st.ids.get(topic) {
-                    st.symbols[id as usize].routes.push(sub.route());
+                    st.symbols[id as usize].routes.push(sub.route);
                 }
             }
         }
         let empty = BTreeSet::new();
         let ack = ack_frame(st.topics.get(&sub.id).unwrap_or(&empty));
         drop(st);
-        if sub.outbox.push_control(ack) {
-            sub.outbox.wake();
-        }
+        sub.outbox.push_control(ack);
+        self.kick(sub.route);
     }
 
     /// Forgets a connection entirely (it disconnected).
@@ -345,7 +494,7 @@ impl Hub {
             return;
         };
         for topic in &list {
-            st.remove_route(sub.id, topic);
+            st.remove_route(sub.route, topic);
         }
     }
 
@@ -368,30 +517,15 @@ impl Hub {
     }
 }
 
-fn deliver(
-    outbox: &Arc<Outbox>,
-    id: SymbolId,
-    frame: &Bytes,
-    enqueued_ns: u64,
-    wakes: &mut Wakes,
-    metrics: &Metrics,
-) {
-    match outbox.push_tick(id, frame, enqueued_ns) {
-        Pushed::Queued | Pushed::Held | Pushed::Closed => {}
-        Pushed::Woke => wakes.push(outbox.clone()),
-        Pushed::Conflated => metrics.conflated.add(1),
-        Pushed::Dropped => metrics.dropped.add(1),
-        Pushed::Disconnected => {
-            metrics.slow_disconnects.add(1);
-            wakes.push(outbox.clone());
-        }
-    }
-}
-
-fn wake_all(wakes: &Wakes) {
-    for outbox in wakes {
-        outbox.wake();
-    }
+/// Keeps only the latest tick of each symbol, in publication order; returns
+/// how many it removed.
+fn keep_latest_per_symbol(published: &mut Vec<Published>) -> u64 {
+    let before = published.len();
+    let mut seen: HashSet<SymbolId> = HashSet::new();
+    published.reverse();
+    published.retain(|p| seen.insert(p.sym));
+    published.reverse();
+    (before - published.len()) as u64
 }
 
 fn ack_frame(topics: &BTreeSet<Arc<str>>) -> Bytes {
@@ -405,14 +539,14 @@ fn ack_frame(topics: &BTreeSet<Arc<str>>) -> Bytes {
 mod tests {
     use super::*;
     use crate::config::SlowConsumerPolicy;
-    use crate::outbox::{Queued, Take};
+    use crate::outbox::{Batch, Take};
 
-    fn hub_with(conns: usize) -> (Hub, Vec<Arc<Subscriber>>) {
-        let hub = Hub::new(Arc::new(Metrics::default()));
-        let subs = (0..conns as u64)
-            .map(|id| {
+    fn hub_with(conns: usize) -> (Hub, Vec<Subscriber>) {
+        let hub = Hub::new(Arc::new(Metrics::default()), 1, usize::MAX);
+        let subs = (0..conns as u32)
+            .map(|index| {
                 let outbox = Arc::new(Outbox::new(1 << 20, SlowConsumerPolicy::Conflate));
-                Arc::new(Subscriber::new(id, outbox))
+                Subscriber::new(u64::from(index), Route { shard: 0, index }, outbox)
             })
             .collect();
         (hub, subs)
@@ -432,14 +566,31 @@ mod tests {
         hub.publish(&batch);
     }
 
-    /// The symbols of the tick frames queued for `sub` (payload = symbol
-    /// name in these tests; ack frames are skipped), draining it.
-    fn received(sub: &Subscriber) -> Vec<String> {
-        let mut out: Vec<Queued> = Vec::new();
-        assert_ne!(sub.outbox.take(&mut out, usize::MAX), Take::Last);
-        out.iter()
-            .filter(|q| q.enqueued_ns != 0)
-            .map(|q| String::from_utf8_lossy(&q.frame[2..]).into_owned())
+    /// What a writer pass would send each subscriber: the symbols of its
+    /// tick frames (payload = symbol name in these tests; acks are skipped).
+    /// Only marked connections are visited.
+    fn pass(hub: &Hub, subs: &[Subscriber]) -> Vec<Vec<String>> {
+        let (mut published, mut dirty) = (Vec::new(), Vec::new());
+        hub.take(0, &mut published, &mut dirty, false);
+        subs.iter()
+            .map(|sub| {
+                let i = sub.route.index as usize;
+                if dirty.get(i / 64).is_none_or(|w| w & (1 << (i % 64)) == 0) {
+                    return Vec::new();
+                }
+                let mut batch = Batch::default();
+                let got = sub
+                    .outbox
+                    .collect(&published, false, &mut batch, usize::MAX);
+                assert_ne!(got.take, Take::Last);
+                let queued = batch.queued.iter().filter(|q| q.enqueued_ns != 0);
+                let fresh = batch.fresh.iter().map(|&i| &published[i as usize].frame);
+                queued
+                    .map(|q| &q.frame)
+                    .chain(fresh)
+                    .map(|f| String::from_utf8_lossy(&f[2..]).into_owned())
+                    .collect()
+            })
             .collect()
     }
 
@@ -456,33 +607,66 @@ mod tests {
         hub.subscribe(one, &topics(&["S1"]), 10)
             .unwrap_or_else(|e| panic!("{e:?}"));
         publish(&hub, &[("S1", 1), ("S2", 1), ("S3", 1)]);
-        assert_eq!(received(both), ["S1", "S2"]);
-        assert_eq!(received(one), ["S1"]);
+        assert_eq!(pass(&hub, &subs), [vec!["S1", "S2"], vec!["S1"]]);
 
         // Onto `*`: a snapshot of the one symbol it did not hold, then every
         // tick once.
         hub.subscribe(both, &topics(&["*"]), 10)
             .unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(received(both), ["S3"]);
+        assert_eq!(pass(&hub, &subs), [vec!["S3"], vec![]]);
         publish(&hub, &[("S1", 2), ("S2", 2), ("S3", 2)]);
-        assert_eq!(received(both), ["S1", "S2", "S3"]);
-        assert_eq!(received(one), ["S1"]);
+        assert_eq!(pass(&hub, &subs), [vec!["S1", "S2", "S3"], vec!["S1"]]);
 
         // A symbol subscribed while on `*` adds nothing twice.
         hub.subscribe(both, &topics(&["S3"]), 10)
             .unwrap_or_else(|e| panic!("{e:?}"));
         publish(&hub, &[("S3", 3)]);
-        assert_eq!(received(both), ["S3"]);
+        assert_eq!(pass(&hub, &subs), [vec!["S3"], vec![]]);
 
         // Off `*`: back to the symbols it still holds.
         hub.unsubscribe(both, &topics(&["*", "S2"]));
         publish(&hub, &[("S1", 4), ("S2", 4), ("S3", 4)]);
-        assert_eq!(received(both), ["S1", "S3"]);
+        assert_eq!(pass(&hub, &subs), [vec!["S1", "S3"], vec!["S1"]]);
 
         // Gone: nothing more, and the other subscriber is untouched.
         hub.remove(both);
         publish(&hub, &[("S1", 5)]);
-        assert_eq!(received(both), Vec::<String>::new());
-        assert_eq!(received(one), ["S1", "S1"]);
+        assert_eq!(pass(&hub, &subs), [vec![], vec!["S1"]]);
+    }
+
+    #[test]
+    fn a_subscribe_between_publication_and_the_writer_gets_the_snapshot_once() {
+        let (hub, subs) = hub_with(2);
+        hub.subscribe(&subs[1], &topics(&["S1"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        publish(&hub, &[("S1", 1), ("S1", 2)]);
+        // Published but not yet taken by the writer when the subscribe
+        // lands: the snapshot (seq 2) stands for both.
+        hub.subscribe(&subs[0], &topics(&["S1"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        publish(&hub, &[("S1", 3)]);
+        assert_eq!(
+            pass(&hub, &subs),
+            [vec!["S1", "S1"], vec!["S1", "S1", "S1"]]
+        );
+    }
+
+    #[test]
+    fn a_parked_shard_is_woken_by_a_tick_for_it_and_not_by_others() {
+        let (hub, subs) = hub_with(1);
+        hub.subscribe(&subs[0], &topics(&["S1"]), 10)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let (mut published, mut dirty) = (Vec::new(), Vec::new());
+        assert!(hub.take(0, &mut published, &mut dirty, true), "the ack");
+        let (mut published, mut dirty) = (Vec::new(), Vec::new());
+        assert!(!hub.take(0, &mut published, &mut dirty, true));
+        publish(&hub, &[("S2", 1)]);
+        assert!(
+            !hub.take(0, &mut published, &mut dirty, true),
+            "nobody wants S2"
+        );
+        publish(&hub, &[("S1", 1)]);
+        assert!(hub.take(0, &mut published, &mut dirty, true));
+        assert_eq!(published.len(), 1);
     }
 }

@@ -3,16 +3,16 @@
 //! A tick flows one way through these modules:
 //!
 //! ```text
-//! feed ──▶ hub ──▶ outbox (one per client) ──▶ writer ──▶ socket
-//!  sim      frame once,   bounded; conflate/     many frames
-//!  ingest   share Bytes   drop/disconnect        per syscall
-//!  replay   to subscribers past the limit
+//! feed ──▶ hub ──────────▶ writer shard ──▶ outbox (one per client) ──▶ socket
+//!  sim      frame once,     one pass over     picks its ticks; bounded;  many frames
+//!  ingest   mark the        marked clients    conflate/drop/disconnect   per syscall
+//!  replay   subscribers                       past the limit
 //! ```
 //!
 //! - [`feed`]: sources (embedded simulator, TCP ingest, file replay);
-//! - [`hub`]: symbols, subscriptions, snapshots and the fan-out;
-//! - [`outbox`]: per-connection bounded queue and slow-consumer policies;
-//! - [`writer`]: batched socket writes;
+//! - [`hub`]: symbols, subscriptions, snapshots and the hand-over to writers;
+//! - [`outbox`]: per-connection interest, bounded queue, slow-consumer policies;
+//! - [`writer`]: writer shards, batched socket writes;
 //! - [`session`]: a client's reader loop and control messages;
 //! - [`ws_reader`]: strict parsing of client WebSocket frames;
 //! - [`connections`]: the registry and the sweeper (slow clients, pings);
@@ -63,6 +63,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Live connections.
     pub connections: Connections,
+    /// Which writer shard each connection belongs to.
+    pub writers: writer::Writers,
     /// Limits from the configuration.
     pub limits: Limits,
 }
@@ -88,11 +90,17 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(Hub::new(metrics.clone()));
+    let shards = config.limits.writer_shards.clamp(1, hub::MAX_SHARDS);
+    let hub = Arc::new(Hub::new(
+        metrics.clone(),
+        shards,
+        config.limits.outbox_bytes / 2,
+    ));
     let shared = Arc::new(Shared {
         hub: hub.clone(),
         metrics: metrics.clone(),
         connections: Connections::default(),
+        writers: writer::Writers::new(shards),
         limits: config.limits.clone(),
     });
     let stop = CancellationToken::new();
@@ -135,6 +143,9 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
             error!("latency log stopped: {e}");
         }
     });
+    for shard in 0..shards {
+        tasks.spawn(writer::run_shard(shard, shared.clone()));
+    }
     let s = shared.clone();
     tasks.spawn(async move { s.connections.sweep_forever(&s.limits, &s.metrics).await });
     tasks.spawn(http::serve(listener, shared.clone(), stop.clone()));

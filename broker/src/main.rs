@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
-use tickcast_broker::config::{WriteCoalesce, DEFAULT_WRITE_BUDGET};
+use tickcast_broker::config::{default_writer_shards, WriteCoalesce, DEFAULT_WRITE_BUDGET};
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
 #[global_allocator]
@@ -88,15 +88,19 @@ struct Args {
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pong_timeout: Duration,
 
-    /// Pause after each write to a client so frames gather into fuller writes:
-    /// `auto` spreads --write-budget over the busy clients; or a fixed
-    /// duration (`2ms`; `0` writes as soon as anything is queued). Pauses
-    /// under 1 ms (tokio's timer resolution) are skipped.
+    /// Pause between the writers' passes over their clients so frames gather
+    /// into fuller writes: `auto` spreads --write-budget over the clients
+    /// written; or a fixed duration (`2ms`; `0` writes as soon as anything is
+    /// queued). Pauses under 1 ms (tokio's timer resolution) are skipped.
     #[arg(long, default_value = "auto", value_name = "auto|DURATION")]
     write_coalesce: WriteCoalesce,
     /// With --write-coalesce auto: socket writes per second across all clients.
     #[arg(long, default_value_t = DEFAULT_WRITE_BUDGET, value_name = "N")]
     write_budget: u32,
+    /// Writer shards (tasks writing to clients, each for its share of them),
+    /// 1 to 64. Default: one per CPU the broker may run on.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    writer_shards: Option<u16>,
 
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
@@ -153,6 +157,9 @@ impl Args {
                 },
                 fixed => fixed,
             },
+            writer_shards: self
+                .writer_shards
+                .map_or_else(default_writer_shards, usize::from),
         };
         Ok(BrokerConfig {
             listen: self.listen,

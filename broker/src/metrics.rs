@@ -59,6 +59,9 @@ pub struct Metrics {
     pub dropped: Counter,
     /// Clients closed with 1008 "slow consumer".
     pub slow_disconnects: Counter,
+    /// Ticks conflated before reaching any outbox because the writers fell
+    /// far behind the feed (see `hub.rs`, `MAX_WAITING`).
+    pub overload_conflated: Counter,
     /// Clients closed for not answering pings.
     pub ping_timeouts: Counter,
     /// Clients closed for breaking the WebSocket protocol.
@@ -89,6 +92,7 @@ impl Default for Metrics {
             conflated: Counter::default(),
             dropped: Counter::default(),
             slow_disconnects: Counter::default(),
+            overload_conflated: Counter::default(),
             ping_timeouts: Counter::default(),
             protocol_errors: Counter::default(),
             request_errors: Counter::default(),
@@ -124,7 +128,7 @@ pub struct Stats {
 }
 
 /// (name, help, value) of every counter, for the Prometheus text.
-fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 15] {
+fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
     [
         (
             "tickcast_ticks_in_total",
@@ -175,6 +179,11 @@ fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 15] {
             "tickcast_slow_disconnects_total",
             "Clients closed as slow consumers",
             m.slow_disconnects.get(),
+        ),
+        (
+            "tickcast_overload_conflated_total",
+            "Ticks conflated because the writers fell far behind the feed",
+            m.overload_conflated.get(),
         ),
         (
             "tickcast_ping_timeouts_total",

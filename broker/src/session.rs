@@ -1,12 +1,12 @@
 //! One WebSocket client from upgrade to close: its reader loop, its control
 //! messages, and the state the sweeper looks at.
 //!
-//! Each connection runs two tasks. This one reads client frames and answers
-//! them (subscribe, unsubscribe, ping, close); the writer task
-//! (`writer.rs`) drains the outbox into the socket. They share a
-//! [`Session`]: the outbox, the last time the client was heard from, and a
-//! cancellation token that ends both tasks at once when the connection must
-//! go without ceremony (socket error, stalled peer past its grace period).
+//! Each connection runs one task, this one: it reads client frames and
+//! answers them (subscribe, unsubscribe, ping, close). Its writes are made by
+//! its writer shard (`writer.rs`). The two share a [`Session`]: the outbox,
+//! the socket's write half, the last time the client was heard from, and a
+//! cancellation token that ends the connection at once when it must go
+//! without ceremony (socket error, stalled peer past its grace period).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,15 +14,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use parking_lot::Mutex;
 use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::ClientRequest;
 use tokio::net::TcpStream;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::frame::{self, close_code, Opcode};
-use crate::hub::Subscriber;
+use crate::hub::{Hub, Route, Subscriber};
 use crate::outbox::Outbox;
+use crate::writer::WriteSide;
 use crate::ws_reader::{FrameReader, Message, ReadError};
 use crate::Shared;
 
@@ -32,8 +35,10 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// State shared by a connection's reader, writer and the sweeper.
 pub struct Session {
-    /// The hub's view of this connection (id and outbox).
-    pub subscriber: Arc<Subscriber>,
+    /// The hub's view of this connection (id, route and outbox).
+    pub subscriber: Subscriber,
+    /// The socket's write half, used by the writer shard.
+    pub(crate) write: Mutex<WriteSide>,
     /// The client's address.
     pub peer: SocketAddr,
     /// When the client was last heard from, ms since the registry's epoch.
@@ -42,29 +47,56 @@ pub struct Session {
     pub(crate) ping_outstanding: AtomicBool,
     /// When the sweeper first saw the connection closing (ms), 0 if not.
     pub(crate) closing_since_ms: AtomicU64,
-    /// Frames delivered as of the sweeper's last pass (to count busy
-    /// connections for the write budget).
-    pub(crate) delivered_at_sweep: AtomicU64,
     cancel: CancellationToken,
+    /// The close frame is out (see [`Session::writer_finished`]).
+    finished: Notify,
+    /// To mark the connection for its writer.
+    hub: Arc<Hub>,
 }
 
 impl Session {
-    /// A session for a new connection.
-    pub fn new(id: u64, peer: SocketAddr, outbox: Outbox, now_ms: u64) -> Self {
+    /// A session for a new connection: `route` places it in a writer shard
+    /// (`Writers::attach`), `socket` is its write half.
+    pub fn new(
+        id: u64,
+        route: Route,
+        peer: SocketAddr,
+        outbox: Outbox,
+        socket: tokio::net::tcp::OwnedWriteHalf,
+        hub: Arc<Hub>,
+        now_ms: u64,
+    ) -> Self {
         Self {
-            subscriber: Arc::new(Subscriber::new(id, Arc::new(outbox))),
+            subscriber: Subscriber::new(id, route, Arc::new(outbox)),
+            write: Mutex::new(WriteSide::new(socket)),
             peer,
             last_seen_ms: AtomicU64::new(now_ms),
             ping_outstanding: AtomicBool::new(false),
             closing_since_ms: AtomicU64::new(0),
-            delivered_at_sweep: AtomicU64::new(0),
             cancel: CancellationToken::new(),
+            finished: Notify::new(),
+            hub,
         }
     }
 
     /// The connection id.
     pub fn id(&self) -> u64 {
         self.subscriber.id
+    }
+
+    /// Its place among the writer shards.
+    pub fn route(&self) -> Route {
+        self.subscriber.route
+    }
+
+    /// Called by the writer once the close frame is out.
+    pub(crate) fn writer_finished(&self) {
+        self.finished.notify_one();
+    }
+
+    /// Waits until the writer has sent the close frame.
+    async fn wait_writer_finished(&self) {
+        self.finished.notified().await
     }
 
     /// Ends both tasks of the connection now.
@@ -77,19 +109,20 @@ impl Session {
         self.cancel.cancelled().await
     }
 
-    /// Queues a close frame (see [`Outbox::close`]) and wakes the writer.
+    /// Queues a close frame (see [`Outbox::close`]) and marks the
+    /// connection for its writer.
     pub fn close(&self, code: u16, reason: &str, discard: bool) -> bool {
         let started = self.subscriber.outbox.close(code, reason, discard);
         if started {
-            self.subscriber.outbox.wake();
+            self.hub.kick(self.route());
         }
         started
     }
 
-    /// Queues a control frame and wakes the writer if needed.
+    /// Queues a control frame and marks the connection for its writer.
     pub fn send_control(&self, frame: Bytes) {
         if self.subscriber.outbox.push_control(frame) {
-            self.subscriber.outbox.wake();
+            self.hub.kick(self.route());
         }
     }
 }
@@ -132,20 +165,22 @@ impl RateLimit {
 pub async fn run(stream: TcpStream, leftover: Bytes, shared: Arc<Shared>, topics: Vec<String>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let limits = &shared.limits;
-    let outbox = Outbox::new(limits.outbox_bytes, limits.slow_policy);
-    let session = Arc::new(Session::new(
-        shared.connections.next_id(),
-        peer,
-        outbox,
-        shared.connections.now_ms(),
-    ));
+    let (mut rd, wr) = stream.into_split();
+    let session = shared.writers.attach(|route| {
+        Arc::new(Session::new(
+            shared.connections.next_id(),
+            route,
+            peer,
+            Outbox::new(limits.outbox_bytes, limits.slow_policy),
+            wr,
+            shared.hub.clone(),
+            shared.connections.now_ms(),
+        ))
+    });
     shared.connections.insert(session.clone());
     shared.metrics.connections.add(1);
     shared.metrics.connections_total.add(1);
     debug!(id = session.id(), %peer, "connected");
-
-    let (mut rd, wr) = stream.into_split();
-    let writer = tokio::spawn(crate::writer::run(wr, session.clone(), shared.clone()));
     let mut reader = FrameReader::new(limits.max_control_bytes, &leftover);
     drop(leftover);
     let mut rate = RateLimit::new(limits.control_rate, limits.control_burst);
@@ -202,9 +237,12 @@ pub async fn run(stream: TcpStream, leftover: Bytes, shared: Arc<Shared>, topics
     // No more ticks for this connection from here on.
     shared.hub.remove(&session.subscriber);
     // Let the writer finish sending the close frame, within the grace period.
-    if tokio::time::timeout(CLOSE_GRACE, writer).await.is_err() {
-        session.cancel();
+    tokio::select! {
+        _ = session.wait_writer_finished() => {}
+        _ = session.cancelled() => {}
+        _ = tokio::time::sleep(CLOSE_GRACE) => session.cancel(),
     }
+    shared.writers.detach(&session);
     shared.connections.remove(session.id());
     shared.metrics.connections.sub(1);
     debug!(id = session.id(), %peer, "disconnected");

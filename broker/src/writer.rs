@@ -1,163 +1,366 @@
-//! The per-connection writer: drains the outbox into the socket, many frames
-//! per system call.
+//! The writer shards: each is one task that writes every connection of its
+//! shard that has something to send, many frames per system call.
 //!
 //! A send costs 4–5 µs on loopback whatever its size (see
-//! `../shared/design.md`), so batching is what makes fan-out fast. Each time
-//! it wakes, the writer takes everything queued (up to [`MAX_BATCH_BYTES`]),
-//! copies the frames into one contiguous buffer and writes it with one call.
-//! Copying ~130-byte frames costs far less than the syscalls it saves, and we
-//! measured it faster than `writev` over the same frames. A lone frame is
-//! written straight from its shared buffer, without the copy. The writer only
-//! waits on the socket when the kernel's send buffer is full; meanwhile the
-//! outbox fills and its slow-consumer policy takes over.
+//! `../shared/design.md`), so batching is what makes fan-out fast. A shard
+//! runs in passes: it takes from the hub the ticks published since its last
+//! pass and the bitmap of connections that got one (or a reply, or a
+//! close), and visits each of those once. A visit lets the connection's
+//! outbox pick its frames (`Outbox::collect`), copies them into one buffer
+//! and writes it with one non-blocking call. Copying ~130-byte frames costs
+//! far less than the syscalls it saves, and we measured it faster than
+//! `writev` over the same frames.
 //!
-//! The buffer frames are assembled in belongs to the runtime thread, not to
-//! the connection: every writer on a thread copies into the same one and
-//! writes it without waiting, so it stays in cache (a buffer per connection
-//! means a thousand cold buffers, each copy and each kernel read of it a
-//! stream of cache misses). Only what the kernel does not take at once, when
-//! a client's socket is full, is copied into the connection's own buffer to
-//! wait for the socket.
+//! Why a pass and not a task per connection: a task per connection paid a
+//! wake-up, a timer and a `select!` per write, and the hub paid a lock and
+//! a queue push per subscriber per tick; at 1,000 subscribers those were a
+//! fifth of the broker's CPU. A pass touches each connection once per write,
+//! and the state it needs is hot while it does.
+//!
+//! The buffer frames are assembled in belongs to the shard, not to the
+//! connection, so it stays in cache. Only what the kernel does not take at
+//! once, when a client's socket is full, is kept per connection (`unsent`);
+//! a small task then waits for the socket to drain and marks the connection
+//! for the next pass, and meanwhile its outbox fills and its slow-consumer
+//! policy takes over.
+//!
+//! Between passes the shard pauses (`--write-coalesce`): a write costs the
+//! same few microseconds of kernel time whether it carries one frame or
+//! fifty, and with hundreds of busy connections those fixed costs, not the
+//! bytes, fill the CPU. With `auto` the pause is the number of connections
+//! the last pass wrote divided by the write budget, so a few busy clients
+//! are written at once and a thousand share the budget. Fresh ticks past
+//! half an outbox's limit end the pause early (`Hub::publish`), so the
+//! pause never pushes a healthy client into conflation.
 
 use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use parking_lot::Mutex;
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::Instant;
 
-use crate::config::WriteCoalesce;
+use crate::config::{WriteCoalesce, MAX_AUTO_PAUSE};
+use crate::hub::{Published, Route};
 use crate::latency::Stage;
 use crate::metrics::Metrics;
-use crate::outbox::{Queued, Take};
+use crate::outbox::{Batch, Collected, Take};
 use crate::session::Session;
 use crate::Shared;
 use tickcast_protocol::clock::now_ns;
 
-/// The most bytes written in one call. Large enough to amortise the syscall,
-/// small enough that the copy stays in cache.
+/// The most bytes written to one connection in one visit. Large enough to
+/// amortise the syscall, small enough that the copy stays in cache.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// The granularity of tokio's timer; pauses shorter than this are skipped.
 const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
-/// Buffers larger than this are released when the writer goes idle, so a
-/// connection that once had a burst does not keep its peak memory.
+/// A connection's leftover buffer larger than this is released once it is
+/// written, so a connection that once had a burst does not keep its peak
+/// memory.
 const KEEP_WHEN_IDLE: usize = 16 * 1024;
+
+/// Visits between two yields to the runtime, so a long pass does not keep
+/// the feed (or the readers) waiting for the thread.
+const YIELD_EVERY: usize = 64;
 
 thread_local! {
     /// The frames of one write, assembled (see the module docs).
     static ASSEMBLY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs until the close frame is written, the socket fails, or the session is
-/// cancelled.
-///
-/// After each write the writer pauses (`--write-coalesce`). A
-/// write costs the same few microseconds of kernel time whether it carries
-/// one frame or fifty, and with hundreds of busy connections those fixed
-/// costs, not the bytes, fill the CPU. So after each write the writer pauses
-/// and then sends everything that gathered meanwhile (with `auto`, the pause
-/// grows with the number of busy connections; see `config::WriteCoalesce`). A
-/// connection that was quiet for longer than that is written at once, so the
-/// pause adds latency only where ticks follow each other closely, which is
-/// where it buys throughput; an outbox filling past half its limit ends the
-/// pause early, so it never pushes a client into conflation.
-pub async fn run(mut socket: OwnedWriteHalf, session: Arc<Session>, shared: Arc<Shared>) {
-    let metrics = &shared.metrics;
-    let outbox = &session.subscriber.outbox;
-    let mut batch: Vec<Queued> = Vec::new();
-    // What the kernel did not take at once, waiting for the socket.
-    let mut unsent: Vec<u8> = Vec::new();
-    loop {
-        let take = outbox.take(&mut batch, MAX_BATCH_BYTES);
-        if take == Take::Empty {
-            if unsent.capacity() > KEEP_WHEN_IDLE {
-                unsent = Vec::new();
-                batch = Vec::new();
+/// A connection's side of the writer: its socket and what the kernel did not
+/// take yet.
+#[derive(Debug)]
+pub struct WriteSide {
+    /// `None` once the connection is finished (the close frame is out or the
+    /// socket failed); dropping the write half sends the FIN.
+    socket: Option<Arc<OwnedWriteHalf>>,
+    /// Bytes the kernel refused, written before anything else.
+    unsent: Vec<u8>,
+    /// The close frame is in `unsent`: finish once it is out.
+    last: bool,
+    /// A task is waiting for the socket to become writable.
+    waiting: bool,
+}
+
+impl WriteSide {
+    /// The write side of a new connection.
+    pub fn new(socket: OwnedWriteHalf) -> Self {
+        Self {
+            socket: Some(Arc::new(socket)),
+            unsent: Vec::new(),
+            last: false,
+            waiting: false,
+        }
+    }
+}
+
+/// Which connections belong to each writer shard.
+pub struct Writers {
+    shards: Vec<Mutex<Table>>,
+}
+
+#[derive(Default)]
+struct Table {
+    sessions: Vec<Option<Arc<Session>>>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+impl Writers {
+    /// `shards` empty shards (as many as the hub feeds).
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(Table::default())).collect(),
+        }
+    }
+
+    /// Places a new connection in the least loaded shard: `make` builds its
+    /// session for the route it gets.
+    pub fn attach(&self, make: impl FnOnce(Route) -> Arc<Session>) -> Arc<Session> {
+        let (shard, mut table) = self
+            .shards
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, t.lock()))
+            .min_by_key(|(_, t)| t.live)
+            .unwrap_or_else(|| unreachable!("a broker has at least one writer shard"));
+        let index = match table.free.pop() {
+            Some(index) => index,
+            None => {
+                table.sessions.push(None);
+                (table.sessions.len() - 1) as u32
             }
-            tokio::select! {
-                _ = outbox.wait() => continue,
-                _ = session.cancelled() => return,
+        };
+        let session = make(Route {
+            shard: shard as u32,
+            index,
+        });
+        table.sessions[index as usize] = Some(session.clone());
+        table.live += 1;
+        session
+    }
+
+    /// Takes a connection out of its shard and drops its socket.
+    pub fn detach(&self, session: &Session) {
+        let route = session.route();
+        let mut table = self.shards[route.shard as usize].lock();
+        if let Some(slot) = table.sessions.get_mut(route.index as usize) {
+            if slot.take().is_some() {
+                table.free.push(route.index);
+                table.live -= 1;
             }
         }
-        let Some(bytes) = write_batch(&mut socket, &batch, &mut unsent, &session).await else {
-            session.cancel();
-            return;
-        };
-        account(&batch, bytes, metrics, &session);
-        batch.clear();
-        outbox.wrote();
-        if take == Take::Last {
-            // The close frame is out: half-close so the client sees the end
-            // and answers with its own close; the reader then finishes.
-            let _ = socket.shutdown().await;
-            return;
+        drop(table);
+        session.write.lock().socket = None;
+    }
+}
+
+/// Runs writer shard `shard` until the broker stops.
+///
+/// A pass visits the marked connections in index order. Every
+/// [`YIELD_EVERY`] visits it yields to the runtime and takes what the hub
+/// published meanwhile: connections further on in this pass get those
+/// ticks now rather than a pass later (a tick waits at most about one pass
+/// period, not two), and connections already visited keep their mark for
+/// the next pass. The shard keeps the ticks taken since the start of the
+/// previous pass: every subscriber of an older one has been visited since.
+pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
+    let hub = &shared.hub;
+    let shards = hub.shards() as u64;
+    // Recent ticks, in publication order, and the position after the last.
+    let mut published: Vec<Published> = Vec::new();
+    let mut taken_to: u64 = 0;
+    // Where the previous pass started taking.
+    let mut previous_start: u64 = 0;
+    let mut dirty: Vec<u64> = Vec::new();
+    // Connections with frames still queued after their visit.
+    let mut again: Vec<u32> = Vec::new();
+    let mut batch = Batch::default();
+    loop {
+        let started = Instant::now();
+        let old = published.partition_point(|p| p.pos < previous_start);
+        published.drain(..old);
+        previous_start = taken_to;
+        let carried = dirty.iter().any(|w| *w != 0);
+        if !hub.take(shard, &mut published, &mut dirty, !carried) && !carried {
+            hub.signalled(shard).await;
+            continue;
+        }
+        taken_to = published.last().map_or(taken_to, |p| p.pos + 1);
+        let (mut next, mut visits, mut written) = (0, 0, 0u64);
+        while let Some(index) = next_marked(&mut dirty, next) {
+            next = index + 1;
+            let session = shared.writers.shards[shard]
+                .lock()
+                .sessions
+                .get(index)
+                .cloned()
+                .flatten();
+            if let Some(session) = session {
+                let (wrote, more) = visit(&session, &published, &mut batch, &shared);
+                written += u64::from(wrote);
+                if more {
+                    again.push(index as u32);
+                }
+            }
+            visits += 1;
+            if visits % YIELD_EVERY == 0 {
+                tokio::task::yield_now().await;
+                hub.take(shard, &mut published, &mut dirty, false);
+                taken_to = published.last().map_or(taken_to, |p| p.pos + 1);
+            }
+        }
+        for index in again.drain(..) {
+            mark(&mut dirty, index as usize);
         }
         let pause = match shared.limits.write_coalesce {
             WriteCoalesce::Fixed(pause) => pause,
-            WriteCoalesce::Auto { .. } => shared.connections.auto_write_pause(),
+            WriteCoalesce::Auto { writes_per_sec } => auto_pause(written * shards, writes_per_sec),
         };
         // tokio's timer counts whole milliseconds: a shorter pause would
-        // still sleep about a millisecond, adding latency the few busy
-        // connections it was computed for do not need.
+        // still sleep about a millisecond.
         if pause >= TIMER_RESOLUTION {
-            // Let the next frames gather; the outbox cuts this short when it
-            // passes half its limit.
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = outbox.wait_urgent() => {}
-                _ = session.cancelled() => return,
+                _ = tokio::time::sleep_until(started + pause) => {}
+                _ = hub.signalled(shard) => {}
             }
         }
     }
 }
 
-/// Copies a batch of frames into one contiguous buffer for a single write.
-pub fn assemble(batch: &[Queued], buf: &mut Vec<u8>) {
-    buf.clear();
-    buf.reserve(batch.iter().map(|q| q.frame.len()).sum());
-    for q in batch {
-        buf.extend_from_slice(&q.frame);
+/// The first marked index at or after `from`, unmarked.
+fn next_marked(dirty: &mut [u64], from: usize) -> Option<usize> {
+    let mut word = from / 64;
+    let mut bits = dirty.get(word)? & (!0u64 << (from % 64));
+    while bits == 0 {
+        word += 1;
+        bits = *dirty.get(word)?;
     }
+    let index = word * 64 + bits.trailing_zeros() as usize;
+    dirty[word] &= !(1 << (index % 64));
+    Some(index)
 }
 
-/// Writes a batch: first without waiting, a lone frame from its own bytes
-/// and several from the thread's assembly buffer; whatever the kernel does
-/// not take then is copied to `unsent` and written once the socket is
-/// writable, unless the session is cancelled first. Returns the byte count,
-/// or `None` when the connection is gone.
-async fn write_batch(
-    socket: &mut OwnedWriteHalf,
-    batch: &[Queued],
-    unsent: &mut Vec<u8>,
-    session: &Session,
-) -> Option<usize> {
-    let total = if let [single] = batch {
-        let data: &[u8] = &single.frame;
-        let sent = try_write_all(socket, data)?;
-        unsent.extend_from_slice(&data[sent..]);
-        data.len()
-    } else {
-        ASSEMBLY.with_borrow_mut(|buf| {
-            assemble(batch, buf);
-            let sent = try_write_all(socket, buf)?;
-            unsent.extend_from_slice(&buf[sent..]);
-            Some(buf.len())
-        })?
+fn mark(dirty: &mut Vec<u64>, index: usize) {
+    let word = index / 64;
+    if dirty.len() <= word {
+        dirty.resize(word + 1, 0);
+    }
+    dirty[word] |= 1 << (index % 64);
+}
+
+/// Writes across all shards share the budget: a pass that wrote `written`
+/// connections (times the shard count) is followed by `written / budget`
+/// seconds, capped.
+fn auto_pause(written: u64, writes_per_sec: u32) -> Duration {
+    let ns = written.saturating_mul(1_000_000_000) / u64::from(writes_per_sec.max(1));
+    Duration::from_nanos(ns).min(MAX_AUTO_PAUSE)
+}
+
+/// One connection's turn in a pass: finish what the kernel refused last
+/// time, collect, write. Returns whether it wrote and whether frames are
+/// still queued for it (with the socket taking them).
+fn visit(
+    session: &Arc<Session>,
+    published: &[Published],
+    batch: &mut Batch,
+    shared: &Shared,
+) -> (bool, bool) {
+    let mut side = session.write.lock();
+    let Some(socket) = side.socket.clone() else {
+        return (false, false);
     };
-    if !unsent.is_empty() {
-        let written = tokio::select! {
-            res = socket.write_all(unsent) => res.is_ok(),
-            _ = session.cancelled() => false,
+    if !side.unsent.is_empty() {
+        let Some(sent) = try_write_all(&socket, &side.unsent) else {
+            return fail(session, &mut side);
         };
-        unsent.clear();
-        if !written {
-            return None;
+        side.unsent.drain(..sent);
+        if side.unsent.is_empty() && side.last {
+            return finish(session, &mut side);
         }
     }
-    Some(total)
+    let blocked = !side.unsent.is_empty();
+    let outbox = &session.subscriber.outbox;
+    batch.clear();
+    let got = outbox.collect(published, blocked, batch, MAX_BATCH_BYTES);
+    count_policies(&got, &shared.metrics);
+    let wrote = !batch.is_empty();
+    if wrote {
+        let sent = ASSEMBLY.with_borrow_mut(|buf| {
+            assemble(batch, published, buf);
+            let sent = try_write_all(&socket, buf)?;
+            side.unsent.extend_from_slice(&buf[sent..]);
+            Some(buf.len())
+        });
+        let Some(bytes) = sent else {
+            return fail(session, &mut side);
+        };
+        account(batch, published, bytes, &shared.metrics, session);
+        if got.take == Take::Last {
+            if side.unsent.is_empty() {
+                return finish(session, &mut side);
+            }
+            side.last = true;
+        }
+    }
+    if side.unsent.is_empty() {
+        if side.unsent.capacity() > KEEP_WHEN_IDLE {
+            side.unsent = Vec::new();
+        }
+    } else if !side.waiting {
+        side.waiting = true;
+        tokio::spawn(wait_writable(socket, session.clone(), shared.hub.clone()));
+    }
+    (wrote, got.more && side.unsent.is_empty())
+}
+
+/// Waits until a full socket drains, then marks its connection for the next
+/// pass.
+async fn wait_writable(
+    socket: Arc<OwnedWriteHalf>,
+    session: Arc<Session>,
+    hub: Arc<crate::hub::Hub>,
+) {
+    tokio::select! {
+        // An error shows up on the next write.
+        _ = socket.writable() => {}
+        _ = session.cancelled() => return,
+    }
+    session.write.lock().waiting = false;
+    hub.kick(session.route());
+}
+
+/// The close frame is out: drop the socket (FIN) and tell the session.
+fn finish(session: &Session, side: &mut WriteSide) -> (bool, bool) {
+    side.socket = None;
+    side.unsent = Vec::new();
+    session.writer_finished();
+    (true, false)
+}
+
+/// The socket failed: the connection ends without ceremony.
+fn fail(session: &Session, side: &mut WriteSide) -> (bool, bool) {
+    side.socket = None;
+    side.unsent = Vec::new();
+    session.cancel();
+    (false, false)
+}
+
+/// Copies a batch of frames into one contiguous buffer for a single write:
+/// the queued ones, then the fresh ones (indices into `published`).
+pub fn assemble(batch: &Batch, published: &[Published], buf: &mut Vec<u8>) {
+    buf.clear();
+    for q in &batch.queued {
+        buf.extend_from_slice(&q.frame);
+    }
+    for &i in &batch.fresh {
+        buf.extend_from_slice(&published[i as usize].frame);
+    }
 }
 
 /// Writes as much of `data` as the socket takes without waiting; `None` if
@@ -176,16 +379,36 @@ fn try_write_all(socket: &OwnedWriteHalf, data: &[u8]) -> Option<usize> {
     Some(sent)
 }
 
+fn count_policies(got: &Collected, metrics: &Metrics) {
+    metrics.conflated.add(got.conflated);
+    metrics.dropped.add(got.dropped);
+    if got.disconnected {
+        metrics.slow_disconnects.add(1);
+    }
+}
+
 /// Records the enqueue → write latency of every tick in the batch (control
 /// frames carry no enqueue time) and the counters, under one lock.
-fn account(batch: &[Queued], bytes: usize, metrics: &Metrics, session: &Session) {
+fn account(
+    batch: &Batch,
+    published: &[Published],
+    bytes: usize,
+    metrics: &Metrics,
+    session: &Session,
+) {
     let now = now_ns();
     {
         let mut stages = metrics.stages.lock();
         let mut run: Option<(u64, u64)> = None;
-        // Frames of one fan-out share their enqueue time: record runs at once.
-        for q in batch.iter().filter(|q| q.enqueued_ns != 0) {
-            let latency = now.saturating_sub(q.enqueued_ns);
+        // Frames of one publication share their enqueue time: record runs
+        // at once.
+        let queued = batch.queued.iter().map(|q| q.enqueued_ns);
+        let fresh = batch
+            .fresh
+            .iter()
+            .map(|&i| published[i as usize].enqueued_ns);
+        for enqueued_ns in queued.chain(fresh).filter(|&ns| ns != 0) {
+            let latency = now.saturating_sub(enqueued_ns);
             match &mut run {
                 Some((value, count)) if *value == latency => *count += 1,
                 _ => {
@@ -215,47 +438,28 @@ fn account(batch: &[Queued], bytes: usize, metrics: &Metrics, session: &Session)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SlowConsumerPolicy;
-    use crate::outbox::Outbox;
-    use bytes::Bytes;
-    use tokio::io::AsyncReadExt;
-    use tokio::net::{TcpListener, TcpSocket};
 
-    /// A batch far larger than the socket buffers: the part the kernel does
-    /// not take at once goes through `unsent`, and the reader still gets
-    /// every byte, in order.
-    #[tokio::test]
-    async fn a_batch_the_socket_cannot_take_at_once_arrives_whole_and_in_order() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = TcpSocket::new_v4().unwrap();
-        client.set_recv_buffer_size(4096).unwrap();
-        let mut client = client.connect(addr).await.unwrap();
-        let (server, peer) = listener.accept().await.unwrap();
-        let (_read, mut write) = server.into_split();
-        let batch: Vec<Queued> = (0..1_000u32)
-            .map(|i| Queued {
-                frame: Bytes::from(i.to_le_bytes().repeat(1024)),
-                enqueued_ns: 1,
-            })
-            .collect();
-        let want: Vec<u8> = batch.iter().flat_map(|q| q.frame.to_vec()).collect();
-        let session = Session::new(1, peer, Outbox::new(1024, SlowConsumerPolicy::Conflate), 0);
-        let reader = tokio::spawn(async move {
-            let mut got = Vec::new();
-            client.read_to_end(&mut got).await.map(|_| got)
-        });
-        let mut unsent = Vec::new();
-        let sent = write_batch(&mut write, &batch, &mut unsent, &session).await;
-        assert_eq!(sent, Some(want.len()));
-        assert!(unsent.is_empty());
-        write.shutdown().await.unwrap();
-        let got = reader.await.unwrap().unwrap();
-        assert!(
-            got == want,
-            "{} of {} bytes, or out of order",
-            got.len(),
-            want.len()
-        );
+    #[test]
+    fn marked_indices_come_in_order_once() {
+        let mut dirty = Vec::new();
+        for i in [3, 64, 200, 0] {
+            mark(&mut dirty, i);
+        }
+        assert_eq!(next_marked(&mut dirty, 1), Some(3));
+        assert_eq!(next_marked(&mut dirty, 4), Some(64));
+        assert_eq!(next_marked(&mut dirty, 65), Some(200));
+        assert_eq!(next_marked(&mut dirty, 201), None);
+        assert_eq!(next_marked(&mut dirty, 0), Some(0));
+        assert_eq!(next_marked(&mut dirty, 0), None);
+    }
+
+    #[test]
+    fn the_write_budget_is_shared_by_the_connections_written() {
+        assert_eq!(auto_pause(0, 100_000), Duration::ZERO);
+        assert_eq!(auto_pause(10, 100_000), Duration::from_micros(100));
+        assert_eq!(auto_pause(200, 100_000), Duration::from_millis(2));
+        assert_eq!(auto_pause(1_000, 100_000), Duration::from_millis(10));
+        assert_eq!(auto_pause(1_000_000, 100_000), MAX_AUTO_PAUSE);
+        assert_eq!(auto_pause(5, 0), MAX_AUTO_PAUSE);
     }
 }

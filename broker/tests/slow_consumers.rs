@@ -104,6 +104,32 @@ async fn conflation_skips_ticks_but_always_ends_on_the_latest() {
     broker.shutdown().await;
 }
 
+/// A client whose socket is full but whose outbox has room loses nothing:
+/// what the kernel refused waits, the writer resumes when the socket
+/// drains, and every tick arrives once, in order, without gaps.
+#[tokio::test]
+async fn a_full_socket_with_room_in_the_outbox_loses_nothing() {
+    let rounds = 5_000;
+    let broker = ingest_broker(Limits {
+        outbox_bytes: 64 * 1024 * 1024,
+        ..Limits::default()
+    })
+    .await;
+    let mut slow = Subscriber::connect_small_buffer(broker.local_addr(), "topics=*").await;
+    slow.expect_ack().await;
+    let mut publisher = Publisher::connect(&broker).await;
+    flood(&mut publisher, rounds).await;
+    wait_ticks_in(&broker, (rounds * SYMS.len()) as u64).await;
+    let want: HashMap<String, u64> = SYMS
+        .iter()
+        .map(|s| (s.to_string(), rounds as u64))
+        .collect();
+    let got = slow.read_until(&want, true).await;
+    assert_eq!(got, rounds * SYMS.len());
+    assert_eq!(broker.metrics().conflated.get(), 0);
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn drop_policy_discards_new_ticks_until_the_client_catches_up() {
     let rounds = 20_000;
