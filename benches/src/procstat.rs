@@ -128,6 +128,19 @@ pub fn precise_timers() {
     }
 }
 
+/// Gives the calling thread real-time priority (`SCHED_FIFO`, the lowest
+/// real-time level), so it runs the moment it wakes even while the
+/// subscriber threads keep the same core busy. Returns whether the kernel
+/// allowed it (it needs `CAP_SYS_NICE`, or root).
+pub fn realtime_priority() -> bool {
+    // SAFETY: sched_setscheduler reads the parameter struct we own; pid 0
+    // is the calling thread.
+    unsafe {
+        let param = libc::sched_param { sched_priority: 1 };
+        libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,10 +158,18 @@ pub struct Published {
     pub max_lag: Duration,
     /// Why it stopped early, if it did.
     pub error: Option<String>,
+    /// Whether it ran at real-time priority (see [`publish`]).
+    pub realtime: bool,
 }
 
 /// Publishes `schedule.total` ticks on schedule (or until `stop`), storing
 /// the count sent so far in `progress`.
+///
+/// The thread asks for real-time priority first: it shares its core with
+/// the subscriber threads, and at normal priority a busy subscriber thread
+/// made it wake up to 8 ms late, which the absolute schedule then (rightly)
+/// counted as the server's latency. Where the kernel refuses (no
+/// `CAP_SYS_NICE`), it runs as before and the step reports it.
 pub fn publish(
     conn: &mut PubConn,
     source: &mut TickSource,
@@ -171,6 +179,7 @@ pub fn publish(
     stop: &AtomicBool,
 ) -> Published {
     crate::procstat::precise_timers();
+    let realtime = crate::procstat::realtime_priority();
     let mut per_symbol = vec![0u64; universe.len()];
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut sent = 0u64;
@@ -219,5 +228,6 @@ pub fn publish(
         elapsed: schedule.start.elapsed(),
         max_lag,
         error,
+        realtime,
     }
 }

@@ -339,6 +339,7 @@ impl Run<'_> {
             warmup_s: load.warmup_s,
             duration_s: load.duration_s,
             publisher_max_lag_ms: published.max_lag.as_secs_f64() * 1e3,
+            publisher_realtime: published.realtime,
             publisher_error: published.error,
             healthy: class_report(Class::Healthy),
             slow: (subs.slow > 0).then(|| class_report(Class::Slow)),
