@@ -76,15 +76,16 @@ pub struct Limits {
 /// The writer shards' pause between passes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum WriteCoalesce {
-    /// Spread a budget of socket writes per second over the connections
-    /// written: pause = connections the last pass wrote ÷ budget, at most
-    /// [`MAX_AUTO_PAUSE`]. 200 busy connections and 100,000 writes/s give
-    /// 2 ms; pauses under 1 ms (tokio's timer resolution) are skipped. A
-    /// write costs about 5 µs of kernel time here,
-    /// so the budget caps what writes cost, whatever the number of clients.
+    /// Keep the time a writer spends in socket sends to a share of its
+    /// core: a pass whose sends took `S` is followed by a pause until `S ÷
+    /// share` after it began, at most [`MAX_AUTO_PAUSE`]. A send costs 7–10
+    /// µs of kernel time here whatever it carries, so this sets how often
+    /// each busy client is written: 200 of them every ~2.3 ms, 1,000 every
+    /// ~14 ms, a handful at once. Pauses under tokio's 1 ms timer resolution
+    /// accumulate until they reach it.
     Auto {
-        /// Socket writes per second across all connections.
-        writes_per_sec: u32,
+        /// The share of a writer's core its sends may take (0 < share ≤ 1).
+        send_share: f64,
     },
     /// The same pause after every pass (zero: none).
     Fixed(Duration),
@@ -93,17 +94,19 @@ pub enum WriteCoalesce {
 /// The longest pause [`WriteCoalesce::Auto`] chooses.
 pub const MAX_AUTO_PAUSE: Duration = Duration::from_millis(20);
 
-/// The default write budget: about half a core of write syscalls.
-pub const DEFAULT_WRITE_BUDGET: u32 = 100_000;
+/// The default send share: sends may take 60 % of a writer's core, leaving
+/// the rest for fan-out, the feed and the client readers.
+pub const DEFAULT_SEND_SHARE: f64 = 0.6;
 
 impl std::str::FromStr for WriteCoalesce {
     type Err = String;
 
-    /// `auto` (with the default budget) or a duration such as `2ms` or `0`.
+    /// `auto` (with the default send share) or a duration such as `2ms` or
+    /// `0`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "auto" {
             return Ok(WriteCoalesce::Auto {
-                writes_per_sec: DEFAULT_WRITE_BUDGET,
+                send_share: DEFAULT_SEND_SHARE,
             });
         }
         let fixed = if s == "0" {
@@ -131,7 +134,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
             write_coalesce: WriteCoalesce::Auto {
-                writes_per_sec: DEFAULT_WRITE_BUDGET,
+                send_share: DEFAULT_SEND_SHARE,
             },
             writer_shards: default_writer_shards(),
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
-use tickcast_broker::config::{default_writer_shards, WriteCoalesce, DEFAULT_WRITE_BUDGET};
+use tickcast_broker::config::{default_writer_shards, WriteCoalesce, DEFAULT_SEND_SHARE};
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
 #[global_allocator]
@@ -89,14 +89,16 @@ struct Args {
     pong_timeout: Duration,
 
     /// Pause between the writers' passes over their clients so frames gather
-    /// into fuller writes: `auto` spreads --write-budget over the clients
-    /// written; or a fixed duration (`2ms`; `0` writes as soon as anything is
-    /// queued). Pauses under 1 ms (tokio's timer resolution) are skipped.
+    /// into fuller writes: `auto` keeps each writer's socket sends to
+    /// --send-share of its core; or a fixed duration (`2ms`; `0` writes as
+    /// soon as anything is queued; pauses under 1 ms, tokio's timer
+    /// resolution, are skipped).
     #[arg(long, default_value = "auto", value_name = "auto|DURATION")]
     write_coalesce: WriteCoalesce,
-    /// With --write-coalesce auto: socket writes per second across all clients.
-    #[arg(long, default_value_t = DEFAULT_WRITE_BUDGET, value_name = "N")]
-    write_budget: u32,
+    /// With --write-coalesce auto: the share of a writer's core (0.05 to 1)
+    /// its socket sends may take.
+    #[arg(long, default_value_t = DEFAULT_SEND_SHARE, value_name = "FRACTION")]
+    send_share: f64,
     /// Writer shards (tasks writing to clients, each for its share of them),
     /// 1 to 64. Default: one per CPU the broker may run on.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -115,6 +117,12 @@ enum FeedKind {
 
 impl Args {
     fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        if !(0.05..=1.0).contains(&self.send_share) {
+            anyhow::bail!(
+                "--send-share must be a fraction from 0.05 to 1, got {}",
+                self.send_share
+            );
+        }
         if !(self.rate.is_finite() && self.rate > 0.0) {
             anyhow::bail!(
                 "--rate must be a positive number of ticks per second, got {}",
@@ -153,7 +161,7 @@ impl Args {
             pong_timeout: self.pong_timeout,
             write_coalesce: match self.write_coalesce {
                 WriteCoalesce::Auto { .. } => WriteCoalesce::Auto {
-                    writes_per_sec: self.write_budget.max(1),
+                    send_share: self.send_share,
                 },
                 fixed => fixed,
             },

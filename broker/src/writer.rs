@@ -27,11 +27,15 @@
 //! Between passes the shard pauses (`--write-coalesce`): a write costs the
 //! same few microseconds of kernel time whether it carries one frame or
 //! fifty, and with hundreds of busy connections those fixed costs, not the
-//! bytes, fill the CPU. With `auto` the pause is the number of connections
-//! the last pass wrote divided by the write budget, so a few busy clients
-//! are written at once and a thousand share the budget. Fresh ticks past
-//! half an outbox's limit end the pause early (`Hub::publish`), so the
-//! pause never pushes a healthy client into conflation.
+//! bytes, fill the CPU. With `auto` the shard times its own sends and
+//! pauses so that they take at most `--send-share` of its core: a pass
+//! whose sends took `S` is followed by a pause until `S ÷ share` after it
+//! began. A few busy clients are written at once; a thousand are written as
+//! often as the machine's send cost allows (measured here with `loadgen
+//! floor`: 7 µs a send at 200 connections, 9 µs at 1,000), which is what a
+//! fixed budget of writes per second had to guess. Fresh ticks past half
+//! an outbox's limit end the pause early (`Hub::publish`), so the pause
+//! never pushes a healthy client into conflation.
 
 use std::cell::RefCell;
 use std::io::ErrorKind;
@@ -174,7 +178,6 @@ impl Writers {
 /// previous pass: every subscriber of an older one has been visited since.
 pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
     let hub = &shared.hub;
-    let shards = hub.shards() as u64;
     // Recent ticks, in publication order, and the position after the last.
     let mut published: Vec<Published> = Vec::new();
     let mut taken_to: u64 = 0;
@@ -184,6 +187,8 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
     // Connections with frames still queued after their visit.
     let mut again: Vec<u32> = Vec::new();
     let mut batch = Batch::default();
+    // Auto pauses too short for the timer, carried until they are not.
+    let mut owed = Duration::ZERO;
     loop {
         let started = Instant::now();
         let old = published.partition_point(|p| p.pos < previous_start);
@@ -195,7 +200,8 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
             continue;
         }
         taken_to = published.last().map_or(taken_to, |p| p.pos + 1);
-        let (mut next, mut visits, mut written) = (0, 0, 0u64);
+        let (mut next, mut visits) = (0, 0);
+        let mut sending = Duration::ZERO;
         while let Some(index) = next_marked(&mut dirty, next) {
             next = index + 1;
             let session = shared.writers.shards[shard]
@@ -205,9 +211,7 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
                 .cloned()
                 .flatten();
             if let Some(session) = session {
-                let (wrote, more) = visit(&session, &published, &mut batch, &shared);
-                written += u64::from(wrote);
-                if more {
+                if visit(&session, &published, &mut batch, &shared, &mut sending) {
                     again.push(index as u32);
                 }
             }
@@ -223,7 +227,14 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
         }
         let pause = match shared.limits.write_coalesce {
             WriteCoalesce::Fixed(pause) => pause,
-            WriteCoalesce::Auto { writes_per_sec } => auto_pause(written * shards, writes_per_sec),
+            WriteCoalesce::Auto { send_share } => {
+                owed = (owed + auto_pause(sending, send_share)).min(MAX_AUTO_PAUSE);
+                if owed < TIMER_RESOLUTION {
+                    Duration::ZERO
+                } else {
+                    std::mem::take(&mut owed)
+                }
+            }
         };
         // tokio's timer counts whole milliseconds: a shorter pause would
         // still sleep about a millisecond.
@@ -257,29 +268,32 @@ fn mark(dirty: &mut Vec<u64>, index: usize) {
     dirty[word] |= 1 << (index % 64);
 }
 
-/// Writes across all shards share the budget: a pass that wrote `written`
-/// connections (times the shard count) is followed by `written / budget`
-/// seconds, capped.
-fn auto_pause(written: u64, writes_per_sec: u32) -> Duration {
-    let ns = written.saturating_mul(1_000_000_000) / u64::from(writes_per_sec.max(1));
-    Duration::from_nanos(ns).min(MAX_AUTO_PAUSE)
+/// The pass-to-pass period that keeps sends taking `sending` to `share` of
+/// the core: `sending ÷ share`, capped.
+fn auto_pause(sending: Duration, share: f64) -> Duration {
+    if share.is_nan() || share <= 0.0 {
+        return MAX_AUTO_PAUSE;
+    }
+    sending.div_f64(share.min(1.0)).min(MAX_AUTO_PAUSE)
 }
 
 /// One connection's turn in a pass: finish what the kernel refused last
-/// time, collect, write. Returns whether it wrote and whether frames are
-/// still queued for it (with the socket taking them).
+/// time, collect, write, adding the time spent in sends to `sending`.
+/// Returns whether frames are still queued for it (with the socket taking
+/// them).
 fn visit(
     session: &Arc<Session>,
     published: &[Published],
     batch: &mut Batch,
     shared: &Shared,
-) -> (bool, bool) {
+    sending: &mut Duration,
+) -> bool {
     let mut side = session.write.lock();
     let Some(socket) = side.socket.clone() else {
-        return (false, false);
+        return false;
     };
     if !side.unsent.is_empty() {
-        let Some(sent) = try_write_all(&socket, &side.unsent) else {
+        let Some(sent) = timed(sending, || try_write_all(&socket, &side.unsent)) else {
             return fail(session, &mut side);
         };
         side.unsent.drain(..sent);
@@ -296,7 +310,7 @@ fn visit(
     if wrote {
         let sent = ASSEMBLY.with_borrow_mut(|buf| {
             assemble(batch, published, buf);
-            let sent = try_write_all(&socket, buf)?;
+            let sent = timed(sending, || try_write_all(&socket, buf))?;
             side.unsent.extend_from_slice(&buf[sent..]);
             Some(buf.len())
         });
@@ -319,7 +333,15 @@ fn visit(
         side.waiting = true;
         tokio::spawn(wait_writable(socket, session.clone(), shared.hub.clone()));
     }
-    (wrote, got.more && side.unsent.is_empty())
+    got.more && side.unsent.is_empty()
+}
+
+/// Runs `send`, adding the time it took to `sending`.
+fn timed<T>(sending: &mut Duration, send: impl FnOnce() -> T) -> T {
+    let start = std::time::Instant::now();
+    let out = send();
+    *sending += start.elapsed();
+    out
 }
 
 /// Waits until a full socket drains, then marks its connection for the next
@@ -339,19 +361,19 @@ async fn wait_writable(
 }
 
 /// The close frame is out: drop the socket (FIN) and tell the session.
-fn finish(session: &Session, side: &mut WriteSide) -> (bool, bool) {
+fn finish(session: &Session, side: &mut WriteSide) -> bool {
     side.socket = None;
     side.unsent = Vec::new();
     session.writer_finished();
-    (true, false)
+    false
 }
 
 /// The socket failed: the connection ends without ceremony.
-fn fail(session: &Session, side: &mut WriteSide) -> (bool, bool) {
+fn fail(session: &Session, side: &mut WriteSide) -> bool {
     side.socket = None;
     side.unsent = Vec::new();
     session.cancel();
-    (false, false)
+    false
 }
 
 /// Copies a batch of frames into one contiguous buffer for a single write:
@@ -457,12 +479,18 @@ mod tests {
     }
 
     #[test]
-    fn the_write_budget_is_shared_by_the_connections_written() {
-        assert_eq!(auto_pause(0, 100_000), Duration::ZERO);
-        assert_eq!(auto_pause(10, 100_000), Duration::from_micros(100));
-        assert_eq!(auto_pause(200, 100_000), Duration::from_millis(2));
-        assert_eq!(auto_pause(1_000, 100_000), Duration::from_millis(10));
-        assert_eq!(auto_pause(1_000_000, 100_000), MAX_AUTO_PAUSE);
-        assert_eq!(auto_pause(5, 0), MAX_AUTO_PAUSE);
+    fn sends_are_kept_to_their_share_of_the_core() {
+        let ms = Duration::from_millis;
+        assert_eq!(auto_pause(Duration::ZERO, 0.6), Duration::ZERO);
+        // 200 sends of 7 µs at 60 %: a pass every 2.33 ms.
+        assert_eq!(
+            auto_pause(Duration::from_micros(1_400), 0.6),
+            Duration::from_nanos(2_333_333)
+        );
+        assert_eq!(auto_pause(ms(9), 0.5), ms(18));
+        assert_eq!(auto_pause(ms(9), 1.0), ms(9));
+        assert_eq!(auto_pause(ms(9), 0.1), MAX_AUTO_PAUSE);
+        assert_eq!(auto_pause(ms(1), 0.0), MAX_AUTO_PAUSE);
+        assert_eq!(auto_pause(ms(1), f64::NAN), MAX_AUTO_PAUSE);
     }
 }

@@ -208,7 +208,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_0_with_a_summary() {
 
 #[tokio::test]
 async fn bad_command_lines_exit_non_zero_with_an_error() {
-    let cases: [(&[&str], &str); 7] = [
+    let cases: [(&[&str], &str); 9] = [
         (&["--rate", "-5"], "-5"),
         (&["--listen", "127.0.0.1:0", "--rate=-5"], "--rate"),
         (&["--listen", "127.0.0.1:0", "--symbols", "0"], "--symbols"),
@@ -227,6 +227,14 @@ async fn bad_command_lines_exit_non_zero_with_an_error() {
             "--no-such-flag",
         ),
         (&["--listen", "127.0.0.1:0", "--speed", "max"], "--replay"),
+        (
+            &["--listen", "127.0.0.1:0", "--send-share", "2"],
+            "--send-share",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--send-share", "NaN"],
+            "--send-share",
+        ),
     ];
     for (args, mentions) in cases {
         let mut child = Command::new(BINARY)
