@@ -4,7 +4,7 @@
 //! One publisher sends ticks into the server on an absolute schedule (each
 //! tick's `ts` is its *intended* send time, so a stalled server cannot hide its
 //! own delay: no coordinated omission), and many WebSocket subscribers measure
-//! receive time − `ts`, count deliveries against what was expected, and look for
+//! arrival time − `ts`, count deliveries against what was expected, and look for
 //! per-symbol sequence gaps. The same run works against tickcast or, for
 //! comparison, against nats-server over its WebSocket listener.
 //!
@@ -21,8 +21,11 @@
 //! - [`target`], [`procstat`], [`http`]: the server under test and its process.
 //! - [`runner`], [`idle`]: a traffic run (steps, saturation) and an idle run.
 //! - [`report`], [`plots`]: the JSON result, terminal tables and SVG charts.
+//! - [`floor`]: the cost of loopback sends alone, with no server (the floor
+//!   under any server's latency on this machine).
 
 pub mod conn;
+pub mod floor;
 pub mod hgrm;
 pub mod http;
 pub mod idle;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tickcast_benches::floor::{run_floor, FloorSpec};
 use tickcast_benches::idle::run_idle;
 use tickcast_benches::procstat;
 use tickcast_benches::report::{comparison_table, summary_table, RunReport};
@@ -38,6 +39,34 @@ enum Command {
         /// The second run's result.json.
         b: PathBuf,
     },
+    /// Measure what loopback sends alone cost (no server): one thread
+    /// writes to every connection once per period, another reads.
+    Floor(FloorArgs),
+}
+
+#[derive(clap::Args)]
+struct FloorArgs {
+    /// Connections written each period.
+    #[arg(long, default_value_t = 200)]
+    connections: usize,
+    /// Time between two rounds of writes, in µs.
+    #[arg(long, default_value_t = 1000)]
+    period_us: u64,
+    /// Bytes per write.
+    #[arg(long, default_value_t = 1000)]
+    bytes: usize,
+    /// Seconds to write for.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// CPU for the writing thread.
+    #[arg(long)]
+    writer_cpu: Option<usize>,
+    /// CPU for the reading thread.
+    #[arg(long)]
+    reader_cpu: Option<usize>,
+    /// Print the result as JSON instead.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -88,7 +117,34 @@ fn main() -> Result<()> {
             print!("{}", comparison_table(&a, &b));
             Ok(())
         }
+        Command::Floor(args) => floor(&args),
     }
+}
+
+fn floor(args: &FloorArgs) -> Result<()> {
+    anyhow::ensure!(
+        (1..=20_000).contains(&args.connections),
+        "--connections must be 1 to 20000"
+    );
+    anyhow::ensure!(
+        args.period_us >= 1 && (0.1..=600.0).contains(&args.seconds),
+        "--period-us must be at least 1 and --seconds 0.1 to 600"
+    );
+    procstat::raise_fd_limit();
+    let report = run_floor(&FloorSpec {
+        connections: args.connections,
+        period: std::time::Duration::from_micros(args.period_us),
+        bytes: args.bytes.clamp(1, 1 << 20),
+        duration: std::time::Duration::from_secs_f64(args.seconds),
+        writer_cpu: args.writer_cpu,
+        reader_cpu: args.reader_cpu,
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{}", report.summary());
+    }
+    Ok(())
 }
 
 fn read_report(path: &Path) -> Result<RunReport> {
