@@ -24,7 +24,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::conn::{ConnOptions, Event, Protocol, SubConn};
 use crate::latency::{new_histogram, now_ns, LatencyRecorder};
-use crate::universe::{Class, SubscriberPlan, SymbolKey, Topics, Universe};
+use crate::universe::{pack, Class, SubscriberPlan, Topics, Universe};
 
 /// The read buffer all connections of a thread share: thousands of ticks
 /// per syscall when busy.
@@ -337,10 +337,12 @@ fn run_thread(
 enum Tracker {
     /// On `*`: every symbol, by universe index.
     All { last: Vec<u64> },
-    /// On a few symbols: their keys, universe indices and last seqs, in
-    /// step.
+    /// On a few symbols: their packed names (`u64::MAX` for names longer
+    /// than 8 bytes, which go through the universe), lengths, universe
+    /// indices and last seqs, in step.
     Some {
-        keys: Vec<SymbolKey>,
+        packed: Vec<u64>,
+        lens: Vec<usize>,
         syms: Vec<usize>,
         last: Vec<u64>,
     },
@@ -354,11 +356,13 @@ impl Tracker {
             },
             Topics::Some(syms) => {
                 let syms: Vec<usize> = syms.iter().map(|&s| s as usize).collect();
+                let name = |s: usize| universe.name(s).as_bytes();
                 Tracker::Some {
-                    keys: syms
+                    packed: syms
                         .iter()
-                        .map(|&s| SymbolKey::of(universe.name(s).as_bytes()))
+                        .map(|&s| pack(name(s)).unwrap_or(u64::MAX))
                         .collect(),
+                    lens: syms.iter().map(|&s| name(s).len()).collect(),
                     last: syms.iter().map(|&s| baseline[s]).collect(),
                     syms,
                 }
@@ -374,13 +378,23 @@ impl Tracker {
                 let i = universe.lookup(sym)?;
                 Some((i, &mut last[i]))
             }
-            Tracker::Some { keys, syms, last } => {
-                let slot = match SymbolKey::of(sym) {
-                    SymbolKey::Long => {
+            Tracker::Some {
+                packed,
+                lens,
+                syms,
+                last,
+            } => {
+                let slot = match pack(sym) {
+                    // Our names hold no NUL bytes, so a name that packs
+                    // like one of them but is longer is none of them.
+                    Some(key) => packed
+                        .iter()
+                        .position(|&k| k == key)
+                        .filter(|&slot| lens[slot] == sym.len())?,
+                    None => {
                         let i = universe.lookup(sym)?;
                         syms.iter().position(|&s| s == i)?
                     }
-                    key => keys.iter().position(|k| *k == key)?,
                 };
                 Some((syms[slot], &mut last[slot]))
             }

@@ -100,32 +100,10 @@ impl Universe {
     }
 }
 
-/// A symbol name in a form compared in one go: up to 8 bytes packed into
-/// an integer, with its length (zero padding makes "AB" and "AB\0" pack
-/// alike), or `Long` for longer names, which go through
-/// [`Universe::lookup`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SymbolKey {
-    /// A name of at most 8 bytes: packed, and its length.
-    Short(u64, u8),
-    /// A longer name.
-    Long,
-}
-
-impl SymbolKey {
-    /// The key of `sym`.
-    #[inline]
-    pub fn of(sym: &[u8]) -> Self {
-        match pack(sym) {
-            Some(packed) => SymbolKey::Short(packed, sym.len() as u8),
-            None => SymbolKey::Long,
-        }
-    }
-}
-
-/// A symbol of at most 8 bytes as one integer (zero-padded).
+/// A symbol of at most 8 bytes as one integer (zero-padded; the length
+/// tells "AB" from "AB\0").
 #[inline]
-fn pack(sym: &[u8]) -> Option<u64> {
+pub fn pack(sym: &[u8]) -> Option<u64> {
     if sym.len() > 8 {
         return None;
     }
