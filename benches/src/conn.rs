@@ -11,23 +11,14 @@
 //! connection's own (small) buffer. A large buffer per connection would cost
 //! a thousand connections 64 MiB, and the kernel's copy into it a cache miss
 //! per line; the shared one stays in cache.
-//!
-//! Every read also asks the kernel when the bytes reached the socket
-//! (`SO_TIMESTAMPNS`). One loadgen core serves hundreds of connections, so
-//! the moment it gets round to reading one can be well after the server
-//! delivered; the arrival time is what the server is measured by (see
-//! `latency.rs`).
 
-use std::io::IoSliceMut;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 
 use anyhow::{bail, Context, Result};
 use tickcast_protocol::control::{decode_server_frame, Incoming};
 use tickcast_protocol::{ClientRequest, ServerMessage, TickHeader, TickRef};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::nats::{self, ServerOp};
@@ -255,56 +246,6 @@ impl FrameParser {
     }
 }
 
-/// Room for one `SCM_TIMESTAMPNS` control message (a `timespec` and its
-/// header: 32 bytes on 64-bit Linux).
-const CONTROL_BYTES: usize = 64;
-
-/// What one [`SubConn::try_read`] brought.
-#[derive(Debug, Clone, Copy)]
-pub struct Received {
-    /// Bytes read (0: the server closed the connection).
-    pub len: usize,
-    /// When the newest of those bytes reached the socket, ns since the
-    /// epoch, as the kernel stamped them (`SO_TIMESTAMPNS`). The kernel keeps
-    /// one stamp per read, the latest, so bytes that waited for an earlier
-    /// write are stamped late, never early: an upper bound on their arrival.
-    pub arrived_ns: Option<u64>,
-}
-
-/// Asks the kernel to stamp each read with the arrival time of its bytes.
-fn stamp_arrivals(stream: &TcpStream) -> Result<()> {
-    setsockopt(stream, sockopt::ReceiveTimestampns, &true).context("SO_TIMESTAMPNS")
-}
-
-/// One non-blocking `recvmsg` into `buf`, with the kernel's arrival stamp
-/// (see [`Received`]); `None` if there was nothing to read.
-fn try_recv_stamped(stream: &TcpStream, buf: &mut [u8]) -> Result<Option<Received>> {
-    let fd = stream.as_raw_fd();
-    let read = stream.try_io(Interest::READABLE, || {
-        let mut control = [0u8; CONTROL_BYTES];
-        let mut iov = [IoSliceMut::new(buf)];
-        let msg = recvmsg::<()>(fd, &mut iov, Some(&mut control), MsgFlags::empty())
-            .map_err(std::io::Error::from)?;
-        let arrived_ns = msg.cmsgs().ok().and_then(|mut cmsgs| {
-            cmsgs.find_map(|c| match c {
-                ControlMessageOwned::ScmTimestampns(t) => {
-                    Some(t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
-                }
-                _ => None,
-            })
-        });
-        Ok(Received {
-            len: msg.bytes,
-            arrived_ns,
-        })
-    });
-    match read {
-        Ok(received) => Ok(Some(received)),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(anyhow::Error::new(e).context("read")),
-    }
-}
-
 /// A subscriber connection after the WebSocket upgrade.
 #[derive(Debug)]
 pub struct SubConn {
@@ -332,7 +273,6 @@ impl SubConn {
             .await
             .with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true).context("TCP_NODELAY")?;
-        stamp_arrivals(&stream)?;
         // Any mask value is valid; varying it per connection is enough.
         let mask = id.wrapping_mul(0x9e37_79b9).to_be_bytes();
         let mut conn = SubConn {
@@ -401,9 +341,13 @@ impl SubConn {
     }
 
     /// Reads what is there into `buf` without waiting: `None` if nothing
-    /// was (a spurious wake-up), a length of 0 if the server closed.
-    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<Received>> {
-        try_recv_stamped(&self.stream, buf)
+    /// was (a spurious wake-up), `Some(0)` if the server closed.
+    pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
+        match self.stream.try_read(buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context("read")),
+        }
     }
 
     /// See [`Decoder::feed`].
@@ -679,36 +623,5 @@ mod tests {
         assert_eq!(events(&mut dec), ["Ack"]);
         dec.push(&[0x82, 0x80, 0, 0, 0, 0]).unwrap();
         assert!(dec.process(&mut |_| {}).is_err(), "masked server frame");
-    }
-
-    /// The stamp is the kernel's: bytes that sat unread for 50 ms are
-    /// stamped when they arrived, not when they were read, and a read of
-    /// two writes carries the later one's time.
-    #[tokio::test]
-    async fn reads_carry_the_arrival_time_of_their_newest_bytes() {
-        use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let reader = TcpStream::connect(addr).await.unwrap();
-        let (mut writer, _) = listener.accept().await.unwrap();
-        stamp_arrivals(&reader).unwrap();
-
-        writer.write_all(b"first").await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let sent = crate::latency::now_ns();
-        writer.write_all(b"second").await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-
-        reader.readable().await.unwrap();
-        let mut buf = [0u8; 64];
-        let got = try_recv_stamped(&reader, &mut buf).unwrap().unwrap();
-        let read = crate::latency::now_ns();
-        assert_eq!(&buf[..got.len], b"firstsecond");
-        let arrived = got.arrived_ns.expect("SO_TIMESTAMPNS stamp");
-        // Arrived with the second write (loopback delivers inside the
-        // send), long before the read.
-        assert!(arrived + 1_000_000 >= sent, "{arrived} vs sent {sent}");
-        assert!(arrived + 40_000_000 <= read, "{arrived} vs read {read}");
-        assert!(try_recv_stamped(&reader, &mut buf).unwrap().is_none());
     }
 }

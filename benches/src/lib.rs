@@ -4,7 +4,7 @@
 //! One publisher sends ticks into the server on an absolute schedule (each
 //! tick's `ts` is its *intended* send time, so a stalled server cannot hide its
 //! own delay: no coordinated omission), and many WebSocket subscribers measure
-//! arrival time − `ts`, count deliveries against what was expected, and look for
+//! receive time − `ts`, count deliveries against what was expected, and look for
 //! per-symbol sequence gaps. The same run works against tickcast or, for
 //! comparison, against nats-server over its WebSocket listener.
 //!

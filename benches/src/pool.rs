@@ -18,12 +18,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use hdrhistogram::Histogram;
 use tickcast_protocol::TickHeader;
 use tokio::sync::{watch, Semaphore};
 
 use crate::conn::{ConnOptions, Event, Protocol, SubConn};
-use crate::latency::{new_histogram, now_ns, LatencyRecorder};
+use crate::latency::{now_ns, LatencyRecorder};
 use crate::universe::{pack, Class, SubscriberPlan, Topics, Universe};
 
 /// The read buffer all connections of a thread share: thousands of ticks
@@ -72,15 +71,8 @@ pub struct ClassStats {
     pub disconnected: u64,
     /// Close codes the server sent, and how often.
     pub close_codes: BTreeMap<u16, u64>,
-    /// Latency of live ticks sent after the warm-up, to their arrival in
-    /// the socket.
+    /// Latency of live ticks sent after the warm-up.
     pub latency: LatencyRecorder,
-    /// Live ticks counted in `latency`.
-    pub measured: u64,
-    /// How long the loadgen took to read those ticks after they arrived
-    /// (read time − arrival), recorded once per read for all its ticks:
-    /// the loadgen's own share of a read-time latency.
-    pub read_delay: Histogram<u64>,
 }
 
 impl ClassStats {
@@ -99,8 +91,6 @@ impl ClassStats {
             disconnected: 0,
             close_codes: BTreeMap::new(),
             latency: LatencyRecorder::new(max_seconds),
-            measured: 0,
-            read_delay: new_histogram(),
         }
     }
 
@@ -121,8 +111,6 @@ impl ClassStats {
         }
         self.latency.merge(&o.latency);
         // Same bounds on both sides, so addition cannot fail.
-        self.measured += o.measured;
-        let _ = self.read_delay.add(&o.read_delay);
     }
 
     fn closed(&mut self, code: Option<u16>) {
@@ -401,13 +389,12 @@ impl Tracker {
         }
     }
 
-    /// Counts one tick that reached the socket at `arrived` (ns since the
-    /// epoch).
+    /// Counts one tick read at `recv` (ns since the epoch).
     #[inline]
     fn on_tick(
         &mut self,
         h: TickHeader<'_>,
-        arrived: u64,
+        recv: u64,
         measure_start: u64,
         ctx: &ThreadCtx,
         st: &mut ClassStats,
@@ -431,9 +418,8 @@ impl Tracker {
         *last = h.seq;
         st.delivered += 1;
         if h.ts >= measure_start {
-            let second = (arrived.saturating_sub(measure_start) / 1_000_000_000) as usize;
-            st.latency.record(h.ts, arrived, second);
-            st.measured += 1;
+            let second = (recv.saturating_sub(measure_start) / 1_000_000_000) as usize;
+            st.latency.record(h.ts, recv, second);
         }
     }
 }
@@ -460,22 +446,20 @@ async fn read_once(
         conn.readable().await?;
         // Borrowed only between awaits: the thread's tasks take turns.
         let mut scratch = ctx.scratch.borrow_mut();
-        let Some(received) = conn.try_read(&mut scratch)? else {
+        let Some(n) = conn.try_read(&mut scratch)? else {
             continue;
         };
-        let n = received.len;
         if n == 0 {
             return Ok(Flow::Closed(None));
         }
         // One clock read per syscall: every frame in it had arrived by now.
-        let read = now_ns();
-        let arrived = received.arrived_ns.unwrap_or(read).min(read);
+        let recv = now_ns();
         let measure_start = ctx.shared.measure_start_ns.load(Ordering::Acquire);
         let mut stats = ctx.stats.borrow_mut();
         let st = &mut stats[class as usize];
-        let (before, measured_before) = (st.delivered, st.measured);
+        let before = st.delivered;
         conn.feed(&scratch[..n], &mut |event| match event {
-            Event::Tick(h) => tracker.on_tick(h, arrived, measure_start, ctx, st),
+            Event::Tick(h) => tracker.on_tick(h, recv, measure_start, ctx, st),
             Event::Ack => *ack = Some(true),
             Event::Refused(_) => {
                 st.refused += 1;
@@ -484,11 +468,6 @@ async fn read_once(
             Event::Closed(code) => closed = Some(code),
             Event::Other => st.other += 1,
         })?;
-        let measured = st.measured - measured_before;
-        if measured > 0 {
-            st.read_delay
-                .saturating_record_n((read - arrived).max(1), measured);
-        }
         if class != Class::Stalled {
             ctx.shared
                 .delivered

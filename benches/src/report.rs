@@ -104,14 +104,8 @@ pub struct ClassReport {
     pub disconnected: u64,
     /// Close codes received, and how often.
     pub close_codes: BTreeMap<String, u64>,
-    /// Latency of ticks sent after the warm-up, to their arrival in the
-    /// subscriber's socket (the kernel's receive timestamp).
+    /// Latency of ticks sent after the warm-up.
     pub latency: Summary,
-    /// How long after arriving those ticks were read by the loadgen (its
-    /// own share of a read-time latency), per tick. Absent in results from
-    /// before it was measured.
-    #[serde(default)]
-    pub read_delay: Summary,
 }
 
 impl ClassReport {
@@ -145,7 +139,6 @@ impl ClassReport {
                 .map(|(c, n)| (c.to_string(), *n))
                 .collect(),
             latency: Summary::of(&hist),
-            read_delay: Summary::of(&stats.read_delay),
         }
     }
 }
@@ -254,7 +247,7 @@ pub fn summary_table(report: &RunReport) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>9} {:>9} {:>9} {:>11} {:>8} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6}",
+        "{:>9} {:>9} {:>9} {:>11} {:>8} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>6}",
         "rate",
         "sent/s",
         "deliv/s",
@@ -267,7 +260,6 @@ pub fn summary_table(report: &RunReport) -> String {
         "p99ms",
         "p999ms",
         "maxms",
-        "lgdly99",
         "lgcpu",
         "srvcpu"
     );
@@ -275,7 +267,7 @@ pub fn summary_table(report: &RunReport) -> String {
         let h = &s.healthy;
         let _ = writeln!(
             out,
-            "{:>9} {:>9} {:>9} {:>11} {:>8.5} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6.2} {:>6}{}",
+            "{:>9} {:>9} {:>9} {:>11} {:>8.5} {:>6} {:>9} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6.2} {:>6}{}",
             fmt_count(s.rate_target),
             fmt_count(s.rate_achieved),
             fmt_count(h.delivered_per_s),
@@ -288,7 +280,6 @@ pub fn summary_table(report: &RunReport) -> String {
             fmt_ms(h.latency.p99_ms),
             fmt_ms(h.latency.p999_ms),
             fmt_ms(h.latency.max_ms),
-            fmt_ms(h.read_delay.p99_ms),
             s.loadgen_cpu_cores,
             s.server_cpu_cores.map_or("-".to_owned(), |c| format!("{c:.2}")),
             match s.passed {
