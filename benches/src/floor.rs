@@ -10,12 +10,18 @@
 //! subscribers). The writer's CPU per send is the cost any broker pays per
 //! client write here, so a latency aim that needs more writes per second
 //! than one core can issue cannot be met by any design on this machine.
+//!
+//! With `--uring` the writer hands each round's sends to io_uring in one
+//! submission (one system call per round instead of one per client), which
+//! is what batching the syscalls could save; the TCP work per send remains.
 
 use std::io::{ErrorKind, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use io_uring::{opcode, types, IoUring};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
@@ -36,11 +42,25 @@ pub struct FloorSpec {
     pub writer_cpu: Option<usize>,
     /// CPU for the reading thread.
     pub reader_cpu: Option<usize>,
+    /// How the writer issues its sends.
+    pub sends: SendMode,
+}
+
+/// How the floor's writer issues a round of sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendMode {
+    /// One non-blocking `send` system call per connection.
+    Syscalls,
+    /// All of a round's sends in one io_uring submission.
+    Uring,
 }
 
 /// What the floor measurement found.
 #[derive(Debug, Clone, Serialize)]
 pub struct FloorReport {
+    /// How the writer issued its sends.
+    pub mode: SendMode,
     /// Connections written in each round.
     pub connections: usize,
     /// Bytes per write.
@@ -71,9 +91,10 @@ impl FloorReport {
     /// One paragraph for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "floor: {} connections, {} bytes to each every {:.0} µs: {:.0} sends/s \
+            "floor ({:?}): {} connections, {} bytes to each every {:.0} µs: {:.0} sends/s \
              ({} of {} rounds, {} refused), writer {:.2} core = {:.2} µs of CPU per send; \
              reader {:.2} core, {} bytes received",
+            self.mode,
             self.connections,
             self.bytes,
             self.period_us,
@@ -99,7 +120,9 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         readers.push(TcpStream::connect(addr).context("connect")?);
         let (writer, _) = listener.accept().context("accept")?;
         writer.set_nodelay(true)?;
-        writer.set_nonblocking(true)?;
+        // io_uring waits for a full socket itself; the syscall writer must
+        // not block.
+        writer.set_nonblocking(spec.sends == SendMode::Syscalls)?;
         writers.push(writer);
     }
     for r in &readers {
@@ -115,6 +138,10 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         pin_to_cpu(cpu)?;
     }
     let payload = vec![0x5au8; spec.bytes.max(1)];
+    let mut ring = match spec.sends {
+        SendMode::Uring => Some(IoUring::new(RING_ENTRIES).context("io_uring")?),
+        SendMode::Syscalls => None,
+    };
     let (mut sends, mut refused, mut rounds_done) = (0u64, 0u64, 0u64);
     let cpu_before = thread_cpu_seconds();
     let start = Instant::now();
@@ -127,13 +154,12 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         } else if now > start + spec.duration + spec.period {
             break;
         }
-        for w in &mut writers {
-            match (&*w).write(&payload) {
-                Ok(_) => sends += 1,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => refused += 1,
-                Err(e) => return Err(anyhow::Error::new(e).context("floor write")),
-            }
-        }
+        let (sent, full) = match &mut ring {
+            Some(ring) => send_round_uring(ring, &writers, &payload)?,
+            None => send_round(&writers, &payload)?,
+        };
+        sends += sent;
+        refused += full;
         rounds_done += 1;
     }
     let wall = start.elapsed().as_secs_f64();
@@ -143,6 +169,7 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         .join()
         .map_err(|_| anyhow::anyhow!("floor reader panicked"))??;
     Ok(FloorReport {
+        mode: spec.sends,
         connections: spec.connections,
         bytes: spec.bytes,
         period_us: spec.period.as_secs_f64() * 1e6,
@@ -156,6 +183,60 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         reader_cpu_cores: reader_cpu_s / reader_wall.max(1e-9),
         received_bytes,
     })
+}
+
+/// Submission queue size for `--uring` (a round larger than this goes in
+/// several submissions).
+const RING_ENTRIES: u32 = 1024;
+
+/// One `send` per connection; returns (sends that moved bytes, refused).
+fn send_round(writers: &[TcpStream], payload: &[u8]) -> Result<(u64, u64)> {
+    let (mut sent, mut refused) = (0, 0);
+    for mut w in writers {
+        match w.write(payload) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => refused += 1,
+            Err(e) => return Err(anyhow::Error::new(e).context("floor write")),
+        }
+    }
+    Ok((sent, refused))
+}
+
+/// The same round through io_uring: every send queued, one submission,
+/// then every completion reaped (so `payload` outlives them all).
+fn send_round_uring(
+    ring: &mut IoUring,
+    writers: &[TcpStream],
+    payload: &[u8],
+) -> Result<(u64, u64)> {
+    let (mut sent, mut refused) = (0, 0);
+    let len = u32::try_from(payload.len()).context("payload too large")?;
+    for chunk in writers.chunks(RING_ENTRIES as usize) {
+        {
+            let mut sq = ring.submission();
+            for w in chunk {
+                let send =
+                    opcode::Send::new(types::Fd(w.as_raw_fd()), payload.as_ptr(), len).build();
+                // SAFETY: the buffer lives until this function returns, and
+                // it returns only after every send of the chunk completed.
+                unsafe { sq.push(&send) }.map_err(|_| anyhow::anyhow!("io_uring queue full"))?;
+            }
+        }
+        let mut done = 0;
+        while done < chunk.len() {
+            ring.submit_and_wait(chunk.len() - done)
+                .context("io_uring submit")?;
+            for cqe in ring.completion() {
+                done += 1;
+                if cqe.result() >= 0 {
+                    sent += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+        }
+    }
+    Ok((sent, refused))
 }
 
 /// Reads every connection until the writer closes them all; returns the
@@ -205,20 +286,23 @@ mod tests {
 
     #[test]
     fn every_byte_written_is_read_and_the_cost_is_counted() {
-        let report = run_floor(&FloorSpec {
-            connections: 8,
-            period: Duration::from_millis(5),
-            bytes: 1_000,
-            duration: Duration::from_millis(200),
-            writer_cpu: None,
-            reader_cpu: None,
-        })
-        .unwrap();
-        assert_eq!(report.rounds_due, 40);
-        assert_eq!(report.rounds_done, 40);
-        assert_eq!(report.sends + report.refused, 8 * 40);
-        assert_eq!(report.refused, 0, "8 KB in flight fits any socket");
-        assert_eq!(report.received_bytes, report.sends * 1_000);
-        assert!(report.cpu_us_per_send > 0.0);
+        for sends in [SendMode::Syscalls, SendMode::Uring] {
+            let report = run_floor(&FloorSpec {
+                connections: 8,
+                period: Duration::from_millis(5),
+                bytes: 1_000,
+                duration: Duration::from_millis(200),
+                writer_cpu: None,
+                reader_cpu: None,
+                sends,
+            })
+            .unwrap();
+            assert_eq!(report.rounds_due, 40);
+            assert_eq!(report.rounds_done, 40);
+            assert_eq!(report.sends + report.refused, 8 * 40);
+            assert_eq!(report.refused, 0, "8 KB in flight fits any socket");
+            assert_eq!(report.received_bytes, report.sends * 1_000);
+            assert!(report.cpu_us_per_send > 0.0);
+        }
     }
 }

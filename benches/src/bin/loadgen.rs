@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tickcast_benches::floor::{run_floor, FloorSpec};
+use tickcast_benches::floor::{run_floor, FloorSpec, SendMode};
 use tickcast_benches::idle::run_idle;
 use tickcast_benches::procstat;
 use tickcast_benches::report::{comparison_table, summary_table, RunReport};
@@ -64,6 +64,10 @@ struct FloorArgs {
     /// CPU for the reading thread.
     #[arg(long)]
     reader_cpu: Option<usize>,
+    /// Send through io_uring, one submission per round, instead of one
+    /// system call per connection.
+    #[arg(long)]
+    uring: bool,
     /// Print the result as JSON instead.
     #[arg(long)]
     json: bool,
@@ -138,6 +142,11 @@ fn floor(args: &FloorArgs) -> Result<()> {
         duration: std::time::Duration::from_secs_f64(args.seconds),
         writer_cpu: args.writer_cpu,
         reader_cpu: args.reader_cpu,
+        sends: if args.uring {
+            SendMode::Uring
+        } else {
+            SendMode::Syscalls
+        },
     })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
