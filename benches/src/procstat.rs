@@ -11,24 +11,20 @@ use anyhow::{bail, Result};
 
 /// CPU seconds (user + system) this process has used so far.
 pub fn self_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we own.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
-            return 0.0;
-        }
-        usage
-    };
-    let secs = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
+    rusage_cpu_seconds(libc::RUSAGE_SELF)
 }
 
 /// CPU seconds (user + system) the calling thread has used so far.
 pub fn thread_cpu_seconds() -> f64 {
+    rusage_cpu_seconds(libc::RUSAGE_THREAD)
+}
+
+/// `getrusage(who)`'s user + system time, in seconds (0 if it fails).
+fn rusage_cpu_seconds(who: libc::c_int) -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we own.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+        if libc::getrusage(who, &mut usage) != 0 {
             return 0.0;
         }
         usage
