@@ -82,7 +82,7 @@ pub enum WriteCoalesce {
     /// µs of kernel time here whatever it carries, so this sets how often
     /// each busy client is written: 200 of them every ~2.3 ms, 1,000 every
     /// ~14 ms, a handful at once. Pauses under tokio's 1 ms timer resolution
-    /// accumulate until they reach it.
+    /// add up until they reach it; a writer that runs out of work owes none.
     Auto {
         /// The share of a writer's core its sends may take (0 < share ≤ 1).
         send_share: f64,

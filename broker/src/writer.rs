@@ -30,7 +30,8 @@
 //! bytes, fill the CPU. With `auto` the shard times its own sends and
 //! pauses so that they take at most `--send-share` of its core: a pass
 //! whose sends took `S` is followed by a pause until `S ÷ share` after it
-//! began. A few busy clients are written at once; a thousand are written as
+//! began; pauses shorter than the timer's millisecond add up until they
+//! are not, and a shard that runs out of work owes nothing (`Pacing`). A few busy clients are written at once; a thousand are written as
 //! often as the machine's send cost allows (measured here with `loadgen
 //! floor`: 7 µs a send at 200 connections, 9 µs at 1,000), which is what a
 //! fixed budget of writes per second had to guess. Fresh ticks past half
@@ -187,8 +188,7 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
     // Connections with frames still queued after their visit.
     let mut again: Vec<u32> = Vec::new();
     let mut batch = Batch::default();
-    // Auto pauses too short for the timer, carried until they are not.
-    let mut owed = Duration::ZERO;
+    let mut pacing = Pacing::new(shared.limits.write_coalesce);
     loop {
         let started = Instant::now();
         let old = published.partition_point(|p| p.pos < previous_start);
@@ -196,6 +196,7 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
         previous_start = taken_to;
         let carried = dirty.iter().any(|w| *w != 0);
         if !hub.take(shard, &mut published, &mut dirty, !carried) && !carried {
+            pacing.idle();
             hub.signalled(shard).await;
             continue;
         }
@@ -225,25 +226,52 @@ pub async fn run_shard(shard: usize, shared: Arc<Shared>) {
         for index in again.drain(..) {
             mark(&mut dirty, index as usize);
         }
-        let pause = match shared.limits.write_coalesce {
-            WriteCoalesce::Fixed(pause) => pause,
-            WriteCoalesce::Auto { send_share } => {
-                owed = (owed + auto_pause(sending, send_share)).min(MAX_AUTO_PAUSE);
-                if owed < TIMER_RESOLUTION {
-                    Duration::ZERO
-                } else {
-                    std::mem::take(&mut owed)
-                }
-            }
-        };
-        // tokio's timer counts whole milliseconds: a shorter pause would
-        // still sleep about a millisecond.
-        if pause >= TIMER_RESOLUTION {
+        if let Some(next) = pacing.after_pass(started, sending) {
             tokio::select! {
-                _ = tokio::time::sleep_until(started + pause) => {}
+                _ = tokio::time::sleep_until(next) => {}
                 _ = hub.signalled(shard) => {}
             }
         }
+    }
+}
+
+/// When a shard's next pass may start (`--write-coalesce`).
+struct Pacing {
+    coalesce: WriteCoalesce,
+    /// `auto`: pause owed to the send share, carried while it is shorter
+    /// than the timer's resolution.
+    owed: Duration,
+}
+
+impl Pacing {
+    fn new(coalesce: WriteCoalesce) -> Self {
+        Self {
+            coalesce,
+            owed: Duration::ZERO,
+        }
+    }
+
+    /// After a pass that began at `started` and spent `sending` in sends:
+    /// the moment the next pass may begin, if it must wait. tokio's timer
+    /// counts whole milliseconds, so shorter pauses are not taken (`auto`
+    /// carries them until they add up).
+    fn after_pass(&mut self, started: Instant, sending: Duration) -> Option<Instant> {
+        let pause = match self.coalesce {
+            WriteCoalesce::Fixed(pause) => pause,
+            WriteCoalesce::Auto { send_share } => {
+                self.owed = (self.owed + auto_pause(sending, send_share)).min(MAX_AUTO_PAUSE);
+                if self.owed < TIMER_RESOLUTION {
+                    return None;
+                }
+                std::mem::take(&mut self.owed)
+            }
+        };
+        (pause >= TIMER_RESOLUTION).then(|| started + pause)
+    }
+
+    /// The shard ran out of work and waits: what it owed is paid.
+    fn idle(&mut self) {
+        self.owed = Duration::ZERO;
     }
 }
 
@@ -476,6 +504,29 @@ mod tests {
         assert_eq!(next_marked(&mut dirty, 201), None);
         assert_eq!(next_marked(&mut dirty, 0), Some(0));
         assert_eq!(next_marked(&mut dirty, 0), None);
+    }
+
+    #[test]
+    fn auto_pauses_shorter_than_the_timer_add_up_until_the_shard_idles() {
+        let t0 = Instant::now();
+        let us = Duration::from_micros;
+        let mut p = Pacing::new(WriteCoalesce::Auto { send_share: 0.5 });
+        // 300 µs of sends owe 600 µs: too short for the timer, carried.
+        assert_eq!(p.after_pass(t0, us(300)), None);
+        // 600 more: 1.2 ms from the start of this pass.
+        assert_eq!(p.after_pass(t0, us(300)), Some(t0 + us(1_200)));
+        assert_eq!(p.owed, Duration::ZERO);
+        // Owed, then the shard has nothing to do: waiting paid it.
+        assert_eq!(p.after_pass(t0, us(300)), None);
+        p.idle();
+        assert_eq!(p.after_pass(t0, us(300)), None);
+        assert_eq!(p.owed, us(600));
+        assert_eq!(p.after_pass(t0, us(50_000)), Some(t0 + MAX_AUTO_PAUSE));
+
+        let mut fixed = Pacing::new(WriteCoalesce::Fixed(Duration::from_millis(2)));
+        assert_eq!(fixed.after_pass(t0, us(0)), Some(t0 + us(2_000)));
+        let mut short = Pacing::new(WriteCoalesce::Fixed(us(500)));
+        assert_eq!(short.after_pass(t0, us(0)), None);
     }
 
     #[test]
