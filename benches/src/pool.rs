@@ -110,7 +110,6 @@ impl ClassStats {
             *self.close_codes.entry(*code).or_default() += n;
         }
         self.latency.merge(&o.latency);
-        // Same bounds on both sides, so addition cannot fail.
     }
 
     fn closed(&mut self, code: Option<u16>) {
@@ -553,5 +552,43 @@ async fn subscriber(ctx: Rc<ThreadCtx>, idx: usize, mut stop: watch::Receiver<bo
         if class == Class::Slow {
             tokio::time::sleep(spec.slow_delay).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(topics: Topics) -> SubscriberPlan {
+        SubscriberPlan {
+            class: Class::Healthy,
+            topics,
+        }
+    }
+
+    #[test]
+    fn a_tracker_finds_only_its_own_symbols_by_their_exact_names() {
+        let universe = Universe::new(50, 1.0);
+        let baseline: Vec<u64> = (0..50).map(|i| i * 10).collect();
+        let mut some = Tracker::new(&plan(Topics::Some(vec![3, 7])), &universe, &baseline);
+        let name = |i: usize| universe.name(i).as_bytes().to_vec();
+        let (sym, last) = some.slot(&name(7), &universe).expect("subscribed");
+        assert_eq!((sym, *last), (7, 70));
+        *last = 71;
+        assert_eq!(some.slot(&name(7), &universe).map(|(_, l)| *l), Some(71));
+        assert_eq!(some.slot(&name(3), &universe).map(|(s, _)| s), Some(3));
+        assert!(some.slot(&name(4), &universe).is_none(), "not subscribed");
+        // Packs like symbol 3 (zero padding) but is another name.
+        let mut padded = name(3);
+        padded.push(0);
+        assert!(some.slot(&padded, &universe).is_none());
+        assert!(some.slot(b"NOT-A-SYMBOL", &universe).is_none());
+
+        let mut all = Tracker::new(&plan(Topics::All), &universe, &baseline);
+        assert_eq!(
+            all.slot(&name(4), &universe).map(|(s, l)| (s, *l)),
+            Some((4, 40))
+        );
+        assert!(all.slot(&padded, &universe).is_none());
     }
 }
