@@ -78,7 +78,7 @@ pub struct Limits {
 pub enum WriteCoalesce {
     /// Keep the time a writer spends in socket sends to a share of its
     /// core: a pass whose sends took `S` is followed by a pause until `S ÷
-    /// share` after it began, at most [`MAX_AUTO_PAUSE`]. A send costs 7–10
+    /// share` after it began, at most [`MAX_AUTO_PAUSE`]. A send costs 5–10
     /// µs of kernel time here whatever it carries, so this sets how often
     /// each busy client is written: 200 of them every ~2.3 ms, 1,000 every
     /// ~14 ms, a handful at once. Pauses under tokio's 1 ms timer resolution

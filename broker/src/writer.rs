@@ -33,7 +33,7 @@
 //! began; pauses shorter than the timer's millisecond add up until they
 //! are not, and a shard that runs out of work owes nothing (`Pacing`). A few busy clients are written at once; a thousand are written as
 //! often as the machine's send cost allows (measured here with `loadgen
-//! floor`: 7 µs a send at 200 connections, 9 µs at 1,000), which is what a
+//! floor`: 5–7 µs a send at 200 connections, ~9 µs at 1,000), which is what a
 //! fixed budget of writes per second had to guess. Fresh ticks past half
 //! an outbox's limit end the pause early (`Hub::publish`), so the pause
 //! never pushes a healthy client into conflation.
