@@ -67,7 +67,7 @@ pub struct FloorReport {
     pub bytes: usize,
     /// Time between rounds asked for (µs).
     pub period_us: f64,
-    /// Rounds the schedule called for, and rounds written.
+    /// Rounds the schedule called for.
     pub rounds_due: u64,
     /// Rounds written (fewer than due: the writer could not keep up).
     pub rounds_done: u64,
