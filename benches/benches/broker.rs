@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tickcast_broker::config::SlowConsumerPolicy;
-use tickcast_broker::hub::{Hub, Published, Route, Subscriber, TickIn};
-use tickcast_broker::metrics::Metrics;
-use tickcast_broker::outbox::{Batch, Outbox};
-use tickcast_broker::{frame, writer};
+use tickcast_broker::fanout::hub::{Hub, Published, Route, Subscriber, TickIn};
+use tickcast_broker::fanout::outbox::{Batch, Outbox};
+use tickcast_broker::fanout::{frame, writer};
+use tickcast_broker::observe::metrics::Metrics;
 use tickcast_protocol::{Tick, TickRef};
 
 fn tick() -> Tick {

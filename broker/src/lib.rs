@@ -22,19 +22,12 @@
 //! [`start`] runs a broker inside the caller's tokio runtime; the binary
 //! (`main.rs`) is a thin CLI over it, and the tests use it directly.
 
+pub mod client;
 pub mod config;
-pub mod connections;
-mod dashboard;
+pub mod fanout;
 pub mod feed;
-pub mod frame;
 pub mod http;
-pub mod hub;
-pub mod latency;
-pub mod metrics;
-pub mod outbox;
-pub mod session;
-pub mod writer;
-pub mod ws_reader;
+pub mod observe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,10 +43,12 @@ pub use config::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 /// The tick clock (re-exported for tests and tools built on the broker).
 pub use tickcast_protocol::clock;
 
-use connections::Connections;
-use frame::close_code;
-use hub::Hub;
-use metrics::Metrics;
+use client::connections::Connections;
+use fanout::frame::close_code;
+use fanout::hub::{self, Hub};
+use fanout::writer;
+use observe::latency;
+use observe::metrics::Metrics;
 
 /// What every connection and feed task shares.
 pub struct Shared {

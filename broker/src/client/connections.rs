@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use crate::client::session::{Session, CLOSE_GRACE};
 use crate::config::Limits;
-use crate::frame::{self, close_code, Opcode};
-use crate::metrics::Metrics;
-use crate::session::{Session, CLOSE_GRACE};
+use crate::fanout::frame::{self, close_code, Opcode};
+use crate::observe::metrics::Metrics;
 
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
 

@@ -25,11 +25,11 @@ const CSS: &str = "text/css; charset=utf-8";
 /// of the dashboard. `/` serves the page itself.
 pub fn asset(path: &str) -> Option<Asset> {
     let (content_type, body): (&'static str, &'static [u8]) = match path {
-        "/" | "/index.html" => (HTML, include_bytes!("../assets/index.html")),
-        "/dashboard.js" => (JS, include_bytes!("../assets/dashboard.js")),
-        "/feed.js" => (JS, include_bytes!("../assets/feed.js")),
-        "/dashboard.css" => (CSS, include_bytes!("../assets/dashboard.css")),
-        "/msgpack.js" => (JS, include_bytes!("../assets/msgpack.js")),
+        "/" | "/index.html" => (HTML, include_bytes!("../../assets/index.html")),
+        "/dashboard.js" => (JS, include_bytes!("../../assets/dashboard.js")),
+        "/feed.js" => (JS, include_bytes!("../../assets/feed.js")),
+        "/dashboard.css" => (CSS, include_bytes!("../../assets/dashboard.css")),
+        "/msgpack.js" => (JS, include_bytes!("../../assets/msgpack.js")),
         _ => return None,
     };
     Some(Asset { content_type, body })

@@ -26,8 +26,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::hub::{Hub, TickIn};
-use crate::metrics::Metrics;
+use crate::fanout::hub::{Hub, TickIn};
+use crate::observe::metrics::Metrics;
 use tickcast_protocol::clock::now_ns;
 
 /// The most ticks handed to the hub at once, so one huge burst does not hold

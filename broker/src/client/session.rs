@@ -22,11 +22,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::frame::{self, close_code, Opcode};
-use crate::hub::{Hub, Route, Subscriber};
-use crate::outbox::Outbox;
-use crate::writer::WriteSide;
-use crate::ws_reader::{FrameReader, Message, ReadError};
+use crate::client::reader::{FrameReader, Message, ReadError};
+use crate::fanout::frame::{self, close_code, Opcode};
+use crate::fanout::hub::{Hub, Route, Subscriber};
+use crate::fanout::outbox::Outbox;
+use crate::fanout::writer::WriteSide;
 use crate::Shared;
 
 /// How long a closing connection may take to finish the close handshake

@@ -47,12 +47,12 @@ use parking_lot::Mutex;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
+use crate::client::session::Session;
 use crate::config::{WriteCoalesce, MAX_AUTO_PAUSE};
-use crate::hub::{Published, Route};
-use crate::latency::Stage;
-use crate::metrics::Metrics;
-use crate::outbox::{Batch, Collected, Take};
-use crate::session::Session;
+use crate::fanout::hub::{Published, Route};
+use crate::fanout::outbox::{Batch, Collected, Take};
+use crate::observe::latency::Stage;
+use crate::observe::metrics::Metrics;
 use crate::Shared;
 use tickcast_protocol::clock::now_ns;
 
@@ -377,7 +377,7 @@ fn timed<T>(sending: &mut Duration, send: impl FnOnce() -> T) -> T {
 async fn wait_writable(
     socket: Arc<OwnedWriteHalf>,
     session: Arc<Session>,
-    hub: Arc<crate::hub::Hub>,
+    hub: Arc<crate::fanout::hub::Hub>,
 ) {
     tokio::select! {
         // An error shows up on the next write.

@@ -34,7 +34,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use crate::{dashboard, session, Shared};
+use crate::client::session;
+use crate::Shared;
+
+mod dashboard;
 
 type Body = Full<Bytes>;
 
@@ -110,7 +113,7 @@ fn latest_ticks(shared: &Shared) -> Vec<Tick> {
         .hub
         .latest_frames()
         .iter()
-        .filter_map(|(_, frame)| Tick::decode(crate::frame::payload(frame)).ok())
+        .filter_map(|(_, frame)| Tick::decode(crate::fanout::frame::payload(frame)).ok())
         .collect()
 }
 

@@ -27,10 +27,10 @@ use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::{ServerMessage, WILDCARD};
 use tokio::sync::Notify;
 
-use crate::frame;
-use crate::latency::Stage;
-use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Pushed};
+use crate::fanout::frame;
+use crate::fanout::outbox::{Outbox, Pushed};
+use crate::observe::latency::Stage;
+use crate::observe::metrics::Metrics;
 use tickcast_protocol::clock::now_ns;
 
 /// Index of a symbol in the hub's table.
@@ -539,7 +539,7 @@ fn ack_frame(topics: &BTreeSet<Arc<str>>) -> Bytes {
 mod tests {
     use super::*;
     use crate::config::SlowConsumerPolicy;
-    use crate::outbox::{Batch, Take};
+    use crate::fanout::outbox::{Batch, Take};
 
     fn hub_with(conns: usize) -> (Hub, Vec<Subscriber>) {
         let hub = Hub::new(Arc::new(Metrics::default()), 1, usize::MAX);

@@ -2,7 +2,7 @@
 //! `/stats` (the dashboard reads it), and the table printed at shutdown.
 //!
 //! Counters are plain relaxed atomics bumped once per batch, not per frame,
-//! on the hot paths; the stage histograms live in [`crate::latency`].
+//! on the hot paths; the stage histograms live in [`crate::observe::latency`].
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +11,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::latency::{Percentiles, Stage, StageHistograms};
+use crate::observe::latency::{Percentiles, Stage, StageHistograms};
 
 /// A monotonically increasing counter (or a gauge, with [`Counter::sub`]).
 #[derive(Debug, Default)]

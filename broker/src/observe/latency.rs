@@ -22,7 +22,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// A stage of the broker's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,8 +39,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::config::SlowConsumerPolicy;
-use crate::frame::{self, close_code};
-use crate::hub::{Published, SymbolId};
+use crate::fanout::frame::{self, close_code};
+use crate::fanout::hub::{Published, SymbolId};
 
 /// One frame waiting to be written, with the time it was queued (for the
 /// enqueue → write latency stage).

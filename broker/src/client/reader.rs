@@ -15,7 +15,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::frame::close_code;
+use crate::fanout::frame::close_code;
 
 /// A complete message from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,3 @@
+//! Observability: counters and per-stage latency histograms.
+pub mod latency;
+pub mod metrics;
