@@ -1,17 +1,22 @@
 //! Micro-benchmarks of the broker's hot path, to guide optimisation: the tick
-//! codec, frame building, the hub's fan-out of one tick to 1,000
-//! subscribers, an outbox collecting its ticks from a writer pass,
-//! conflation under pressure, and the writer's batch assembly.
+//! codec, frame building, the hub's publication of one tick to 1,000
+//! subscribers, a `*` subscribe over 100,000 symbols (and how long it keeps
+//! a publisher waiting), an outbox collecting its pending frames, conflation
+//! under pressure, and the writer's batch assembly.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tickcast_broker::config::SlowConsumerPolicy;
-use tickcast_broker::fanout::hub::{Hub, Published, Route, Subscriber, TickIn};
+use tickcast_broker::fanout::hub::{Hub, TickIn};
+use tickcast_broker::fanout::inbox::Inbox;
 use tickcast_broker::fanout::outbox::{Batch, Outbox};
+use tickcast_broker::fanout::subscriptions::Route;
+use tickcast_broker::fanout::window::{Frame, Window};
 use tickcast_broker::fanout::{frame, writer};
 use tickcast_broker::observe::metrics::Metrics;
 use tickcast_protocol::{Tick, TickRef};
@@ -21,6 +26,23 @@ fn tick() -> Tick {
         seq: 123_456,
         ..Tick::example()
     }
+}
+
+/// A hub with one writer shard, and that shard's inbox.
+fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
+    let metrics = Arc::new(Metrics::default());
+    let inbox = Arc::new(Inbox::new(usize::MAX));
+    (
+        Hub::new(vec![inbox.clone()], metrics.clone()),
+        inbox,
+        metrics,
+    )
+}
+
+/// Empties an inbox, as its writer would.
+fn drain(inbox: &Inbox) {
+    let (mut items, mut freed) = (Vec::new(), Vec::new());
+    inbox.take(&mut items, &mut freed, false);
 }
 
 fn codec(c: &mut Criterion) {
@@ -45,31 +67,25 @@ fn codec(c: &mut Criterion) {
     g.finish();
 }
 
-/// One tick published to 1,000 subscribers of its symbol. The writer's
-/// share is taken outside the timed part, so this is the hub's own cost.
+/// One tick published to 1,000 subscribers of its symbol: the hub's share
+/// of the fan-out (the writer then pushes one position per recipient).
 fn fanout(c: &mut Criterion) {
     let payload = tick().to_vec();
-    let metrics = Arc::new(Metrics::default());
-    let hub = Hub::new(metrics.clone(), 1, usize::MAX);
-    let subs: Vec<Subscriber> = (0..1_000u32)
-        .map(|index| {
-            let sub = Subscriber::new(
-                u64::from(index),
-                Route { shard: 0, index },
-                Arc::new(Outbox::new(1 << 30, SlowConsumerPolicy::Conflate)),
-            );
-            hub.subscribe(&sub, &["AAPL".to_owned()], 10).map(|()| sub)
-        })
-        .collect::<Result<_, _>>()
-        .unwrap_or_default();
-    let (mut published, mut dirty) = (Vec::new(), Vec::new());
+    let (hub, inbox, metrics) = hub();
+    for slot in 0..1_000u32 {
+        let route = Route { shard: 0, slot };
+        if let Err(e) = hub.subscribe(route, &["AAPL".to_owned()], 10) {
+            panic!("{e:?}");
+        }
+    }
+    drain(&inbox);
     let mut g = c.benchmark_group("hub");
-    g.throughput(Throughput::Elements(subs.len() as u64));
+    g.throughput(Throughput::Elements(1_000));
     // Criterion calls the closure once per sample: the seq counter lives
     // outside it, or every sample after the first would publish stale seqs
     // (which the hub rightly skips).
     let mut seq = 1u64 << 20;
-    g.bench_function("fanout_1_tick_to_1000", |b| {
+    g.bench_function("publish_1_tick_to_1000", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for i in 0..iters {
@@ -85,9 +101,7 @@ fn fanout(c: &mut Criterion) {
                 hub.publish(black_box(&batch));
                 total += start.elapsed();
                 if i % 64 == 63 {
-                    published.clear();
-                    dirty.iter_mut().for_each(|w| *w = 0);
-                    hub.take(0, &mut published, &mut dirty, false);
+                    drain(&inbox);
                 }
             }
             total
@@ -102,31 +116,125 @@ fn fanout(c: &mut Criterion) {
     );
 }
 
-/// A writer visit's outbox work: picking the ticks one subscriber of 10 of
-/// 200 symbols wants out of 100 fresh ones, straight into the batch.
+/// A hub that has had one tick of each of `n` symbols.
+fn hub_with_symbols(n: usize) -> (Hub, Arc<Inbox>, Vec<String>) {
+    let (hub, inbox, _) = hub();
+    let payload = tick().to_vec();
+    let names: Vec<String> = (0..n).map(|i| format!("S{i:06}")).collect();
+    for chunk in names.chunks(1_000) {
+        let batch: Vec<TickIn<'_>> = chunk
+            .iter()
+            .map(|sym| TickIn {
+                sym,
+                seq: 1,
+                ts: 1,
+                payload: &payload,
+                recv_ns: 1,
+            })
+            .collect();
+        hub.publish(&batch);
+    }
+    (hub, inbox, names)
+}
+
+/// A subscribe to `*` over 100,000 symbols: the ack and a snapshot of every
+/// symbol. Then, while such subscribes run back to back, how long one
+/// publication of a single tick waits for the hub's lock (printed: the hub
+/// hands the lock over between chunks of `SNAPSHOT_CHUNK` symbols).
+fn subscribe_wildcard(c: &mut Criterion) {
+    let (hub, inbox, names) = hub_with_symbols(100_000);
+    let route = Route { shard: 0, slot: 0 };
+    let star = ["*".to_owned()];
+    let mut g = c.benchmark_group("hub");
+    g.sample_size(20);
+    g.throughput(Throughput::Elements(names.len() as u64));
+    g.bench_function("subscribe_wildcard_100k", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let start = Instant::now();
+                let subscribed = hub.subscribe(route, black_box(&star), 10);
+                total += start.elapsed();
+                assert!(subscribed.is_ok());
+                hub.unsubscribe(route, &star);
+                drain(&inbox);
+            }
+            total
+        })
+    });
+    g.finish();
+
+    let hub = Arc::new(hub);
+    let done = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (hub, done) = (hub.clone(), done.clone());
+        std::thread::spawn(move || {
+            let payload = tick().to_vec();
+            let mut waits = Vec::new();
+            let mut seq = 1;
+            while !done.load(Ordering::Relaxed) && waits.len() < 10_000_000 {
+                seq += 1;
+                let batch = [TickIn {
+                    sym: "S000007",
+                    seq,
+                    ts: 1,
+                    payload: &payload,
+                    recv_ns: 1,
+                }];
+                let start = Instant::now();
+                hub.publish(&batch);
+                waits.push(start.elapsed());
+            }
+            waits
+        })
+    };
+    let started = Instant::now();
+    for _ in 0..20 {
+        let subscribed = hub.subscribe(route, &star, 10);
+        assert!(subscribed.is_ok());
+        hub.unsubscribe(route, &star);
+        drain(&inbox);
+    }
+    let subscribing = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let mut waits = publisher.join().unwrap_or_default();
+    waits.sort_unstable();
+    let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize];
+    println!(
+        "hub/publish_during_wildcard_subscribes: 20 subscribes to * over 100k symbols in {subscribing:?}; \
+         {} publications of one tick meanwhile: p50 {:?}, p99 {:?}, p99.9 {:?}, max {:?}",
+        waits.len(),
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    );
+}
+
+/// A window of 100 fresh ticks and a connection with 10 of them pending
+/// (a subscriber of 10 of 200 symbols): its outbox collecting them straight
+/// into the write batch.
 fn collect(c: &mut Criterion) {
-    let frame = frame::binary(&tick().to_vec());
-    let published: Vec<Published> = (0..100u32)
-        .map(|i| Published {
-            pos: u64::from(i),
-            sym: (i * 7) % 200,
-            frame: frame.clone(),
-            enqueued_ns: 1,
+    let bytes = frame::binary(&tick().to_vec());
+    let mut window = Window::default();
+    let positions: Vec<u32> = (0..100u32)
+        .map(|i| {
+            window.push(Frame {
+                bytes: bytes.clone(),
+                sym: Some((i * 7) % 200),
+                enqueued_ns: 1,
+            })
         })
         .collect();
-    let outbox = Outbox::new(1 << 20, SlowConsumerPolicy::Conflate);
-    outbox.update_interest(|interest| {
-        for sym in (0..200).step_by(20) {
-            interest.add(sym, 0);
-        }
-    });
+    let pending: Vec<u32> = positions.iter().copied().step_by(10).collect();
+    let mut outbox = Outbox::new(1 << 20, SlowConsumerPolicy::Conflate);
     let mut batch = Batch::default();
     let mut g = c.benchmark_group("outbox");
-    g.throughput(Throughput::Elements(published.len() as u64));
-    g.bench_function("collect_from_100_fresh", |b| {
+    g.throughput(Throughput::Elements(pending.len() as u64));
+    g.bench_function("collect_10_pending", |b| {
         b.iter(|| {
             batch.clear();
-            outbox.collect(black_box(&published), false, &mut batch, usize::MAX);
+            outbox.collect(black_box(&pending), &window, false, &mut batch, usize::MAX);
             batch.len()
         })
     });
@@ -137,7 +245,7 @@ fn collect(c: &mut Criterion) {
 /// held frame of its symbol.
 fn conflation(c: &mut Criterion) {
     let frame = frame::binary(&tick().to_vec());
-    let outbox = Outbox::new(4 * 1024, SlowConsumerPolicy::Conflate);
+    let mut outbox = Outbox::new(4 * 1024, SlowConsumerPolicy::Conflate);
     for i in 0..100 {
         outbox.push_tick(i % 50, &frame, 1);
     }
@@ -155,30 +263,40 @@ fn conflation(c: &mut Criterion) {
 
 /// Copying a writer's batch of 64 ticks into one buffer.
 fn assembly(c: &mut Criterion) {
-    let frame: Bytes = frame::binary(&tick().to_vec());
-    let published: Vec<Published> = (0..64)
-        .map(|pos| Published {
-            pos,
-            sym: 0,
-            frame: frame.clone(),
-            enqueued_ns: 1,
+    let bytes: Bytes = frame::binary(&tick().to_vec());
+    let mut window = Window::default();
+    let fresh = (0..64)
+        .map(|_| {
+            window.push(Frame {
+                bytes: bytes.clone(),
+                sym: Some(0),
+                enqueued_ns: 1,
+            })
         })
         .collect();
     let batch = Batch {
         queued: Vec::new(),
-        fresh: (0..64).collect(),
+        fresh,
     };
     let mut g = c.benchmark_group("writer");
     g.throughput(Throughput::Elements(batch.len() as u64));
     g.bench_function("assemble_64_frames", |b| {
         b.iter_batched_ref(
             Vec::new,
-            |buf| writer::assemble(black_box(&batch), &published, buf),
+            |buf| writer::assemble(black_box(&batch), &window, buf),
             BatchSize::SmallInput,
         )
     });
     g.finish();
 }
 
-criterion_group!(benches, codec, fanout, collect, conflation, assembly);
+criterion_group!(
+    benches,
+    codec,
+    fanout,
+    subscribe_wildcard,
+    collect,
+    conflation,
+    assembly
+);
 criterion_main!(benches);

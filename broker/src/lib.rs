@@ -1,27 +1,31 @@
 //! tickcast broker: real-time market-data fan-out over WebSocket.
 //!
-//! A tick flows one way through these modules:
+//! A tick flows one way through these modules, in folders by stage:
 //!
 //! ```text
-//! feed ──▶ hub ──────────▶ writer shard ──▶ outbox (one per client) ──▶ socket
-//!  sim      frame once,     one pass over     picks its ticks; bounded;  many frames
-//!  ingest   mark the        marked clients    conflate/drop/disconnect   per syscall
-//!  replay   subscribers                       past the limit
+//! feed/ ──▶ fanout/hub ──▶ fanout/inbox ──▶ fanout/writer ──▶ socket
+//!  sim       frame once,    one per writer    owns its connections:
+//!  ingest    subscriber     shard, in one     outbox, socket, sweep;
+//!  replay    lists          order             many frames per syscall
+//!                 ▲               ▲
+//!                 └─ fanout::Member ─┘ ◀── client/session ◀── client/upgrade ◀── http/
 //! ```
 //!
 //! - [`feed`]: sources (embedded simulator, TCP ingest, file replay);
-//! - [`hub`]: symbols, subscriptions, snapshots and the hand-over to writers;
-//! - [`outbox`]: per-connection interest, bounded queue, slow-consumer policies;
-//! - [`writer`]: writer shards, batched socket writes;
-//! - [`session`]: a client's reader loop and control messages;
-//! - [`ws_reader`]: strict parsing of client WebSocket frames;
-//! - [`connections`]: the registry and the sweeper (slow clients, pings);
-//! - [`http`]: the one port's routes (`/ws`, `/metrics`, `/stats`, …);
-//! - [`metrics`], [`latency`]: counters and per-stage HdrHistograms.
+//! - [`fanout`]: the hub (symbols, subscriptions, snapshots), the writer
+//!   shards' inboxes, outboxes and writers, the server frames;
+//! - [`client`]: a WebSocket client's upgrade, frame reader and session;
+//! - [`http`]: the one port's routes (`/ws`, `/metrics`, `/stats`, …) and
+//!   the dashboard;
+//! - [`observe`]: counters and per-stage latency histograms;
+//! - [`config`]: everything a broker can be told; [`bitmap`]: a small
+//!   integer set the writers use.
 //!
+//! `docs/DESIGN.md` says who owns which state and the locking rules.
 //! [`start`] runs a broker inside the caller's tokio runtime; the binary
 //! (`main.rs`) is a thin CLI over it, and the tests use it directly.
 
+pub mod bitmap;
 pub mod client;
 pub mod config;
 pub mod fanout;
@@ -35,44 +39,36 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::error;
 
 pub use config::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 /// The tick clock (re-exported for tests and tools built on the broker).
 pub use tickcast_protocol::clock;
 
-use client::connections::Connections;
+use client::session::SessionEnv;
 use fanout::frame::close_code;
-use fanout::hub::{self, Hub};
-use fanout::writer;
+use fanout::Fanout;
 use observe::latency;
 use observe::metrics::Metrics;
 
-/// What every connection and feed task shares.
-pub struct Shared {
-    /// Subscriptions and fan-out.
-    pub hub: Arc<Hub>,
-    /// Counters and histograms.
-    pub metrics: Arc<Metrics>,
-    /// Live connections.
-    pub connections: Connections,
-    /// Which writer shard each connection belongs to.
-    pub writers: writer::Writers,
-    /// Limits from the configuration.
-    pub limits: Limits,
-}
-
 /// A broker running in the background. Dropping it without calling
-/// [`RunningBroker::shutdown`] stops its listeners and feed too, but without
-/// the close handshake.
+/// [`RunningBroker::shutdown`] stops its listeners, feed and connections
+/// too, but without the close handshake.
 pub struct RunningBroker {
     addr: SocketAddr,
     ingest_addr: Option<SocketAddr>,
-    shared: Arc<Shared>,
-    stop: CancellationToken,
-    tasks: JoinSet<()>,
+    fanout: Fanout,
+    metrics: Arc<Metrics>,
+    /// Stops the listeners (HTTP and ingest accept loops).
+    accepting: CancellationToken,
+    /// Stops the feed, the writer shards and the latency ticker.
+    running: CancellationToken,
+    /// Every session task.
+    sessions: TaskTracker,
+    /// Every other task: listeners, HTTP connections, feed, writers, ticker.
+    tasks: TaskTracker,
 }
 
 /// Binds the listeners, starts the feed and serves until shut down.
@@ -85,31 +81,26 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
-    let shards = config.limits.writer_shards.clamp(1, hub::MAX_SHARDS);
-    let hub = Arc::new(Hub::new(
-        metrics.clone(),
-        shards,
-        config.limits.outbox_bytes / 2,
-    ));
-    let shared = Arc::new(Shared {
-        hub: hub.clone(),
-        metrics: metrics.clone(),
-        connections: Connections::default(),
-        writers: writer::Writers::new(shards),
-        limits: config.limits.clone(),
-    });
-    let stop = CancellationToken::new();
-    let mut tasks = JoinSet::new();
+    let (fanout, writers) =
+        Fanout::new(config.limits.writer_shards, &config.limits, metrics.clone());
+    let hub = fanout.hub().clone();
+    let accepting = CancellationToken::new();
+    let running = CancellationToken::new();
+    let sessions = TaskTracker::new();
+    let tasks = TaskTracker::new();
 
     let mut ingest_addr = None;
     match config.feed {
         FeedConfig::Sim(cfg) => {
             // Fail now, not in the background, on bad settings.
             feed_simulator::market::Market::new(&cfg).context("invalid simulator settings")?;
-            let hub = hub.clone();
+            let stop = running.clone();
             tasks.spawn(async move {
-                if let Err(e) = feed::run_sim(cfg, hub).await {
-                    error!("simulated feed stopped: {e:#}");
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    res = feed::run_sim(cfg, hub) => if let Err(e) = res {
+                        error!("simulated feed stopped: {e:#}");
+                    },
                 }
             });
         }
@@ -118,7 +109,14 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
                 .await
                 .with_context(|| format!("cannot listen for publishers on {at}"))?;
             ingest_addr = Some(ingest.local_addr()?);
-            tasks.spawn(feed::run_ingest(ingest, hub.clone(), metrics.clone()));
+            let stop = running.clone();
+            let m = metrics.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = feed::run_ingest(ingest, hub, m) => {}
+                }
+            });
         }
         FeedConfig::Replay {
             path,
@@ -126,30 +124,48 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
             looping,
         } => {
             let source = feed::ReplaySource::open(&path, looping)?;
-            tasks.spawn(feed::run_replay(source, speed, hub.clone()));
+            let stop = running.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = feed::run_replay(source, speed, hub) => {}
+                }
+            });
         }
         FeedConfig::None => {}
     }
 
     let log = config.hdr_log.clone();
-    let m = metrics.clone();
+    let (m, stop) = (metrics.clone(), running.clone());
     tasks.spawn(async move {
-        if let Err(e) = latency::run_ticker(m, log).await {
-            error!("latency log stopped: {e}");
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            res = latency::run_ticker(m, log) => if let Err(e) = res {
+                error!("latency log stopped: {e}");
+            },
         }
     });
-    for shard in 0..shards {
-        tasks.spawn(writer::run_shard(shard, shared.clone()));
+    for writer in writers {
+        tasks.spawn(writer.run(running.clone()));
     }
-    let s = shared.clone();
-    tasks.spawn(async move { s.connections.sweep_forever(&s.limits, &s.metrics).await });
-    tasks.spawn(http::serve(listener, shared.clone(), stop.clone()));
+    let env = Arc::new(http::HttpEnv {
+        sessions: Arc::new(SessionEnv {
+            fanout: fanout.clone(),
+            metrics: metrics.clone(),
+            limits: config.limits.clone(),
+        }),
+        session_tasks: sessions.clone(),
+    });
+    tasks.spawn(http::serve(listener, env, tasks.clone(), accepting.clone()));
 
     Ok(RunningBroker {
         addr,
         ingest_addr,
-        shared,
-        stop,
+        fanout,
+        metrics,
+        accepting,
+        running,
+        sessions,
         tasks,
     })
 }
@@ -170,27 +186,35 @@ impl RunningBroker {
 
     /// The broker's counters and histograms.
     pub fn metrics(&self) -> &Metrics {
-        &self.shared.metrics
+        &self.metrics
     }
 
     /// Stops accepting, sends every client a close frame (1001) after what is
-    /// already queued, waits briefly for them to go, then stops everything.
-    pub async fn shutdown(mut self) {
-        self.stop.cancel();
-        let connections = &self.shared.connections;
-        connections.close_all(close_code::GOING_AWAY, "broker shutting down");
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while !connections.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    /// already queued, waits for every session to end (at most
+    /// [`SHUTDOWN_GRACE`], then cuts the rest), then stops every task and
+    /// waits for them.
+    pub async fn shutdown(self) {
+        self.accepting.cancel();
+        self.fanout
+            .close_all(close_code::GOING_AWAY, "broker shutting down");
+        self.sessions.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            self.fanout.cut_all();
+            self.sessions.wait().await;
         }
-        connections.cancel_all();
-        self.tasks.shutdown().await;
+        self.running.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }
 
 impl Drop for RunningBroker {
     fn drop(&mut self) {
-        self.stop.cancel();
-        self.shared.connections.cancel_all();
+        self.accepting.cancel();
+        self.running.cancel();
+        self.fanout.cut_all();
     }
 }

@@ -1,4 +1,13 @@
-//! One WebSocket client: its frame reader, its session, the registry.
-pub mod connections;
+//! One WebSocket client, from the HTTP upgrade to its close.
+//!
+//! - [`upgrade`]: the `/ws` upgrade and the checks before it;
+//! - [`session`]: the task that reads the client and acts on its requests,
+//!   through its one handle on the fan-out ([`crate::fanout::Member`]);
+//! - [`reader`]: strict parsing of the client's WebSocket frames.
+//!
+//! Writing to the client is not here: the connection's writer shard owns
+//! its socket's write half (`fanout::writer`).
+
 pub mod reader;
 pub mod session;
+pub mod upgrade;

@@ -1,130 +1,38 @@
-//! One WebSocket client from upgrade to close: its reader loop, its control
-//! messages, and the state the sweeper looks at.
+//! One WebSocket client from upgrade to close: its reader loop and its
+//! control messages.
 //!
-//! Each connection runs one task, this one: it reads client frames and
-//! answers them (subscribe, unsubscribe, ping, close). Its writes are made by
-//! its writer shard (`writer.rs`). The two share a [`Session`]: the outbox,
-//! the socket's write half, the last time the client was heard from, and a
-//! cancellation token that ends the connection at once when it must go
-//! without ceremony (socket error, stalled peer past its grace period).
+//! Each connection runs one task, this one. It owns the socket's read half,
+//! reads client frames (`reader.rs`) and answers them: subscribe,
+//! unsubscribe, ping, close. It acts on the fan-out only through its
+//! [`Member`] handle; its writes are made by its writer shard, which took
+//! the write half when the connection joined. When the client goes, the
+//! session drops its subscriptions, lets the writer finish the close
+//! handshake (within a grace period), and drops the membership.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::ClientRequest;
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use tokio::time::Instant;
 use tracing::debug;
 
 use crate::client::reader::{FrameReader, Message, ReadError};
+use crate::config::Limits;
+use crate::fanout::connection::CLOSE_GRACE;
 use crate::fanout::frame::{self, close_code, Opcode};
-use crate::fanout::hub::{Hub, Route, Subscriber};
-use crate::fanout::outbox::Outbox;
-use crate::fanout::writer::WriteSide;
-use crate::Shared;
+use crate::fanout::{Fanout, Member};
+use crate::observe::metrics::Metrics;
 
-/// How long a closing connection may take to finish the close handshake
-/// before it is cut.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// State shared by a connection's reader, writer and the sweeper.
-pub struct Session {
-    /// The hub's view of this connection (id, route and outbox).
-    pub subscriber: Subscriber,
-    /// The socket's write half, used by the writer shard.
-    pub(crate) write: Mutex<WriteSide>,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// When the client was last heard from, ms since the registry's epoch.
-    pub(crate) last_seen_ms: AtomicU64,
-    /// A ping is out and unanswered.
-    pub(crate) ping_outstanding: AtomicBool,
-    /// When the sweeper first saw the connection closing (ms), 0 if not.
-    pub(crate) closing_since_ms: AtomicU64,
-    cancel: CancellationToken,
-    /// The close frame is out (see [`Session::writer_finished`]).
-    finished: Notify,
-    /// To mark the connection for its writer.
-    hub: Arc<Hub>,
-}
-
-impl Session {
-    /// A session for a new connection: `route` places it in a writer shard
-    /// (`Writers::attach`), `socket` is its write half.
-    pub fn new(
-        id: u64,
-        route: Route,
-        peer: SocketAddr,
-        outbox: Outbox,
-        socket: tokio::net::tcp::OwnedWriteHalf,
-        hub: Arc<Hub>,
-        now_ms: u64,
-    ) -> Self {
-        Self {
-            subscriber: Subscriber::new(id, route, Arc::new(outbox)),
-            write: Mutex::new(WriteSide::new(socket)),
-            peer,
-            last_seen_ms: AtomicU64::new(now_ms),
-            ping_outstanding: AtomicBool::new(false),
-            closing_since_ms: AtomicU64::new(0),
-            cancel: CancellationToken::new(),
-            finished: Notify::new(),
-            hub,
-        }
-    }
-
-    /// The connection id.
-    pub fn id(&self) -> u64 {
-        self.subscriber.id
-    }
-
-    /// Its place among the writer shards.
-    pub fn route(&self) -> Route {
-        self.subscriber.route
-    }
-
-    /// Called by the writer once the close frame is out.
-    pub(crate) fn writer_finished(&self) {
-        self.finished.notify_one();
-    }
-
-    /// Waits until the writer has sent the close frame.
-    async fn wait_writer_finished(&self) {
-        self.finished.notified().await
-    }
-
-    /// Ends both tasks of the connection now.
-    pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    /// Resolves when the connection has been cancelled.
-    pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
-    }
-
-    /// Queues a close frame (see [`Outbox::close`]) and marks the
-    /// connection for its writer.
-    pub fn close(&self, code: u16, reason: &str, discard: bool) -> bool {
-        let started = self.subscriber.outbox.close(code, reason, discard);
-        if started {
-            self.hub.kick(self.route());
-        }
-        started
-    }
-
-    /// Queues a control frame and marks the connection for its writer.
-    pub fn send_control(&self, frame: Bytes) {
-        if self.subscriber.outbox.push_control(frame) {
-            self.hub.kick(self.route());
-        }
-    }
+/// What every session needs: the fan-out to join, the counters, the limits.
+pub struct SessionEnv {
+    /// The fan-out.
+    pub fanout: Fanout,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Per-connection limits.
+    pub limits: Limits,
 }
 
 /// A token bucket for control messages: `burst` at once, `rate` a second.
@@ -147,8 +55,8 @@ impl RateLimit {
 
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        let refill = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -162,135 +70,127 @@ impl RateLimit {
 /// Serves one upgraded connection until it closes. `leftover` holds bytes
 /// the HTTP layer read past the upgrade request; `topics` come from the
 /// `?topics=` query and are subscribed before anything is read.
-pub async fn run(stream: TcpStream, leftover: Bytes, shared: Arc<Shared>, topics: Vec<String>) {
+pub async fn run(stream: TcpStream, leftover: Bytes, env: Arc<SessionEnv>, topics: Vec<String>) {
     let Ok(peer) = stream.peer_addr() else { return };
-    let limits = &shared.limits;
+    let limits = &env.limits;
     let (mut rd, wr) = stream.into_split();
-    let session = shared.writers.attach(|route| {
-        Arc::new(Session::new(
-            shared.connections.next_id(),
-            route,
-            peer,
-            Outbox::new(limits.outbox_bytes, limits.slow_policy),
-            wr,
-            shared.hub.clone(),
-            shared.connections.now_ms(),
-        ))
-    });
-    shared.connections.insert(session.clone());
-    shared.metrics.connections.add(1);
-    shared.metrics.connections_total.add(1);
-    debug!(id = session.id(), %peer, "connected");
+    let member = env.fanout.join(peer, wr);
+    let conn = member.connection().clone();
+    env.metrics.connections.add(1);
+    env.metrics.connections_total.add(1);
+    debug!(id = conn.id, %peer, "connected");
     let mut reader = FrameReader::new(limits.max_control_bytes, &leftover);
     drop(leftover);
     let mut rate = RateLimit::new(limits.control_rate, limits.control_burst);
 
     if !topics.is_empty() {
-        apply(&shared, &session, ClientRequest::Subscribe { topics });
+        apply(&env, &member, ClientRequest::Subscribe { topics });
     }
     loop {
         let msg = tokio::select! {
             msg = reader.next_message(&mut rd) => msg,
-            _ = session.cancelled() => break,
+            _ = conn.cancelled() => break,
         };
-        session
-            .last_seen_ms
-            .store(shared.connections.now_ms(), Ordering::Relaxed);
-        session.ping_outstanding.store(false, Ordering::Relaxed);
+        conn.heard_from();
         match msg {
-            Ok(Message::Text(body)) => on_request(
-                &shared,
-                &session,
-                &mut rate,
-                ClientRequest::from_json(&body),
-            ),
-            Ok(Message::Binary(body)) => on_request(
-                &shared,
-                &session,
-                &mut rate,
-                ClientRequest::from_msgpack(&body),
-            ),
-            Ok(Message::Ping(payload)) => {
-                session.send_control(frame::build(Opcode::Pong, &payload))
+            Ok(Message::Text(body)) => {
+                on_request(&env, &member, &mut rate, ClientRequest::from_json(&body))
             }
+            Ok(Message::Binary(body)) => {
+                on_request(&env, &member, &mut rate, ClientRequest::from_msgpack(&body))
+            }
+            Ok(Message::Ping(payload)) => member.reply(frame::build(Opcode::Pong, &payload)),
             Ok(Message::Pong) => {}
             Ok(Message::Close(code)) => {
                 // Echo the client's code, as RFC 6455 §5.5.1 asks.
-                session.close(code.unwrap_or(close_code::NORMAL), "", true);
+                member.close(code.unwrap_or(close_code::NORMAL), "", true);
                 break;
             }
             Err(e) => {
                 if let Some(code) = e.close_code() {
-                    shared.metrics.protocol_errors.add(1);
-                    debug!(id = session.id(), %peer, error = %e, "closing on protocol error");
-                    session.close(code, &e.to_string(), true);
+                    env.metrics.protocol_errors.add(1);
+                    debug!(id = conn.id, %peer, error = %e, "closing on protocol error");
+                    member.close(code, &e.to_string(), true);
                 } else if !matches!(e, ReadError::Eof) {
-                    debug!(id = session.id(), %peer, error = %e, "read failed");
+                    debug!(id = conn.id, %peer, error = %e, "read failed");
                 }
                 if matches!(e, ReadError::Eof | ReadError::Io(_)) {
-                    session.cancel();
+                    conn.cancel();
                 }
                 break;
             }
         }
     }
     // No more ticks for this connection from here on.
-    shared.hub.remove(&session.subscriber);
+    member.leave_subscriptions();
     // Let the writer finish sending the close frame, within the grace period.
     tokio::select! {
-        _ = session.wait_writer_finished() => {}
-        _ = session.cancelled() => {}
-        _ = tokio::time::sleep(CLOSE_GRACE) => session.cancel(),
+        _ = conn.wait_close_sent() => {}
+        _ = conn.cancelled() => {}
+        _ = tokio::time::sleep(CLOSE_GRACE) => conn.cancel(),
     }
-    shared.writers.detach(&session);
-    shared.connections.remove(session.id());
-    shared.metrics.connections.sub(1);
-    debug!(id = session.id(), %peer, "disconnected");
+    drop(member);
+    env.metrics.connections.sub(1);
+    debug!(id = conn.id, %peer, "disconnected");
 }
 
 fn on_request(
-    shared: &Shared,
-    session: &Arc<Session>,
+    env: &SessionEnv,
+    member: &Member,
     rate: &mut RateLimit,
     request: Result<ClientRequest, RequestError>,
 ) {
     if !rate.allow() {
-        let limit = shared.limits.control_rate;
-        reply_error(
-            shared,
-            session,
-            &RequestError::new(
-                ErrorCode::RateLimited,
-                format!("too many control messages: at most {limit} a second"),
-            ),
+        let limit = env.limits.control_rate;
+        let refusal = RequestError::new(
+            ErrorCode::RateLimited,
+            format!("too many control messages: at most {limit} a second"),
         );
+        reply_error(env, member, &refusal);
         return;
     }
     match request {
-        Ok(request) => apply(shared, session, request),
-        Err(e) => reply_error(shared, session, &e),
+        Ok(request) => apply(env, member, request),
+        Err(e) => reply_error(env, member, &e),
     }
 }
 
-/// Carries out a valid request; the hub queues the reply.
-fn apply(shared: &Shared, session: &Arc<Session>, request: ClientRequest) {
+/// Carries out a valid request; the hub sends the ack.
+fn apply(env: &SessionEnv, member: &Member, request: ClientRequest) {
     match request {
         ClientRequest::Subscribe { topics } => {
-            if let Err(e) =
-                shared
-                    .hub
-                    .subscribe(&session.subscriber, &topics, shared.limits.max_topics)
-            {
-                reply_error(shared, session, &e);
+            if let Err(e) = member.subscribe(&topics, env.limits.max_topics) {
+                reply_error(env, member, &e);
             }
         }
-        ClientRequest::Unsubscribe { topics } => {
-            shared.hub.unsubscribe(&session.subscriber, &topics)
-        }
+        ClientRequest::Unsubscribe { topics } => member.unsubscribe(&topics),
     }
 }
 
-fn reply_error(shared: &Shared, session: &Session, e: &RequestError) {
-    shared.metrics.request_errors.add(1);
-    session.send_control(frame::binary(&e.to_message().to_msgpack()));
+fn reply_error(env: &SessionEnv, member: &Member, e: &RequestError) {
+    env.metrics.request_errors.add(1);
+    member.reply(frame::binary(&e.to_message().to_msgpack()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_allows_a_burst_then_refills_at_its_rate() {
+        let mut rate = RateLimit::new(2, 4);
+        assert_eq!((0..6).filter(|_| rate.allow()).count(), 4, "the burst");
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(!rate.allow(), "not a whole token back yet");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(rate.allow(), "one token after 500 ms at 2 a second");
+        assert!(!rate.allow());
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            (0..6).filter(|_| rate.allow()).count(),
+            4,
+            "capped at the burst"
+        );
+    }
 }

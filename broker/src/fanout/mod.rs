@@ -1,5 +1,232 @@
 //! Fan-out: from one published tick to every subscriber's socket.
+//!
+//! ```text
+//! feed ─▶ Hub::publish ──▶ Inbox (one per writer shard) ──▶ ShardWriter ──▶ sockets
+//!          symbols.rs        items in one order:              window.rs
+//!          subscriptions.rs  attach, deliveries + their       outbox.rs (per connection)
+//!          frame once        recipients, replies, closes,     writer/socket.rs
+//!                            detach
+//!            ▲                 ▲
+//!            └──── Member ─────┘   (a connection's session: subscribe,
+//!                                   unsubscribe, reply, close, leave)
+//! ```
+//!
+//! Each piece of state has one owner:
+//! - the [`hub::Hub`] owns the symbol table and the subscription table
+//!   (under its one lock);
+//! - each writer shard ([`writer::ShardWriter`]) owns its connections'
+//!   outboxes, sockets and pending frames, with no lock at all;
+//! - an [`inbox::Inbox`] is the only channel into a shard, and its order is
+//!   what keeps the shard's view in step with the hub's;
+//! - a connection's session holds a [`Member`], the one narrow handle it
+//!   uses to act on the fan-out; [`connection::Connection`] is the little
+//!   the two halves share (liveness, cancellation).
+//!
+//! Calls and data flow one way: feed → hub → inbox → writer → socket, and
+//! session → member → hub or inbox. Nothing here calls back up.
+
+pub mod connection;
 pub mod frame;
 pub mod hub;
+pub mod inbox;
 pub mod outbox;
+pub mod subscriptions;
+pub mod symbols;
+pub mod window;
 pub mod writer;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tickcast_protocol::control::RequestError;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Limits;
+use crate::observe::metrics::Metrics;
+use connection::{Connection, ConnectionInfo};
+use hub::Hub;
+use inbox::{Delivery, Inbox, Item, Recipients};
+use subscriptions::Route;
+use writer::ShardWriter;
+
+/// The most writer shards.
+pub const MAX_SHARDS: usize = 64;
+
+/// How long `/connections` waits for a shard's report.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The fan-out's front door: the hub, the writer shards' inboxes, and the
+/// broker-wide parent of every connection's cancellation. Cheap to clone.
+#[derive(Clone)]
+pub struct Fanout {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hub: Arc<Hub>,
+    inboxes: Vec<Arc<Inbox>>,
+    next_id: AtomicU64,
+    /// Cancelling it cuts every connection.
+    connections: CancellationToken,
+}
+
+impl Fanout {
+    /// A fan-out with `shards` writer shards (1 to [`MAX_SHARDS`]), and the
+    /// writers to run, one task each.
+    pub fn new(shards: usize, limits: &Limits, metrics: Arc<Metrics>) -> (Self, Vec<ShardWriter>) {
+        let inboxes: Vec<Arc<Inbox>> = (0..shards.clamp(1, MAX_SHARDS))
+            .map(|_| Arc::new(Inbox::new(limits.outbox_bytes / 2)))
+            .collect();
+        let writers = inboxes
+            .iter()
+            .map(|inbox| ShardWriter::new(inbox.clone(), limits.clone(), metrics.clone()))
+            .collect();
+        let hub = Arc::new(Hub::new(inboxes.clone(), metrics));
+        let inner = Inner {
+            hub,
+            inboxes,
+            next_id: AtomicU64::new(1),
+            connections: CancellationToken::new(),
+        };
+        (
+            Self {
+                inner: Arc::new(inner),
+            },
+            writers,
+        )
+    }
+
+    /// The hub (feeds publish into it; `/symbols` reads it).
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    /// Places a new connection in the least loaded shard, which takes over
+    /// its socket's write half.
+    pub fn join(&self, peer: SocketAddr, socket: OwnedWriteHalf) -> Member {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let conn = Arc::new(Connection::new(id, peer, &self.inner.connections));
+        let (shard, inbox) = self
+            .inner
+            .inboxes
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, inbox)| inbox.live())
+            .unwrap_or_else(|| unreachable!("a fan-out has at least one shard"));
+        let slot = inbox.attach(conn.clone(), socket);
+        Member {
+            hub: self.inner.hub.clone(),
+            inbox: inbox.clone(),
+            route: Route {
+                shard: shard as u32,
+                slot,
+            },
+            conn,
+        }
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.inner.inboxes.iter().map(|i| i.live()).sum()
+    }
+
+    /// Sends every client a close frame after what is already queued.
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let frame = frame::close(code, reason);
+        for inbox in &self.inner.inboxes {
+            inbox.push(Item::CloseAll {
+                frame: frame.clone(),
+            });
+        }
+    }
+
+    /// Cuts every connection at once.
+    pub fn cut_all(&self) {
+        self.inner.connections.cancel();
+    }
+
+    /// One row per connection, from each shard, by id.
+    pub async fn report(&self) -> Vec<ConnectionInfo> {
+        let mut waiting = Vec::new();
+        for inbox in &self.inner.inboxes {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            inbox.push(Item::Report(tx));
+            waiting.push(rx);
+        }
+        let mut rows = Vec::new();
+        for rx in waiting {
+            if let Ok(Ok(mut shard)) = tokio::time::timeout(REPORT_TIMEOUT, rx).await {
+                rows.append(&mut shard);
+            }
+        }
+        rows.sort_by_key(|r| r.id);
+        rows
+    }
+}
+
+/// A connection's membership in the fan-out: everything its session may
+/// do to it. Dropping it takes the connection out: its subscriptions go,
+/// then its writer shard drops its socket and frees its slot.
+pub struct Member {
+    hub: Arc<Hub>,
+    inbox: Arc<Inbox>,
+    route: Route,
+    conn: Arc<Connection>,
+}
+
+impl Member {
+    /// What the session shares with the writer.
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// Subscribes (see [`Hub::subscribe`]).
+    pub fn subscribe(&self, topics: &[String], max_topics: usize) -> Result<(), RequestError> {
+        self.hub.subscribe(self.route, topics, max_topics)
+    }
+
+    /// Unsubscribes (see [`Hub::unsubscribe`]).
+    pub fn unsubscribe(&self, topics: &[String]) {
+        self.hub.unsubscribe(self.route, topics)
+    }
+
+    /// Drops every subscription: no tick published from now on reaches it.
+    pub fn leave_subscriptions(&self) {
+        self.hub.remove(self.route)
+    }
+
+    /// Sends a control frame (a pong, an error reply).
+    pub fn reply(&self, frame: Bytes) {
+        self.inbox.push(Item::Deliver(Delivery {
+            frame,
+            sym: None,
+            enqueued_ns: 0,
+            to: Recipients::One(self.route.slot),
+        }));
+    }
+
+    /// Closes the connection with `code`: after what is queued, or at once
+    /// dropping it (`discard`).
+    pub fn close(&self, code: u16, reason: &str, discard: bool) {
+        self.inbox.push(Item::Close {
+            slot: self.route.slot,
+            frame: frame::close(code, reason),
+            discard,
+        });
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Subscriptions first: once the detach is in the inbox, no later
+        // tick may name the slot (see `inbox.rs`).
+        self.hub.remove(self.route);
+        self.inbox.push(Item::Detach {
+            slot: self.route.slot,
+        });
+    }
+}

@@ -1,0 +1,124 @@
+//! From an HTTP request on `/ws` to a running session.
+//!
+//! hyper parses the request and fastwebsockets checks the handshake headers
+//! and builds the `101` response. Once upgraded, the connection is taken back
+//! as a plain `TcpStream` (hyper hands it over with any bytes it had read
+//! ahead), because the session splits it into an owned read half and write
+//! half with no lock between them. A refused upgrade is a [`Refusal`], which
+//! the HTTP layer turns into a status and a one-line reason.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Empty;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tickcast_protocol::control::validate_topic;
+use tokio::net::TcpStream;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::client::session::{self, SessionEnv};
+
+/// Why an upgrade was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// Not a WebSocket upgrade request.
+    #[error("this endpoint speaks WebSocket")]
+    NotWebSocket,
+    /// The connection limit is reached.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// A topic in `?topics=` is not valid.
+    #[error("{0}")]
+    BadTopics(String),
+    /// The handshake headers are wrong.
+    #[error("bad WebSocket handshake: {0}")]
+    BadHandshake(String),
+}
+
+impl Refusal {
+    /// The HTTP status to answer with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NotWebSocket => StatusCode::UPGRADE_REQUIRED,
+            Refusal::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::BadTopics(_) | Refusal::BadHandshake(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Accepts a WebSocket upgrade: returns the `101` response and starts the
+/// session, tracked by `sessions`, once hyper hands the connection over.
+pub fn accept(
+    mut req: Request<Incoming>,
+    env: &Arc<SessionEnv>,
+    sessions: &TaskTracker,
+) -> Result<Response<Empty<Bytes>>, Refusal> {
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return Err(Refusal::NotWebSocket);
+    }
+    if env.fanout.connection_count() >= env.limits.max_connections {
+        env.metrics.connections_refused.add(1);
+        return Err(Refusal::TooManyConnections);
+    }
+    let topics = query_topics(req.uri().query()).map_err(Refusal::BadTopics)?;
+    let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut req)
+        .map_err(|e| Refusal::BadHandshake(e.to_string()))?;
+    let env = env.clone();
+    sessions.spawn(async move {
+        let ws = match upgrade.await {
+            Ok(ws) => ws,
+            Err(e) => return debug!(error = %e, "upgrade failed"),
+        };
+        let upgraded = ws.into_inner().into_inner();
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => session::run(parts.io.into_inner(), parts.read_buf, env, topics).await,
+            Err(_) => warn!("upgraded connection is not a TCP stream"),
+        }
+    });
+    Ok(response)
+}
+
+/// Topics from `?topics=AAPL,MSFT` (`*` may be written `%2A`).
+fn query_topics(query: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(query) = query else {
+        return Ok(Vec::new());
+    };
+    let mut topics = Vec::new();
+    for pair in query.split('&') {
+        let Some(value) = pair.strip_prefix("topics=") else {
+            continue;
+        };
+        let value = value
+            .replace("%2A", "*")
+            .replace("%2a", "*")
+            .replace("%2C", ",")
+            .replace("%2c", ",");
+        for topic in value.split(',').filter(|t| !t.is_empty()) {
+            validate_topic(topic).map_err(|e| e.message)?;
+            topics.push(topic.to_owned());
+        }
+    }
+    Ok(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_topics;
+
+    #[test]
+    fn topics_from_the_query() {
+        assert_eq!(query_topics(None), Ok(vec![]));
+        assert_eq!(
+            query_topics(Some("topics=AAPL,MSFT")),
+            Ok(vec!["AAPL".to_owned(), "MSFT".to_owned()])
+        );
+        assert_eq!(
+            query_topics(Some("x=1&topics=%2A")),
+            Ok(vec!["*".to_owned()])
+        );
+        assert!(query_topics(Some("topics=A%20B")).is_err());
+    }
+}
