@@ -31,7 +31,11 @@ impl Broker {
         let config = BrokerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
-            limits,
+            // Pinned, so the tests run the same on any number of cores.
+            limits: Limits {
+                writer_shards: 2,
+                ..limits
+            },
             hdr_log: None,
         };
         let broker = runtime.block_on(tickcast_broker::start(config)).unwrap();

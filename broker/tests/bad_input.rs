@@ -262,7 +262,7 @@ async fn bad_input_gets_exact_answers_and_hurts_nobody_else() {
         max_topics: 3,
         control_rate: 2,
         control_burst: 2,
-        ..Limits::default()
+        ..common::limits()
     };
     let broker = ingest_broker(limits).await;
     let addr = broker.local_addr();

@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use common::{http_get, http_request, ingest_broker, tick, Publisher, Subscriber};
 use serde_json::Value;
-use tickcast_broker::Limits;
 use tickcast_protocol::Tick;
 
 const STAGES: [&str; 3] = ["feed_to_receive", "receive_to_enqueue", "enqueue_to_write"];
@@ -115,7 +114,7 @@ fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 /// to AAA, then checks every read-only endpoint against those numbers.
 #[tokio::test]
 async fn endpoints_report_exactly_what_the_feed_and_clients_did() {
-    let broker = ingest_broker(Limits::default()).await;
+    let broker = ingest_broker(common::limits()).await;
     let addr = broker.local_addr();
     let mut sub = Subscriber::connect(addr, "topics=AAA").await;
     assert_eq!(sub.expect_ack().await, ["AAA"]);
@@ -254,7 +253,7 @@ async fn endpoints_report_exactly_what_the_feed_and_clients_did() {
 
 #[tokio::test]
 async fn dashboard_files_are_served_with_their_types() {
-    let broker = ingest_broker(Limits::default()).await;
+    let broker = ingest_broker(common::limits()).await;
     let addr = broker.local_addr();
     for (path, content_type, body) in [
         (
@@ -305,7 +304,7 @@ async fn dashboard_files_are_served_with_their_types() {
 
 #[tokio::test]
 async fn what_is_not_served_gets_the_right_status() {
-    let broker = ingest_broker(Limits::default()).await;
+    let broker = ingest_broker(common::limits()).await;
     let addr = broker.local_addr();
 
     let missing = http_get(addr, "/nope").await;

@@ -147,7 +147,7 @@ fn assert_clean_exit(out: &Exited) {
 
 #[tokio::test]
 async fn shutdown_sends_queued_ticks_then_1001_and_frees_the_ports() {
-    let broker = ingest_broker(Limits::default()).await;
+    let broker = ingest_broker(common::limits()).await;
     let (addr, ingest) = (broker.local_addr(), broker.ingest_addr().unwrap());
     let mut one = Subscriber::connect(addr, "topics=S1").await;
     assert_eq!(one.expect_ack().await, ["S1"]);
@@ -434,7 +434,7 @@ async fn silent_clients_are_pinged_then_closed_while_answering_ones_stay() {
     let broker = ingest_broker(Limits {
         ping_interval: Duration::from_millis(300),
         pong_timeout: Duration::from_millis(300),
-        ..Limits::default()
+        ..common::limits()
     })
     .await;
     let addr = broker.local_addr();

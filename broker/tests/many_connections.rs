@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{ingest_broker, stats, Publisher, Received, Subscriber, WAIT};
-use tickcast_broker::Limits;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -81,7 +80,7 @@ async fn two_thousand_clients_each_get_every_tick() {
         return;
     }
     let started = std::time::Instant::now();
-    let broker = ingest_broker(Limits::default()).await;
+    let broker = ingest_broker(common::limits()).await;
     let addr = broker.local_addr();
 
     let mut connecting = JoinSet::new();

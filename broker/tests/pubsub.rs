@@ -1,22 +1,21 @@
 //! Subscribe, acknowledge, snapshot, deliver, unsubscribe: the broker's core
-//! contract, checked over real sockets with an independent WebSocket client.
+//! contract, checked over real sockets with an independent WebSocket client,
+//! with one writer shard and with several (connections then land in
+//! different shards, and every tick is published to each).
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{ingest_broker, wait_ticks_in, Publisher, Subscriber};
-use tickcast_broker::config::WriteCoalesce;
-use tickcast_broker::Limits;
+use common::{ingest_broker, limits_with_shards, wait_ticks_in, Publisher, Subscriber};
 
 fn want(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
     pairs.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
 }
 
-#[tokio::test]
-async fn subscribe_is_acked_with_the_full_list_then_snapshot_then_live() {
-    let broker = ingest_broker(Limits::default()).await;
+async fn subscribe_is_acked_with_the_full_list_then_snapshot_then_live(shards: usize) {
+    let broker = ingest_broker(limits_with_shards(shards)).await;
     let mut publisher = Publisher::connect(&broker).await;
     publisher.publish(&["AAPL", "AAPL", "AAPL", "MSFT"]).await;
     wait_ticks_in(&broker, 4).await;
@@ -47,9 +46,8 @@ async fn subscribe_is_acked_with_the_full_list_then_snapshot_then_live() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn topics_in_the_query_are_subscribed_at_connect() {
-    let broker = ingest_broker(Limits::default()).await;
+async fn topics_in_the_query_are_subscribed_at_connect(shards: usize) {
+    let broker = ingest_broker(limits_with_shards(shards)).await;
     let mut publisher = Publisher::connect(&broker).await;
     publisher.publish(&["IBM"]).await;
     wait_ticks_in(&broker, 1).await;
@@ -59,9 +57,8 @@ async fn topics_in_the_query_are_subscribed_at_connect() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn every_tick_arrives_once_in_order_for_symbols_and_wildcard() {
-    let broker = ingest_broker(Limits::default()).await;
+async fn every_tick_arrives_once_in_order_for_symbols_and_wildcard(shards: usize) {
+    let broker = ingest_broker(limits_with_shards(shards)).await;
     let syms = ["S0", "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9"];
     let mut a = Subscriber::connect(broker.local_addr(), "").await;
     a.subscribe(&["S0", "S1"]).await;
@@ -100,9 +97,8 @@ async fn every_tick_arrives_once_in_order_for_symbols_and_wildcard() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn unsubscribe_stops_delivery() {
-    let broker = ingest_broker(Limits::default()).await;
+async fn unsubscribe_stops_delivery(shards: usize) {
+    let broker = ingest_broker(limits_with_shards(shards)).await;
     let mut publisher = Publisher::connect(&broker).await;
     let mut client = Subscriber::connect(broker.local_addr(), "").await;
     client.subscribe(&["AAPL", "MSFT"]).await;
@@ -130,9 +126,8 @@ async fn unsubscribe_stops_delivery() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn duplicates_are_dropped_and_a_restarted_feed_is_accepted() {
-    let broker = ingest_broker(Limits::default()).await;
+async fn duplicates_are_dropped_and_a_restarted_feed_is_accepted(shards: usize) {
+    let broker = ingest_broker(limits_with_shards(shards)).await;
     let mut client = Subscriber::connect(broker.local_addr(), "topics=AAPL").await;
     client.expect_ack().await;
     let mut publisher = Publisher::connect(&broker).await;
@@ -150,26 +145,28 @@ async fn duplicates_are_dropped_and_a_restarted_feed_is_accepted() {
     broker.shutdown().await;
 }
 
-#[tokio::test]
-async fn writes_to_a_busy_client_are_coalesced() {
-    let limits = Limits {
-        write_coalesce: WriteCoalesce::Fixed(Duration::from_millis(300)),
-        ..Limits::default()
+/// Runs every case above with one writer shard and with four.
+macro_rules! at_shard_counts {
+    ($($case:ident),* $(,)?) => {
+        mod one_shard {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(1).await
+            })*
+        }
+        mod four_shards {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(4).await
+            })*
+        }
     };
-    let broker = ingest_broker(limits).await;
-    let mut client = Subscriber::connect(broker.local_addr(), "topics=AAPL").await;
-    client.expect_ack().await;
-    let mut publisher = Publisher::connect(&broker).await;
-    // The first tick after a quiet spell goes out at once...
-    publisher.publish(&["AAPL"]).await;
-    client.read_until(&want(&[("AAPL", 1)]), true).await;
-    let writes = broker.metrics().writes.get();
-    // ...the next ones, arriving within the gap, wait and share one write.
-    for _ in 0..20 {
-        publisher.publish(&["AAPL"]).await;
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    client.read_until(&want(&[("AAPL", 21)]), true).await;
-    assert_eq!(broker.metrics().writes.get() - writes, 1);
-    broker.shutdown().await;
 }
+
+at_shard_counts!(
+    subscribe_is_acked_with_the_full_list_then_snapshot_then_live,
+    topics_in_the_query_are_subscribed_at_connect,
+    every_tick_arrives_once_in_order_for_symbols_and_wildcard,
+    unsubscribe_stops_delivery,
+    duplicates_are_dropped_and_a_restarted_feed_is_accepted,
+);

@@ -16,7 +16,7 @@ fn limits(policy: SlowConsumerPolicy, slow_timeout: Duration) -> Limits {
         outbox_bytes: 16 * 1024,
         slow_policy: policy,
         slow_timeout,
-        ..Limits::default()
+        ..common::limits()
     }
 }
 
@@ -112,7 +112,7 @@ async fn a_full_socket_with_room_in_the_outbox_loses_nothing() {
     let rounds = 5_000;
     let broker = ingest_broker(Limits {
         outbox_bytes: 64 * 1024 * 1024,
-        ..Limits::default()
+        ..common::limits()
     })
     .await;
     let mut slow = Subscriber::connect_small_buffer(broker.local_addr(), "topics=*").await;

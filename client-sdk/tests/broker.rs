@@ -15,7 +15,7 @@ async fn ingest_broker(listen: SocketAddr) -> (RunningBroker, Publisher) {
     let cfg = BrokerConfig {
         listen,
         feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
-        ..BrokerConfig::default()
+        ..common::broker_config(FeedConfig::None)
     };
     let broker = tickcast_broker::start(cfg).await.unwrap();
     let publisher = Publisher::connect(broker.ingest_addr().unwrap()).await;
@@ -172,9 +172,9 @@ async fn conflation_by_the_broker_is_reported_as_gaps() {
         limits: tickcast_broker::Limits {
             outbox_bytes: 16 * 1024,
             slow_timeout: Duration::from_secs(60),
-            ..tickcast_broker::Limits::default()
+            ..common::limits()
         },
-        ..BrokerConfig::default()
+        ..common::broker_config(FeedConfig::None)
     };
     let broker = tickcast_broker::start(cfg).await.unwrap();
     let mut publisher = Publisher::connect(broker.ingest_addr().unwrap()).await;

@@ -57,7 +57,7 @@ async fn count_and_json_print_that_many_wire_ticks_and_exit_zero() {
             seed: 7,
             open_burst: false,
         }),
-        ..BrokerConfig::default()
+        ..common::broker_config(FeedConfig::None)
     };
     let broker = tickcast_broker::start(cfg).await.unwrap();
     let url = format!("ws://{}/ws", broker.local_addr());
@@ -97,7 +97,7 @@ async fn refused_subscription_exits_non_zero_with_one_line() {
     let mut cfg = BrokerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         feed: FeedConfig::None,
-        ..BrokerConfig::default()
+        ..common::broker_config(FeedConfig::None)
     };
     cfg.limits.max_topics = 2;
     let broker = tickcast_broker::start(cfg).await.unwrap();

@@ -270,3 +270,256 @@ fn snapshot(symbols: &SymbolTable, id: SymbolId, route: Route, now: u64) -> Opti
 fn ack_frame(topics: Vec<String>) -> Bytes {
     frame::binary(&ServerMessage::Subscribed { topics }.to_msgpack())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::inbox::Item;
+    use crate::fanout::symbols::MAX_SYMBOLS;
+
+    /// A hub with one shard, and that shard's inbox.
+    fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let inbox = Arc::new(Inbox::new(usize::MAX));
+        (
+            Hub::new(vec![inbox.clone()], metrics.clone()),
+            inbox,
+            metrics,
+        )
+    }
+
+    fn route(slot: u32) -> Route {
+        Route { shard: 0, slot }
+    }
+
+    fn topics(list: &[&str]) -> Vec<String> {
+        list.iter().map(|t| t.to_string()).collect()
+    }
+
+    fn subscribe(hub: &Hub, slot: u32, list: &[&str]) {
+        if let Err(e) = hub.subscribe(route(slot), &topics(list), 10) {
+            panic!("{e:?}");
+        }
+    }
+
+    /// Publishes ticks whose payload is `SYM:seq`.
+    fn publish(hub: &Hub, ticks: &[(&str, u64)]) {
+        let payloads: Vec<String> = ticks.iter().map(|(s, q)| format!("{s}:{q}")).collect();
+        let batch: Vec<TickIn<'_>> = ticks
+            .iter()
+            .zip(&payloads)
+            .map(|(&(sym, seq), payload)| TickIn {
+                sym,
+                seq,
+                ts: 1,
+                payload: payload.as_bytes(),
+                recv_ns: 1,
+            })
+            .collect();
+        hub.publish(&batch);
+    }
+
+    /// What the writer would deliver to each of `slots` slots, from what
+    /// waits in the inbox: tick payloads, and `ack` for control messages.
+    fn delivered(inbox: &Inbox, slots: usize) -> Vec<Vec<String>> {
+        let (mut items, mut freed) = (Vec::new(), Vec::new());
+        inbox.take(&mut items, &mut freed, false);
+        let mut out = vec![Vec::new(); slots];
+        for item in items {
+            let Item::Deliver(d) = item else { continue };
+            let what = match d.sym {
+                Some(_) => String::from_utf8_lossy(frame::payload(&d.frame)).into_owned(),
+                None => "ack".to_owned(),
+            };
+            let to: Vec<u32> = match &d.to {
+                Recipients::One(slot) => vec![*slot],
+                Recipients::Subscribers { symbol, wildcard } => symbol
+                    .iter()
+                    .chain(wildcard)
+                    .flat_map(|l| l.iter().copied())
+                    .collect(),
+            };
+            for slot in to {
+                out[slot as usize].push(what.clone());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_symbol_and_the_wildcard_together_deliver_each_tick_once() {
+        let (hub, inbox, _) = hub();
+        subscribe(&hub, 0, &["S1", "S2"]);
+        subscribe(&hub, 1, &["S1"]);
+        publish(&hub, &[("S1", 1), ("S2", 1), ("S3", 1)]);
+        assert_eq!(
+            delivered(&inbox, 2),
+            [vec!["ack", "S1:1", "S2:1"], vec!["ack", "S1:1"]]
+        );
+
+        // Onto `*`: the ack, a snapshot of the one symbol it did not hold,
+        // then every tick once.
+        subscribe(&hub, 0, &["*"]);
+        publish(&hub, &[("S1", 2), ("S2", 2), ("S3", 2)]);
+        assert_eq!(
+            delivered(&inbox, 2),
+            [vec!["ack", "S3:1", "S1:2", "S2:2", "S3:2"], vec!["S1:2"]]
+        );
+
+        // A symbol subscribed while on `*` adds nothing twice.
+        subscribe(&hub, 0, &["S3"]);
+        publish(&hub, &[("S3", 3)]);
+        assert_eq!(delivered(&inbox, 2), [vec!["ack", "S3:3"], vec![]]);
+
+        // Off `*`: back to the symbols it still holds.
+        hub.unsubscribe(route(0), &topics(&["*", "S2"]));
+        publish(&hub, &[("S1", 4), ("S2", 4), ("S3", 4)]);
+        assert_eq!(
+            delivered(&inbox, 2),
+            [vec!["ack", "S1:4", "S3:4"], vec!["S1:4"]]
+        );
+
+        // Gone: nothing more, and the other subscriber is untouched.
+        hub.remove(route(0));
+        publish(&hub, &[("S1", 5)]);
+        assert_eq!(delivered(&inbox, 2), [vec![], vec!["S1:5"]]);
+    }
+
+    #[test]
+    fn a_subscribe_after_publication_gets_the_snapshot_and_not_the_older_ticks() {
+        let (hub, inbox, _) = hub();
+        subscribe(&hub, 1, &["S1"]);
+        publish(&hub, &[("S1", 1), ("S1", 2)]);
+        // Published but not yet taken by the writer when the subscribe
+        // lands: the snapshot (seq 2) stands for both.
+        subscribe(&hub, 0, &["S1"]);
+        publish(&hub, &[("S1", 3)]);
+        assert_eq!(
+            delivered(&inbox, 2),
+            [
+                vec!["ack", "S1:2", "S1:3"],
+                vec!["ack", "S1:1", "S1:2", "S1:3"]
+            ]
+        );
+    }
+
+    #[test]
+    fn ticks_published_before_an_unsubscribe_come_before_its_ack_and_none_after() {
+        let (hub, inbox, _) = hub();
+        subscribe(&hub, 0, &["S1", "S2"]);
+        publish(&hub, &[("S1", 1), ("S2", 1)]);
+        hub.unsubscribe(route(0), &topics(&["S2"]));
+        publish(&hub, &[("S1", 2), ("S2", 2)]);
+        assert_eq!(
+            delivered(&inbox, 1),
+            [vec!["ack", "S1:1", "S2:1", "ack", "S1:2"]]
+        );
+    }
+
+    #[test]
+    fn duplicates_are_skipped_and_a_restarted_feed_is_accepted() {
+        let (hub, inbox, metrics) = hub();
+        subscribe(&hub, 0, &["S1"]);
+        publish(
+            &hub,
+            &[("S1", 1), ("S1", 2), ("S1", 2), ("S1", 1), ("S1", 2)],
+        );
+        assert_eq!(
+            delivered(&inbox, 1),
+            [vec!["ack", "S1:1", "S1:2", "S1:1", "S1:2"]]
+        );
+        assert_eq!(metrics.ticks_stale.get(), 1);
+    }
+
+    #[test]
+    fn a_wildcard_snapshot_over_many_chunks_is_exact_while_ticks_keep_coming() {
+        let (hub, inbox, _) = hub();
+        let names: Vec<String> = (0..5 * SNAPSHOT_CHUNK + 17)
+            .map(|i| format!("S{i}"))
+            .collect();
+        let first: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        publish(&hub, &first);
+        subscribe(&hub, 0, &[&names[3]]);
+        delivered(&inbox, 1);
+        let hub = Arc::new(hub);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A publisher ticks every symbol again and again while the
+        // subscribe hands the lock over between its chunks.
+        let publisher = {
+            let (hub, stop, names) = (hub.clone(), stop.clone(), names.clone());
+            std::thread::spawn(move || {
+                let mut seq = 1;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && seq < 50 {
+                    seq += 1;
+                    for chunk in names.chunks(97) {
+                        let batch: Vec<(&str, u64)> =
+                            chunk.iter().map(|n| (n.as_str(), seq)).collect();
+                        publish(&hub, &batch);
+                    }
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        subscribe(&hub, 0, &["*"]);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(publisher.join().is_ok());
+        let got = delivered(&inbox, 1).remove(0);
+        let ack = got.iter().position(|d| d == "ack");
+        assert!(ack.is_some(), "no ack");
+        // Every symbol: its ticks after the ack strictly increase (a
+        // snapshot never repeats or goes back on a live tick) and none is
+        // missing; S3 (held before) never gets a second snapshot.
+        let mut last: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for d in &got[ack.unwrap_or(0) + 1..] {
+            let Some((sym, seq)) = d.split_once(':') else {
+                continue;
+            };
+            let seq: u64 = seq.parse().unwrap_or(0);
+            let prev = last.insert(sym, seq).unwrap_or(0);
+            assert!(seq > prev, "{sym}: {seq} after {prev}");
+        }
+        for name in names.iter().filter(|n| **n != names[3]) {
+            assert!(
+                last.contains_key(name.as_str()),
+                "{name} got no snapshot and no tick"
+            );
+        }
+    }
+
+    #[test]
+    fn a_full_symbol_table_rejects_ticks_of_new_symbols() {
+        let (hub, inbox, metrics) = hub();
+        let names: Vec<String> = (0..MAX_SYMBOLS).map(|i| format!("S{i}")).collect();
+        let first: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        publish(&hub, &first);
+        publish(&hub, &[("NEW", 1)]);
+        assert_eq!(metrics.ticks_rejected.get(), 1);
+        assert_eq!(hub.symbol_count(), MAX_SYMBOLS);
+        let refused = hub.subscribe(route(0), &topics(&["NEW2"]), 10);
+        assert!(refused.is_err());
+        delivered(&inbox, 1);
+    }
+
+    #[test]
+    fn a_writer_far_behind_gets_the_latest_of_each_symbol() {
+        let (hub, inbox, metrics) = hub();
+        subscribe(&hub, 0, &["S1", "S2"]);
+        delivered(&inbox, 1);
+        let names = ["S1", "S2"];
+        let ticks: Vec<(&str, u64)> = (0..crate::fanout::inbox::MAX_WAITING as u64 + 10)
+            .map(|i| (names[(i % 2) as usize], i + 2))
+            .collect();
+        for chunk in ticks.chunks(1024) {
+            publish(&hub, chunk);
+        }
+        assert!(metrics.overload_conflated.get() > 0);
+        let got = delivered(&inbox, 1).remove(0);
+        assert!(got.len() < ticks.len());
+        let last = ticks.len() as u64 + 1;
+        assert_eq!(got.last().map(String::as_str), Some(&*format!("S2:{last}")));
+        assert!(
+            got.contains(&format!("S1:{}", last - 1)),
+            "the latest S1 is kept"
+        );
+    }
+}

@@ -23,6 +23,24 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Generous bound for anything a test waits on.
 pub const WAIT: Duration = Duration::from_secs(10);
 
+/// Writer shards of a test broker: pinned, so a test runs the same on any
+/// number of cores (the default is one per CPU). Two, so that connections
+/// of one test land in different shards.
+pub const SHARDS: usize = 2;
+
+/// The default limits with [`SHARDS`] writer shards.
+pub fn limits() -> Limits {
+    limits_with_shards(SHARDS)
+}
+
+/// The default limits with `shards` writer shards.
+pub fn limits_with_shards(shards: usize) -> Limits {
+    Limits {
+        writer_shards: shards,
+        ..Limits::default()
+    }
+}
+
 /// Starts a broker fed by a TCP ingest listener, with `limits`.
 pub async fn ingest_broker(limits: Limits) -> RunningBroker {
     let config = BrokerConfig {

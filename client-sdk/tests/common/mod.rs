@@ -140,3 +140,23 @@ pub async fn expect_tick(client: &mut Client) -> (String, u64) {
         other => panic!("expected a tick, got {other:?}"),
     }
 }
+
+/// A broker configuration for tests: loopback, an ephemeral port, the feed
+/// given, and the default limits with two writer shards (pinned, so the
+/// tests run the same on any number of cores).
+pub fn broker_config(feed: tickcast_broker::FeedConfig) -> tickcast_broker::BrokerConfig {
+    tickcast_broker::BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed,
+        limits: limits(),
+        hdr_log: None,
+    }
+}
+
+/// The default limits with two writer shards.
+pub fn limits() -> tickcast_broker::Limits {
+    tickcast_broker::Limits {
+        writer_shards: 2,
+        ..tickcast_broker::Limits::default()
+    }
+}

@@ -463,3 +463,91 @@ fn account(batch: &Batch, window: &Window, bytes: usize, metrics: &Metrics, outb
     metrics.writes.add(1);
     outbox.counters.delivered += frames;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WriteCoalesce;
+    use crate::fanout::hub::TickIn;
+    use crate::fanout::Fanout;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// Lets every other task on this (current-thread) runtime run, without
+    /// letting the paused clock move.
+    async fn settle() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn publish(fanout: &Fanout, seq: u64) {
+        fanout.hub().publish(&[TickIn {
+            sym: "AAPL",
+            seq,
+            ts: 1,
+            payload: &[0xAB; 100],
+            recv_ns: 1,
+        }]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_arriving_during_a_pause_share_one_write() {
+        let limits = Limits {
+            write_coalesce: WriteCoalesce::Fixed(Duration::from_millis(300)),
+            ..Limits::default()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (fanout, mut writers) = Fanout::new(1, &limits, metrics.clone());
+        let stop = CancellationToken::new();
+        let writer = tokio::spawn(writers.remove(0).run(stop.clone()));
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let mut client = TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (server, peer) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
+        let (_read_half, write_half) = server.into_split();
+        let member = fanout.join(peer, write_half);
+        assert!(member.subscribe(&["AAPL".to_owned()], 10).is_ok());
+        settle().await;
+        tokio::time::advance(Duration::from_millis(300)).await;
+        settle().await;
+        let before = metrics.writes.get();
+        assert_eq!(before, 1, "the ack");
+
+        // The first tick after a quiet spell goes out at once...
+        publish(&fanout, 1);
+        settle().await;
+        assert_eq!(metrics.writes.get(), before + 1);
+        // ...the next ones, arriving within the pause, wait and share one write.
+        for seq in 2..=21 {
+            publish(&fanout, seq);
+            tokio::time::advance(Duration::from_millis(2)).await;
+            settle().await;
+        }
+        assert_eq!(metrics.writes.get(), before + 1, "written during the pause");
+        tokio::time::advance(Duration::from_millis(300)).await;
+        settle().await;
+        assert_eq!(metrics.writes.get(), before + 2);
+        assert_eq!(metrics.frames_out.get(), 1 + 21);
+
+        // And the client has the ack and every tick, in order.
+        let ack = tickcast_protocol::ServerMessage::Subscribed {
+            topics: vec!["AAPL".to_owned()],
+        };
+        let ack_len = 2 + ack.to_msgpack().len();
+        let mut got = vec![0; ack_len + 21 * 102];
+        client
+            .read_exact(&mut got)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(got[ack_len..]
+            .chunks(102)
+            .all(|f| f[..2] == [0x82, 100] && f[2..] == [0xAB; 100]));
+        stop.cancel();
+        assert!(writer.await.is_ok());
+    }
+}
