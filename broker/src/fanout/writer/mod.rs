@@ -36,6 +36,7 @@
 //! is ever spawned on a connection's behalf.
 
 mod pacing;
+mod slot;
 mod socket;
 mod sweep;
 
@@ -49,13 +50,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitmap::Bitmap;
 use crate::config::Limits;
-use crate::fanout::connection::{Connection, ConnectionInfo};
+use crate::fanout::connection::ConnectionInfo;
 use crate::fanout::inbox::{Delivery, Inbox, Item, Recipients};
 use crate::fanout::outbox::{Batch, Collected, Outbox, Take};
 use crate::fanout::window::{Frame, Window};
 use crate::observe::latency::Stage;
 use crate::observe::metrics::Metrics;
 use pacing::Pacing;
+use slot::Slot;
 use socket::WriteSide;
 use tickcast_protocol::clock::now_ns;
 
@@ -77,21 +79,6 @@ const KEEP_PENDING: usize = 4096;
 thread_local! {
     /// The frames of one write, assembled (see the module docs).
     static ASSEMBLY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// One connection, as its writer shard owns it.
-#[derive(Debug)]
-pub struct Slot {
-    /// What its session shares with the writer.
-    pub conn: Arc<Connection>,
-    /// Its socket's write side.
-    side: WriteSide,
-    /// Its queue and slow-consumer policy.
-    pub outbox: Outbox,
-    /// Window positions of the frames delivered to it since its last visit.
-    pending: Vec<u32>,
-    /// When the sweep first saw it closing.
-    closing_since: Option<Instant>,
 }
 
 /// One writer shard (see the module docs).

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::config::Limits;
 use crate::fanout::connection::CLOSE_GRACE;
 use crate::fanout::frame::{self, close_code, Opcode};
-use crate::fanout::writer::Slot;
+use crate::fanout::writer::slot::Slot;
 use crate::observe::metrics::Metrics;
 
 /// How often a shard sweeps its connections.
