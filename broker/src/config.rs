@@ -2,7 +2,8 @@
 //! read, and the limits that keep one client from hurting the others.
 //!
 //! The CLI (`main.rs`) only parses flags into a [`BrokerConfig`]; tests build
-//! one directly, so both run exactly the same broker.
+//! one directly, so both run exactly the same broker. (With the `cli`
+//! feature, [`SlowConsumerPolicy`] also derives `clap::ValueEnum` for it.)
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,7 +33,8 @@ pub enum FeedConfig {
 }
 
 /// What to do with a client whose outbox is over [`Limits::outbox_bytes`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum SlowConsumerPolicy {
     /// Keep only the latest tick per symbol until the client catches up.
     Conflate,
@@ -97,28 +99,6 @@ pub const MAX_AUTO_PAUSE: Duration = Duration::from_millis(20);
 /// The default send share: sends may take 60 % of a writer's core, leaving
 /// the rest for fan-out, the feed and the client readers.
 pub const DEFAULT_SEND_SHARE: f64 = 0.6;
-
-impl std::str::FromStr for WriteCoalesce {
-    type Err = String;
-
-    /// `auto` (with the default send share) or a duration such as `2ms` or
-    /// `0`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s == "auto" {
-            return Ok(WriteCoalesce::Auto {
-                send_share: DEFAULT_SEND_SHARE,
-            });
-        }
-        let fixed = if s == "0" {
-            Ok(Duration::ZERO)
-        } else {
-            humantime::parse_duration(s)
-        };
-        fixed
-            .map(WriteCoalesce::Fixed)
-            .map_err(|e| format!("expected `auto` or a duration like `2ms`: {e}"))
-    }
-}
 
 impl Default for Limits {
     fn default() -> Self {

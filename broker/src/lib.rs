@@ -37,7 +37,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,15 +70,49 @@ pub struct RunningBroker {
     tasks: TaskTracker,
 }
 
+/// Why a broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The HTTP/WebSocket address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The ingest address cannot be bound.
+    #[error("cannot listen for publishers on {addr}: {source}")]
+    Ingest {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The simulator's settings are invalid.
+    #[error("invalid simulator settings: {0}")]
+    Simulator(#[from] feed_simulator::market::ConfigError),
+    /// The replay file cannot be read.
+    #[error(transparent)]
+    Replay(#[from] feed::ReplayError),
+}
+
 /// Binds the listeners, starts the feed and serves until shut down.
 ///
 /// Errors (address in use, unreadable replay file, invalid simulator
 /// settings) are returned here, before anything runs.
-pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
-    let listener = TcpListener::bind(config.listen)
+pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let listen = |addr: SocketAddr| async move {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        Ok::<_, std::io::Error>((listener, bound))
+    };
+    let (listener, addr) = listen(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let metrics = Arc::new(Metrics::default());
     let (fanout, writers) =
         Fanout::new(config.limits.writer_shards, &config.limits, metrics.clone());
@@ -93,22 +126,22 @@ pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningBroker> {
     match config.feed {
         FeedConfig::Sim(cfg) => {
             // Fail now, not in the background, on bad settings.
-            feed_simulator::market::Market::new(&cfg).context("invalid simulator settings")?;
+            feed_simulator::market::Market::new(&cfg)?;
             let stop = running.clone();
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
                     res = feed::run_sim(cfg, hub) => if let Err(e) = res {
-                        error!("simulated feed stopped: {e:#}");
+                        error!("simulated feed stopped: {e}");
                     },
                 }
             });
         }
         FeedConfig::Ingest(at) => {
-            let ingest = TcpListener::bind(at)
+            let (ingest, bound) = listen(at)
                 .await
-                .with_context(|| format!("cannot listen for publishers on {at}"))?;
-            ingest_addr = Some(ingest.local_addr()?);
+                .map_err(|source| StartError::Ingest { addr: at, source })?;
+            ingest_addr = Some(bound);
             let stop = running.clone();
             let m = metrics.clone();
             tasks.spawn(async move {

@@ -93,7 +93,7 @@ struct Args {
     /// --send-share of its core; or a fixed duration (`2ms`; `0` writes as
     /// soon as anything is queued; pauses under 1 ms, tokio's timer
     /// resolution, are skipped).
-    #[arg(long, default_value = "auto", value_name = "auto|DURATION")]
+    #[arg(long, default_value = "auto", value_name = "auto|DURATION", value_parser = parse_write_coalesce)]
     write_coalesce: WriteCoalesce,
     /// With --write-coalesce auto: the share of a writer's core (0.05 to 1)
     /// its socket sends may take.
@@ -107,6 +107,24 @@ struct Args {
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
     hdr_log: Option<PathBuf>,
+}
+
+/// `--write-coalesce`: `auto` (with the default send share) or a duration
+/// such as `2ms` or `0`.
+fn parse_write_coalesce(s: &str) -> Result<WriteCoalesce, String> {
+    if s == "auto" {
+        return Ok(WriteCoalesce::Auto {
+            send_share: DEFAULT_SEND_SHARE,
+        });
+    }
+    let fixed = if s == "0" {
+        Ok(Duration::ZERO)
+    } else {
+        humantime::parse_duration(s)
+    };
+    fixed
+        .map(WriteCoalesce::Fixed)
+        .map_err(|e| format!("expected `auto` or a duration like `2ms`: {e}"))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

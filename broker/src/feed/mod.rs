@@ -13,9 +13,9 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use bytes::{Buf, BytesMut};
-use feed_simulator::market::{Market, MarketConfig};
+use feed_simulator::file::FeedFileError;
+use feed_simulator::market::{ConfigError, Market, MarketConfig};
 use feed_simulator::pacing::{Pacer, Speed};
 use feed_simulator::replay::FileReplay;
 use feed_simulator::send::{PacedTick, TickSource};
@@ -38,8 +38,8 @@ const MAX_BATCH: usize = 1024;
 const INGEST_BUFFER: usize = 64 * 1024;
 
 /// Runs the embedded simulator forever.
-pub async fn run_sim(cfg: MarketConfig, hub: Arc<Hub>) -> anyhow::Result<()> {
-    let mut market = Market::new(&cfg).context("invalid simulator settings")?;
+pub async fn run_sim(cfg: MarketConfig, hub: Arc<Hub>) -> Result<(), ConfigError> {
+    let mut market = Market::new(&cfg)?;
     info!(
         symbols = cfg.symbols,
         rate = cfg.rate,
@@ -95,6 +95,22 @@ fn publish_owned(hub: &Hub, batch: &mut Vec<Tick>, encoded: &mut BytesMut) {
     batch.clear();
 }
 
+/// Why a replay cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The file cannot be opened or its header is bad.
+    #[error("cannot replay {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: FeedFileError,
+    },
+    /// The reader thread cannot be started.
+    #[error("cannot start the replay reader thread: {0}")]
+    Thread(std::io::Error),
+}
+
 /// A feed file opened for replay: a reader thread streams its ticks (the file
 /// is never loaded whole) to the pacing task through a small bounded channel.
 pub struct ReplaySource {
@@ -106,9 +122,11 @@ impl ReplaySource {
     /// and starts reading it. With `looping`, the file starts over at its end
     /// with `seq` and event times carried on, so subscribers see one unbroken
     /// stream rather than `seq` going backwards.
-    pub fn open(path: &std::path::Path, looping: bool) -> anyhow::Result<Self> {
-        let mut file = FileReplay::open(path, looping)
-            .with_context(|| format!("cannot replay {}", path.display()))?;
+    pub fn open(path: &std::path::Path, looping: bool) -> Result<Self, ReplayError> {
+        let mut file = FileReplay::open(path, looping).map_err(|source| ReplayError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let (tx, rx) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
         let name = path.display().to_string();
         std::thread::Builder::new()
@@ -124,7 +142,7 @@ impl ReplaySource {
                     return;
                 }
             })
-            .context("cannot start the replay reader thread")?;
+            .map_err(ReplayError::Thread)?;
         Ok(Self { ticks: rx })
     }
 }
