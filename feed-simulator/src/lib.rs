@@ -24,5 +24,6 @@ pub mod progress;
 pub mod publish;
 pub mod record;
 pub mod replay;
+mod rfc3339;
 pub mod send;
 mod symbols;
