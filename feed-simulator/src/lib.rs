@@ -3,7 +3,11 @@
 //!
 //! The broker embeds [`market::Market`] and [`pacing::Pacer`] for its built-in
 //! simulated feed and reads [`file::FeedReader`] for replays; the
-//! `feed-simulator` binary is a thin command line over the same parts:
+//! `feed-simulator` binary (`src/bin/feed-simulator/`) is a thin command line
+//! over the same parts. The binary and its dependencies (clap, anyhow,
+//! indicatif, humantime, mimalloc) come with the default `cli` feature; the
+//! library needs none of them, so embedders depend on it with
+//! `default-features = false`.
 //!
 //! - [`market`]: the generator (per-symbol price paths, skewed activity,
 //!   Poisson arrivals), seeded so the same seed gives the same bytes.
@@ -20,7 +24,6 @@ pub mod import;
 pub mod inspect;
 pub mod market;
 pub mod pacing;
-pub mod progress;
 pub mod publish;
 pub mod record;
 pub mod replay;
