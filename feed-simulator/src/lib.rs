@@ -11,11 +11,13 @@
 //!
 //! - [`market`]: the generator (per-symbol price paths, skewed activity,
 //!   Poisson arrivals), seeded so the same seed gives the same bytes.
-//! - [`pacing`]: turns event times into an absolute send schedule.
+//! - [`pacing`]: turns event times into an absolute send schedule, and the
+//!   one delivery loop over it that batches what is due together.
 //! - [`file`]: the feed file format (header + ingest-framed records).
 //! - [`record`], [`publish`], [`replay`], [`inspect`], [`import`]: one
 //!   module per command of the binary.
-//! - [`send`]: the paced, batching TCP sender shared by publish and replay.
+//! - [`send`]: the paced, batching TCP sender shared by publish and replay
+//!   (the pacing loop with a socket as its sink).
 
 mod arrivals;
 mod book;
