@@ -19,6 +19,7 @@
 //! - [`send`]: the paced, batching TCP sender shared by publish and replay
 //!   (the pacing loop with a socket as its sink).
 
+mod activity;
 mod arrivals;
 mod book;
 pub mod file;
