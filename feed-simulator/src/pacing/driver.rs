@@ -13,6 +13,8 @@
 //! for long). Lateness is never forgiven: the [`Pacer`] keeps the absolute
 //! schedule, so a late item is due at once and the loop catches up.
 //!
+//! [`Speed::Max`]: super::Speed::Max
+//!
 //! Three loops used to do this: the simulator's `send_paced` (an async
 //! socket write per batch, a progress callback after each) and the broker's
 //! simulated and replayed feeds (`hub.publish(&batch)`, synchronous). They
@@ -89,8 +91,6 @@
 use std::future::Future;
 
 use crate::pacing::Pacer;
-#[cfg(doc)]
-use crate::pacing::Speed;
 
 /// Where paced items come from: anything that yields an item with the event
 /// time (ns) it is due by, possibly after waiting (a channel) and possibly
