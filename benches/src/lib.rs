@@ -11,8 +11,8 @@
 //! Module map, in the order data flows:
 //! - [`scenario`]: the TOML scenario files (`benches/scenarios/`).
 //! - [`universe`]: symbols, their Zipf-skewed activity, who subscribes to what.
-//! - [`ticksource`]: the publisher's deterministic tick generator.
-//! - [`publisher`]: the paced publisher thread (tickcast ingest or NATS `PUB`).
+//! - [`publisher`]: the paced publisher thread (tickcast ingest or NATS `PUB`),
+//!   its ticks drawn from the simulator's `Market` at its own send times.
 //! - [`wsframe`], [`nats`]: the client side of the wire protocols, hand-parsed
 //!   because one loadgen core must consume millions of frames a second.
 //! - [`conn`]: one subscriber connection (handshake, subscribe, read events).
@@ -39,6 +39,5 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod target;
-pub mod ticksource;
 pub mod universe;
 pub mod wsframe;

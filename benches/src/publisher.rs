@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tickcast_protocol::framing::put_tick_record;
 
+use feed_simulator::market::Market;
+
 use crate::nats;
 use crate::target::{Endpoints, TargetKind};
-use crate::ticksource::TickSource;
-use crate::universe::Universe;
 
 /// The most ticks encoded into one write when the publisher is behind, so a
 /// stall cannot make it build one enormous buffer.
@@ -172,15 +172,14 @@ pub struct Published {
 /// `CAP_SYS_NICE`), it runs as before and the step reports it.
 pub fn publish(
     conn: &mut PubConn,
-    source: &mut TickSource,
-    universe: &Universe,
+    market: &mut Market,
     schedule: Schedule,
     progress: &AtomicU64,
     stop: &AtomicBool,
 ) -> Published {
     crate::procstat::precise_timers();
     let realtime = crate::procstat::realtime_priority();
-    let mut per_symbol = vec![0u64; universe.len()];
+    let mut per_symbol = vec![0u64; market.symbols().len()];
     let mut buf = Vec::with_capacity(256 * 1024);
     let mut sent = 0u64;
     let mut max_lag = Duration::ZERO;
@@ -202,7 +201,7 @@ pub fn publish(
         let batch_end = due.min(sent + MAX_BATCH);
         for i in sent..batch_end {
             let ts = schedule.start_wall_ns + schedule.due(i).as_nanos() as u64;
-            let (sym, tick) = source.next(universe, ts);
+            let (sym, tick) = market.next_tick_at(ts);
             per_symbol[sym] += 1;
             conn.append(&mut buf, &tick);
         }

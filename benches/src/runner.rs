@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use feed_simulator::market::{Market, MarketConfig};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -25,7 +26,6 @@ use crate::publisher::{publish, PubConn, Schedule};
 use crate::report::{ClassReport, IntervalPoint, RunReport, SaturationReport, StepReport};
 use crate::scenario::{Load, Scenario};
 use crate::target::{Endpoints, TargetKind};
-use crate::ticksource::TickSource;
 use crate::universe::{plan_subscribers, Class, Fanout, SubscriberPlan, Universe};
 
 /// How the run is observed and where its files go.
@@ -102,7 +102,9 @@ struct Run<'a> {
     opts: &'a RunOptions,
     universe: Arc<Universe>,
     plans: Arc<Vec<SubscriberPlan>>,
-    source: TickSource,
+    /// The publisher's ticks; it lives across steps so each symbol's `seq`
+    /// keeps counting up while the server remembers it.
+    market: Market,
     publisher: PubConn,
 }
 
@@ -119,9 +121,16 @@ pub fn run_traffic(
         &universe,
         scenario.seed,
     )?);
-    let mut source = TickSource::new(&universe, scenario.seed)?;
+    // The simulator's market over the same symbols and law as the universe;
+    // its `rate` is unused, as the publisher times every tick itself.
+    let market_cfg = MarketConfig {
+        symbols: scenario.symbols,
+        seed: scenario.seed,
+        ..MarketConfig::default()
+    };
+    let mut market = Market::with_zipf(&market_cfg, scenario.zipf_s)?;
     if endpoints.kind == TargetKind::Tickcast {
-        source.resume_after(&broker_seqs(&endpoints, &universe));
+        market.resume_after(&broker_seqs(&endpoints, &universe));
     }
     let publisher = PubConn::connect(&endpoints)?;
     let mut run = Run {
@@ -131,7 +140,7 @@ pub fn run_traffic(
         opts,
         universe,
         plans,
-        source,
+        market,
         publisher,
     };
     let mut report = RunReport {
@@ -221,7 +230,7 @@ impl Run<'_> {
     fn step(&mut self, rate: f64) -> Result<(StepReport, Histogram<u64>)> {
         let load = self.load;
         let subs = &self.scenario.subscribers;
-        let baseline = Arc::new(self.source.seqs().to_vec());
+        let baseline = Arc::new(self.market.last_seqs());
         let max_seconds = (load.duration_s + load.drain_s).ceil() as usize + 2;
         let pool = Pool::start(PoolSpec {
             ws: self.endpoints.ws,
@@ -262,10 +271,9 @@ impl Run<'_> {
         // A server that stops reading cannot hang the run past this.
         let publish_deadline = Instant::now()
             + Duration::from_secs_f64((load.warmup_s + load.duration_s) * 1.5 + 10.0);
-        let (universe, source, publisher) = (&self.universe, &mut self.source, &mut self.publisher);
+        let (market, publisher) = (&mut self.market, &mut self.publisher);
         let published = std::thread::scope(|scope| {
-            let handle =
-                scope.spawn(|| publish(publisher, source, universe, schedule, &sent, &stop));
+            let handle = scope.spawn(|| publish(publisher, market, schedule, &sent, &stop));
             while !handle.is_finished() {
                 std::thread::sleep(Duration::from_millis(100));
                 bar.set_position(sent.load(Ordering::Relaxed));

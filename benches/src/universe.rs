@@ -2,14 +2,16 @@
 //!
 //! Real market data is skewed: a few symbols trade far more often than the
 //! rest, and most clients watch the same popular few. Both the publisher's
-//! choice of symbol and each subscriber's choice of topics follow one Zipf
-//! law (weight of rank r ∝ 1/r^s), so the busiest symbols are also the most
-//! fanned-out, which is the hard case for a broker. Everything is seeded,
+//! choice of symbol (`feed_simulator::market::Market`) and each subscriber's
+//! choice of topics follow one Zipf law, the simulator's
+//! `activity_weights` (weight of rank r ∝ 1/r^s), so the busiest symbols are
+//! also the most fanned-out, which is the hard case for a broker. Everything is seeded,
 //! so a scenario produces the same plan on every run and every target.
 
 use rustc_hash::FxHashMap;
 
 use anyhow::{Context, Result};
+use feed_simulator::market::activity_weights;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::Serialize;
@@ -38,9 +40,8 @@ impl Universe {
         // The simulator's names (real tickers first), so runs read like the
         // demo feed and symbols line up with anything recorded from it.
         let names = feed_simulator::market::symbol_names(count);
-        let weights = (0..count)
-            .map(|rank| 1.0 / ((rank + 1) as f64).powf(zipf_s))
-            .collect();
+        // The law the publisher's market draws its symbols by.
+        let weights = activity_weights(count, zipf_s);
         let (mut short, mut long) = (FxHashMap::default(), FxHashMap::default());
         for (i, name) in names.iter().enumerate() {
             let bytes = name.as_bytes();
@@ -270,6 +271,31 @@ mod tests {
         }
         assert_eq!(universe.lookup(b""), None);
         assert_eq!(universe.lookup(b"NOT-A-REAL-SYMBOL"), None);
+    }
+
+    #[test]
+    fn the_publisher_draws_symbols_by_the_universe_weights() {
+        use feed_simulator::market::{Market, MarketConfig};
+
+        let universe = Universe::new(50, 1.2);
+        let cfg = MarketConfig {
+            symbols: 50,
+            seed: 3,
+            ..MarketConfig::default()
+        };
+        let mut market = Market::with_zipf(&cfg, 1.2).unwrap();
+        assert_eq!(market.symbols(), universe.names());
+        let mut counts = [0u64; 50];
+        let draws = 100_000;
+        for i in 0..draws {
+            counts[market.next_tick_at(i).0] += 1;
+        }
+        let total: f64 = universe.weights().iter().sum();
+        for rank in [0, 1, 2, 10] {
+            let want = universe.weights()[rank] / total;
+            let got = counts[rank] as f64 / draws as f64;
+            assert!((got - want).abs() < 0.01, "rank {rank}: {got} vs {want}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! Messages already include their cause (`cannot connect to …: Connection
 //! refused`), so printing an error with `{}` says everything; the cause is
 //! also available through `source()` for programs that walk the chain.
+//! Durations print as `Duration`'s `Debug` writes them (`5s`, `1.5s`,
+//! `250ms`): readable, and no formatting crate in every embedding program.
 
 use std::time::Duration;
 
@@ -40,7 +42,7 @@ pub enum ClientError {
         source: std::io::Error,
     },
     /// Connecting (TCP plus WebSocket handshake) took longer than allowed.
-    #[error("connecting to {addr} timed out after {}", humantime::format_duration(*.timeout))]
+    #[error("connecting to {addr} timed out after {timeout:?}")]
     ConnectTimeout {
         /// `host:port` that was tried.
         addr: String,
@@ -68,7 +70,7 @@ pub enum ClientError {
         reason: String,
     },
     /// Nothing, not even a ping, arrived for longer than the idle timeout.
-    #[error("no data from the server for {}", humantime::format_duration(*.0))]
+    #[error("no data from the server for {0:?}")]
     Idle(Duration),
     /// A binary frame that is neither a valid tick nor a control message.
     #[error("malformed frame from the server: {0}")]
@@ -123,5 +125,19 @@ mod tests {
             e.to_string(),
             "the broker refused the request (too_many_topics): limit is 2"
         );
+    }
+
+    #[test]
+    fn durations_read_as_seconds_or_milliseconds() {
+        let timeout = ClientError::ConnectTimeout {
+            addr: "127.0.0.1:8080".into(),
+            timeout: Duration::from_secs(5),
+        };
+        assert_eq!(
+            timeout.to_string(),
+            "connecting to 127.0.0.1:8080 timed out after 5s"
+        );
+        let idle = ClientError::Idle(Duration::from_millis(1_500));
+        assert_eq!(idle.to_string(), "no data from the server for 1.5s");
     }
 }

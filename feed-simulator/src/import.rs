@@ -10,13 +10,13 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::time::UNIX_EPOCH;
 
 use csv::StringRecord;
 use tickcast_protocol::control::validate_topic;
 use tickcast_protocol::{TickRef, WILDCARD};
 
 use crate::file::{FeedHeader, FeedWriter, Source};
+use crate::rfc3339;
 
 /// How often (in rows) the progress callback hears from [`import_csv`].
 const PROGRESS_EVERY: u64 = 16 * 1024;
@@ -221,13 +221,10 @@ fn parse_ts(text: &str) -> Result<u64, String> {
     if let Ok(ns) = text.parse::<u64>() {
         return Ok(ns);
     }
-    let time = humantime::parse_rfc3339(text).map_err(|e| {
+    let since_epoch = rfc3339::parse(text).map_err(|e| {
         format!("ts `{text}` is neither nanoseconds since the epoch nor an RFC 3339 UTC time ({e})")
     })?;
-    time.duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        .ok_or_else(|| format!("ts `{text}` is out of range"))
+    u64::try_from(since_epoch.as_nanos()).map_err(|_| format!("ts `{text}` is out of range"))
 }
 
 /// The book of a quote row (last-trade fields zero).

@@ -6,12 +6,12 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::json;
 use tickcast_protocol::Tick;
 
 use crate::file::{FeedFileError, FeedHeader, FeedReader};
+use crate::rfc3339;
 
 /// Per-symbol counters.
 #[derive(Debug, Clone, Copy)]
@@ -128,8 +128,8 @@ impl Summary {
             writeln!(
                 out,
                 "time span:   {} .. {} ({:.3} s)",
-                rfc3339(lo),
-                rfc3339(hi),
+                rfc3339::format(lo),
+                rfc3339::format(hi),
                 self.span_secs()
             )?;
         }
@@ -150,7 +150,7 @@ impl Summary {
             writeln!(
                 out,
                 "{} {} #{} bid {:.2} x {} ask {:.2} x {} last {:.2} x {} vol {}",
-                rfc3339(t.ts),
+                rfc3339::format(t.ts),
                 t.sym,
                 t.seq,
                 t.bid,
@@ -192,9 +192,4 @@ impl Summary {
         }
         Ok(())
     }
-}
-
-/// A nanosecond timestamp as RFC 3339 UTC.
-fn rfc3339(ts: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(ts)).to_string()
 }

@@ -3,16 +3,23 @@
 //!
 //! The broker embeds [`market::Market`] and [`pacing::Pacer`] for its built-in
 //! simulated feed and reads [`file::FeedReader`] for replays; the
-//! `feed-simulator` binary is a thin command line over the same parts:
+//! `feed-simulator` binary (`src/bin/feed-simulator/`) is a thin command line
+//! over the same parts. The binary and its dependencies (clap, anyhow,
+//! indicatif, humantime, mimalloc) come with the default `cli` feature; the
+//! library needs none of them, so embedders depend on it with
+//! `default-features = false`.
 //!
 //! - [`market`]: the generator (per-symbol price paths, skewed activity,
 //!   Poisson arrivals), seeded so the same seed gives the same bytes.
-//! - [`pacing`]: turns event times into an absolute send schedule.
+//! - [`pacing`]: turns event times into an absolute send schedule, and the
+//!   one delivery loop over it that batches what is due together.
 //! - [`file`]: the feed file format (header + ingest-framed records).
 //! - [`record`], [`publish`], [`replay`], [`inspect`], [`import`]: one
 //!   module per command of the binary.
-//! - [`send`]: the paced, batching TCP sender shared by publish and replay.
+//! - [`send`]: the paced, batching TCP sender shared by publish and replay
+//!   (the pacing loop with a socket as its sink).
 
+mod activity;
 mod arrivals;
 mod book;
 pub mod file;
@@ -20,9 +27,9 @@ pub mod import;
 pub mod inspect;
 pub mod market;
 pub mod pacing;
-pub mod progress;
 pub mod publish;
 pub mod record;
 pub mod replay;
+mod rfc3339;
 pub mod send;
 mod symbols;

@@ -1,11 +1,12 @@
 //! Sending a paced tick stream over a connection, in the ingest framing.
 //!
-//! Each tick waits for its due time on the [`Pacer`]'s absolute schedule, is
-//! restamped with the real send time and appended to a batch. The batch is
-//! written only when the next tick is not yet due (or it is full), so when
-//! many ticks are due at once (high rates, a late sender, `--speed max`)
-//! they share one write syscall: on loopback a syscall costs about as much
-//! as encoding dozens of ticks.
+//! The loop is the shared [`pace`]: each tick waits for its due time on the
+//! [`Pacer`]'s absolute schedule and joins a batch, and the batch is written
+//! when the next tick is not yet due or it holds 64 KiB, so ticks
+//! due together (high rates, a late sender, `--speed max`) share one write
+//! syscall. What is particular to a connection is the sink: each tick is
+//! restamped with the real send time as it joins the batch, and the batch is
+//! one buffer in the ingest framing.
 
 use std::io;
 
@@ -15,7 +16,7 @@ use tickcast_protocol::Tick;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::file::FeedFileError;
-use crate::pacing::Pacer;
+use crate::pacing::{pace, BatchSink, PaceError, PacedSource, Pacer};
 
 /// Write once this many bytes are batched, even if more ticks are due.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -53,52 +54,67 @@ pub async fn send_paced<S, W>(
     source: &mut S,
     pacer: &mut Pacer,
     out: &mut W,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> Result<u64, SendError>
 where
     S: TickSource,
     W: AsyncWrite + Unpin,
 {
-    let mut batch = Vec::with_capacity(BATCH_BYTES + 1024);
-    let mut sent = 0u64;
-    loop {
-        let next = match source.next_tick() {
-            Ok(next) => next,
-            Err(e) => {
-                // What was read before the damage still goes out.
-                write_batch(out, &mut batch).await?;
-                return Err(e.into());
-            }
-        };
-        let Some(PacedTick { due_ts, mut tick }) = next else {
-            break;
-        };
-        if !pacer.is_due(due_ts) {
-            // Everything already due leaves before we sleep.
-            if !batch.is_empty() {
-                write_batch(out, &mut batch).await?;
-                progress(sent);
-            }
-            pacer.wait_until_due(due_ts).await;
-        }
-        tick.ts = now_ns();
-        put_tick_record(&mut batch, &tick.as_ref());
-        sent += 1;
-        if batch.len() >= BATCH_BYTES {
-            write_batch(out, &mut batch).await?;
-            progress(sent);
-        }
-    }
-    write_batch(out, &mut batch).await?;
-    out.flush().await?;
-    progress(sent);
-    Ok(sent)
+    let mut sink = Wire {
+        out,
+        batch: Vec::with_capacity(BATCH_BYTES + 1024),
+        sent: 0,
+        progress,
+    };
+    pace(pacer, &mut Ticks(source), &mut sink)
+        .await
+        .map_err(|e| match e {
+            PaceError::Source(e) => SendError::Feed(e),
+            PaceError::Sink(e) => SendError::Io(e),
+        })?;
+    sink.out.flush().await?;
+    Ok(sink.sent)
 }
 
-async fn write_batch<W: AsyncWrite + Unpin>(out: &mut W, batch: &mut Vec<u8>) -> io::Result<()> {
-    if !batch.is_empty() {
-        out.write_all(batch).await?;
-        batch.clear();
+/// A [`TickSource`] as the pacing loop sees it.
+struct Ticks<'a, S>(&'a mut S);
+
+impl<S: TickSource> PacedSource for Ticks<'_, S> {
+    type Item = Tick;
+    type Error = FeedFileError;
+
+    async fn next_due(&mut self) -> Result<Option<(u64, Tick)>, FeedFileError> {
+        Ok(self.0.next_tick()?.map(|p| (p.due_ts, p.tick)))
     }
-    Ok(())
+}
+
+/// The connection side: ticks restamped with their send time and framed
+/// into one buffer, written whole.
+struct Wire<'a, W, P> {
+    out: &'a mut W,
+    batch: Vec<u8>,
+    /// Ticks batched so far, written or not.
+    sent: u64,
+    progress: P,
+}
+
+impl<W: AsyncWrite + Unpin, P: FnMut(u64)> BatchSink<Tick> for Wire<'_, W, P> {
+    type Error = io::Error;
+
+    fn push(&mut self, mut tick: Tick) {
+        tick.ts = now_ns();
+        put_tick_record(&mut self.batch, &tick.as_ref());
+        self.sent += 1;
+    }
+
+    fn is_full(&self) -> bool {
+        self.batch.len() >= BATCH_BYTES
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        self.out.write_all(&self.batch).await?;
+        self.batch.clear();
+        (self.progress)(self.sent);
+        Ok(())
+    }
 }

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use feed_simulator::market::{
-    real_ticker_count, symbol_names, ConfigError, Market, MarketConfig, MARKET_OPEN_NS,
+    activity_weights, real_ticker_count, symbol_names, ConfigError, Market, MarketConfig,
+    DEFAULT_ZIPF_EXPONENT, MARKET_OPEN_NS,
 };
 use feed_simulator::record::record;
 use tickcast_protocol::control::validate_topic;
@@ -41,6 +42,40 @@ fn same_seed_gives_byte_identical_files_and_other_seeds_differ() {
         20_000,
     );
     assert_ne!(a, burst);
+}
+
+/// FNV-1a, 64 bit: a fixed, dependency-free digest of a recorded file.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Pins the recorded bytes of a few configurations, so a change to the
+/// generator that alters existing streams (a reordered random draw, a new
+/// rounding) fails here rather than silently changing every recorded feed.
+/// The digests were taken on x86_64 Linux; `f64::exp`, `ln` and `powf` come
+/// from the platform's libm, so another platform may legitimately differ.
+#[test]
+fn recorded_bytes_of_existing_configs_do_not_change() {
+    let wide = MarketConfig {
+        symbols: 1_000,
+        rate: 50_000.0,
+        ..config(3)
+    };
+    let burst = MarketConfig {
+        open_burst: true,
+        ..config(7)
+    };
+    for (cfg, want) in [
+        (MarketConfig::default(), 0x39a5_79bc_0e38_9223),
+        (config(7), 0x568d_a8d8_8083_23c1),
+        (burst, 0x37d7_33de_3dbd_d448),
+        (wide, 0x0c6e_047c_767c_edd7),
+    ] {
+        let got = fnv1a(&recorded(&cfg, 20_000));
+        assert_eq!(got, want, "{cfg:?}: digest {got:#018x}");
+    }
 }
 
 #[test]
@@ -199,4 +234,85 @@ fn open_burst_runs_hotter_first_then_settles_to_the_base_rate() {
     let late = count_in(400, 500) / 100.0;
     assert!(first_10s > 600.0, "open rate {first_10s}/s");
     assert!((late / 200.0 - 1.0).abs() < 0.1, "late rate {late}/s");
+}
+
+#[test]
+fn caller_timed_ticks_are_valid_skewed_carry_their_time_and_resume_numbering() {
+    let cfg = MarketConfig {
+        symbols: 50,
+        ..config(3)
+    };
+    let mut market = Market::new(&cfg).unwrap();
+    market.resume_after(&[10; 50]);
+    let mut counts = [0u64; 50];
+    let t0 = 1_800_000_000_000_000_000;
+    for i in 0..20_000u64 {
+        // A constant-rate schedule of 50 µs, as the load generator sends.
+        let ts = t0 + i * 50_000;
+        let (rank, tick) = market.next_tick_at(ts);
+        counts[rank] += 1;
+        assert_eq!(tick.ts, ts);
+        assert_eq!(tick.sym, symbol_names(50)[rank]);
+        assert_eq!(tick.seq, 10 + counts[rank], "{} numbering", tick.sym);
+        assert!(tick.bid < tick.ask && tick.bid > 0.0);
+        let mut buf = Vec::new();
+        tick.encode(&mut buf);
+        assert_eq!(tickcast_protocol::TickRef::decode(&buf).unwrap(), tick);
+    }
+    assert!(counts[0] > 5 * counts[49], "{counts:?}");
+    let expected: Vec<u64> = counts.iter().map(|c| 10 + c).collect();
+    assert_eq!(market.last_seqs(), expected);
+    // Resuming below what was sent changes nothing; above it, numbering
+    // continues from there.
+    market.resume_after(&[1; 50]);
+    assert_eq!(market.last_seqs(), expected);
+    let mut higher = expected.clone();
+    higher[0] += 1_000;
+    market.resume_after(&higher);
+    let next_top = loop {
+        let (rank, tick) = market.next_tick_at(t0 + 1_000_000_000_000);
+        if rank == 0 {
+            break tick.seq;
+        }
+    };
+    assert_eq!(next_top, higher[0] + 1);
+}
+
+#[test]
+fn the_zipf_exponent_sets_the_skew_and_defaults_to_the_old_stream() {
+    let cfg = MarketConfig {
+        symbols: 20,
+        ..config(4)
+    };
+    let share_of_top = |s: f64| {
+        let mut market = Market::with_zipf(&cfg, s).unwrap();
+        let top = (0..20_000)
+            .filter(|&i| market.next_tick_at(i).0 == 0)
+            .count();
+        top as f64 / 20_000.0
+    };
+    // Weights 1/(r+1)^s: uniform at 0; at 1 the top symbol has 1/H(20) =
+    // 28%; at 2 it has 1/1.596 = 63%.
+    assert!((share_of_top(0.0) - 0.05).abs() < 0.01);
+    assert!((share_of_top(1.0) - 0.278).abs() < 0.02);
+    assert!((share_of_top(2.0) - 0.627).abs() < 0.02);
+    // The default exponent is the stream `new` has always given.
+    let mut a = Market::new(&cfg).unwrap();
+    let mut b = Market::with_zipf(&cfg, DEFAULT_ZIPF_EXPONENT).unwrap();
+    for _ in 0..1_000 {
+        assert_eq!(a.next_tick(), b.next_tick());
+    }
+    for bad in [-0.5, f64::NAN, f64::INFINITY] {
+        assert!(
+            matches!(
+                Market::with_zipf(&cfg, bad),
+                Err(ConfigError::ZipfExponent(_))
+            ),
+            "exponent {bad} accepted"
+        );
+    }
+    // The market's law is the shared one.
+    let w = activity_weights(20, 2.0);
+    assert_eq!(w[0], 1.0);
+    assert!((w[1] - 0.25).abs() < 1e-12);
 }

@@ -3,6 +3,8 @@
 //! A thin program over the SDK, for looking at a feed from a shell and for
 //! scripts (`--json`, `--count`, `--duration`). Diagnostics go to stderr so
 //! stdout carries ticks only; a closed stdout (`| head`) ends it quietly.
+//! Built with the crate's `cli` feature (on by default), which brings clap,
+//! anyhow, humantime and mimalloc; the SDK library needs none of them.
 
 mod args;
 mod output;

@@ -7,6 +7,15 @@
 //! not forgiven its lateness either: late events are due at once, and the
 //! sender catches up instead of sliding the whole schedule (the "coordinated
 //! omission" mistake that hides a slow system's real delays).
+//!
+//! [`Pacer`] computes the schedule; [`pace`] is the delivery loop over it
+//! that every paced feed shares (batching what is due together), fed by a
+//! [`PacedSource`] and draining into a [`BatchSink`].
+
+mod driver;
+mod sources;
+
+pub use driver::{pace, BatchSink, PaceError, PacedSource};
 
 use std::str::FromStr;
 use std::time::Duration;

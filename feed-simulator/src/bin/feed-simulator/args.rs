@@ -1,0 +1,147 @@
+//! The command line of `feed-simulator`: subcommands and their flags.
+//!
+//! Only parsing lives here; [`crate::commands`] does the work. Defaults come
+//! from the library's [`MarketConfig::default`], so `--help` and the
+//! library agree on what an unconfigured market is.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use feed_simulator::market::MarketConfig;
+use feed_simulator::pacing::Speed;
+
+/// Realistic, deterministic stock-tick feeds for tickcast.
+///
+/// Generates a simulated market (real tickers, per-symbol random-walk prices
+/// on a one-cent grid, ten quotes per trade, skewed activity, Poisson
+/// arrivals), records it to feed files, streams it to a broker's TCP ingest,
+/// replays and inspects feed files, and imports real data from CSV.
+#[derive(Debug, Parser)]
+#[command(name = "feed-simulator", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a simulated feed to a file, as fast as the disk allows.
+    ///
+    /// Writes exactly RATE × DURATION ticks (about DURATION of simulated
+    /// time); the same parameters always give a byte-identical file.
+    Record {
+        #[command(flatten)]
+        market: MarketArgs,
+        /// Simulated time to record, e.g. `10s`, `5min`, `1h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// The feed file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Run the rate up to 4× hotter in the first minutes after the open.
+        /// The tick count stays RATE × DURATION, so the simulated span is
+        /// shorter.
+        #[arg(long)]
+        open_burst: bool,
+    },
+    /// Stream a live simulated feed to a broker's TCP ingest.
+    ///
+    /// Ticks leave on an absolute real-time schedule (no drift; a late
+    /// sender catches up instead of skipping time), stamped with the real
+    /// send time; all ticks due together share one write.
+    Publish {
+        /// The broker's ingest address.
+        #[arg(long, value_name = "HOST:PORT")]
+        to: String,
+        #[command(flatten)]
+        market: MarketArgs,
+        /// Stop after this long, e.g. `30s` (default: run until stopped).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Send a feed file to a broker's TCP ingest with its recorded timing.
+    ///
+    /// Keeps the recorded gaps between ticks, divided by SPEED; `ts` is
+    /// restamped with the send time and `orig_ts` holds the recorded time.
+    Replay {
+        /// The feed file to replay.
+        file: PathBuf,
+        /// The broker's ingest address.
+        #[arg(long, value_name = "HOST:PORT")]
+        to: String,
+        /// Playback speed: `1` (real time), `10`, `0.5`, … or `max`.
+        #[arg(long, default_value = "1")]
+        speed: Speed,
+        /// Start over at the end, forever. Times and each symbol's `seq`
+        /// keep increasing across laps, so nothing downstream goes backwards.
+        #[arg(long = "loop")]
+        looping: bool,
+    },
+    /// Summarise a feed file: counts, symbols, time span, rate, first ticks.
+    ///
+    /// A damaged file is summarised up to the damage, then the damage is
+    /// reported as an error.
+    Inspect {
+        /// The feed file to read.
+        file: PathBuf,
+        /// Also print the first N ticks.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        head: usize,
+        /// List this many of the most active symbols.
+        #[arg(long, value_name = "K", default_value_t = 10)]
+        top: usize,
+        /// Print JSON lines instead of text: one summary object, then one
+        /// object per tick.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a CSV of quotes and trades into a feed file.
+    ///
+    /// Columns (header row required, any order): ts (integer ns since the
+    /// epoch or RFC 3339 UTC), sym, kind (quote|trade); bid, ask, bid_size,
+    /// ask_size for quotes; price, size for trades. Rows must be in time
+    /// order. See docs/FEED_FORMAT.md.
+    Import {
+        /// The CSV file to read.
+        #[arg(long, value_name = "FILE")]
+        csv: PathBuf,
+        /// The feed file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+/// Parameters of the simulated market.
+#[derive(Debug, clap::Args)]
+pub struct MarketArgs {
+    /// Number of symbols: real US tickers first, generated names beyond.
+    #[arg(long, value_name = "N", default_value_t = MarketConfig::default().symbols)]
+    symbols: usize,
+    /// Average ticks per second over all symbols.
+    #[arg(long, value_name = "TICKS_PER_S", default_value_t = MarketConfig::default().rate,
+          value_parser = positive_rate, allow_negative_numbers = true)]
+    rate: f64,
+    /// Seed of the generator: the same seed gives the same stream.
+    #[arg(long, value_name = "S", default_value_t = MarketConfig::default().seed)]
+    seed: u64,
+}
+
+impl MarketArgs {
+    /// The market these flags describe.
+    pub fn config(&self, open_burst: bool) -> MarketConfig {
+        MarketConfig {
+            symbols: self.symbols,
+            rate: self.rate,
+            seed: self.seed,
+            open_burst,
+        }
+    }
+}
+
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err("rate must be a positive number of ticks per second".to_owned()),
+    }
+}

@@ -1,0 +1,172 @@
+//! What each subcommand does: open the files and sockets, run the library
+//! call, show progress, and give failures the context a person needs
+//! (`cannot open feed file …`, `publishing to …`).
+
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use feed_simulator::file::FeedReader;
+use feed_simulator::import::import_csv;
+use feed_simulator::inspect::summarize;
+use feed_simulator::market::{Market, MarketConfig};
+use feed_simulator::pacing::{Pacer, Speed};
+use feed_simulator::publish::publish;
+use feed_simulator::record::record;
+use feed_simulator::replay::FileReplay;
+use feed_simulator::send::send_paced;
+use tokio::net::TcpStream;
+
+use crate::args::Command;
+use crate::progress;
+
+/// Runs one parsed subcommand.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Record {
+            market,
+            duration,
+            out,
+            open_burst,
+        } => run_record(&market.config(open_burst), duration, &out),
+        Command::Publish {
+            to,
+            market,
+            duration,
+        } => {
+            let market = Market::new(&market.config(false))?;
+            runtime()?.block_on(async {
+                let mut stream = connect(&to).await?;
+                publish(market, duration, &mut stream)
+                    .await
+                    .with_context(|| format!("publishing to {to}"))?;
+                Ok(())
+            })
+        }
+        Command::Replay {
+            file,
+            to,
+            speed,
+            looping,
+        } => run_replay(&file, &to, speed, looping),
+        Command::Inspect {
+            file,
+            head,
+            top,
+            json,
+        } => run_inspect(&file, head, top, json),
+        Command::Import { csv, out } => run_import(&csv, &out),
+    }
+}
+
+fn run_record(cfg: &MarketConfig, duration: Duration, out: &Path) -> Result<()> {
+    let count = (cfg.rate * duration.as_secs_f64()).round();
+    if count >= u64::MAX as f64 {
+        bail!("rate × duration is too many ticks");
+    }
+    let count = count as u64;
+    // Check the parameters before creating the file.
+    Market::new(cfg)?;
+    let file = create(out)?;
+    let bar = progress::bar(Some(count), "ticks");
+    let result = record(cfg, count, file, |n| bar.set_position(n));
+    bar.finish_and_clear();
+    if let Err(e) = result {
+        remove_partial(out);
+        return Err(e).with_context(|| format!("cannot write {}", out.display()));
+    }
+    Ok(())
+}
+
+fn run_replay(file: &Path, to: &str, speed: Speed, looping: bool) -> Result<()> {
+    let mut source = FileReplay::open(file, looping)
+        .with_context(|| format!("cannot open feed file {}", file.display()))?;
+    runtime()?.block_on(async {
+        let mut stream = connect(to).await?;
+        // A looped replay has no end to count towards: a spinner then.
+        let len = source.records_per_lap().filter(|_| !looping);
+        let bar = progress::bar(len, "ticks");
+        let mut pacer = Pacer::new(speed);
+        let result = send_paced(&mut source, &mut pacer, &mut stream, |n| {
+            bar.set_position(n);
+        })
+        .await;
+        bar.finish_and_clear();
+        result.with_context(|| format!("replaying {} to {to}", file.display()))?;
+        Ok(())
+    })
+}
+
+fn run_inspect(file: &Path, head: usize, top: usize, json: bool) -> Result<()> {
+    let reader = FeedReader::open(file)
+        .with_context(|| format!("cannot open feed file {}", file.display()))?;
+    let summary = summarize(reader, head);
+    let mut out = io::stdout().lock();
+    if json {
+        summary.write_json(&mut out, top)?;
+    } else {
+        writeln!(out, "file:        {}", file.display())?;
+        summary.write_text(&mut out, top)?;
+    }
+    out.flush()?;
+    match summary.damage {
+        Some(damage) => Err(damage).with_context(|| format!("reading {}", file.display())),
+        None => Ok(()),
+    }
+}
+
+fn run_import(csv: &Path, out: &Path) -> Result<()> {
+    let input =
+        File::open(csv).with_context(|| format!("cannot open CSV file {}", csv.display()))?;
+    let len = input.metadata().map(|m| m.len()).ok();
+    let output = create(out)?;
+    let bar = progress::bar(len, "bytes");
+    let result = import_csv(BufReader::new(input), output, |n| bar.set_position(n));
+    bar.finish_and_clear();
+    match result {
+        Ok((_, stats)) => {
+            eprintln!(
+                "imported {} ticks of {} symbols into {}",
+                stats.records,
+                stats.symbols,
+                out.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            remove_partial(out);
+            Err(e).with_context(|| format!("cannot import {}", csv.display()))
+        }
+    }
+}
+
+fn create(path: &Path) -> Result<File> {
+    File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// Deletes a half-written output so no one mistakes it for a good file.
+fn remove_partial(path: &Path) {
+    // Best effort: the error being reported matters more.
+    let _ = std::fs::remove_file(path);
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    // One thread: the sender is a single sequential loop.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn connect(to: &str) -> Result<TcpStream> {
+    let stream = TcpStream::connect(to)
+        .await
+        .with_context(|| format!("cannot connect to {to}"))?;
+    // We batch writes ourselves; Nagle would only delay a lone due tick.
+    stream
+        .set_nodelay(true)
+        .with_context(|| format!("cannot configure the connection to {to}"))?;
+    Ok(stream)
+}
