@@ -189,69 +189,30 @@ mod tests {
 
     #[test]
     fn each_violation_gets_its_close_code() {
-        let server = Rules::server(4096);
-        let client = Rules::client(4096);
-        let text = FIN | Opcode::Text as u8;
-        let ping = Opcode::Ping as u8;
+        use Violation::*;
+        let (server, client) = (Rules::server(4096), Rules::client(4096));
+        let (text, ping) = (FIN | Opcode::Text as u8, Opcode::Ping as u8);
+        // (rules, first byte, masked, length, violation, close code)
         let cases = [
-            (server, header(text, false, 2), Violation::Unmasked, 1002),
-            (client, header(text, true, 2), Violation::Masked, 1002),
-            (
-                server,
-                header(text | RSV1, true, 2),
-                Violation::ReservedBits,
-                1002,
-            ),
-            (
-                client,
-                header(0x92, false, 0),
-                Violation::ReservedBits,
-                1002,
-            ),
-            (
-                server,
-                header(0x83, true, 1),
-                Violation::UnknownOpcode(3),
-                1002,
-            ),
-            (
-                client,
-                header(0x8F, false, 1),
-                Violation::UnknownOpcode(0xF),
-                1002,
-            ),
-            (
-                server,
-                header(ping, true, 1),
-                Violation::FragmentedControl,
-                1002,
-            ),
-            (
-                client,
-                header(FIN | ping, false, 126),
-                Violation::ControlTooLong(126),
-                1002,
-            ),
-            (
-                server,
-                header(0x82, true, 4097),
-                Violation::TooBig(4096),
-                1009,
-            ),
-            (
-                client,
-                header(0x02, false, 5000),
-                Violation::TooBig(4096),
-                1009,
-            ),
+            (server, text, false, 2, Unmasked, 1002),
+            (client, text, true, 2, Masked, 1002),
+            (server, text | RSV1, true, 2, ReservedBits, 1002),
+            (client, 0x92, false, 0, ReservedBits, 1002),
+            (server, 0x83, true, 1, UnknownOpcode(3), 1002),
+            (client, 0x8F, false, 1, UnknownOpcode(0xF), 1002),
+            (server, ping, true, 1, FragmentedControl, 1002),
+            (client, FIN | ping, false, 126, ControlTooLong(126), 1002),
+            (server, 0x82, true, 4097, TooBig(4096), 1009),
+            (client, 0x02, false, 5000, TooBig(4096), 1009),
         ];
-        for (rules, header, want, code) in cases {
-            assert_eq!(rules.check(&header, 0), Err(want), "{header:02x?}");
+        for (rules, first, masked, len, want, code) in cases {
+            let h = header(first, masked, len);
+            assert_eq!(rules.check(&h, 0), Err(want), "{h:02x?}");
             assert_eq!(want.close_code(), code, "{want}");
         }
-        assert_eq!(Violation::InvalidUtf8.close_code(), 1007);
-        assert_eq!(Violation::StrayContinuation.close_code(), 1002);
-        assert_eq!(Violation::InvalidCloseCode(1005).close_code(), 1002);
+        assert_eq!(InvalidUtf8.close_code(), 1007);
+        assert_eq!(StrayContinuation.close_code(), 1002);
+        assert_eq!(InvalidCloseCode(1005).close_code(), 1002);
     }
 
     #[test]
