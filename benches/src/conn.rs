@@ -10,7 +10,8 @@
 //! borrowed [`Event`]s; only a partial frame at the end is copied into the
 //! connection's own (small) buffer. A large buffer per connection would cost
 //! a thousand connections 64 MiB, and the kernel's copy into it a cache miss
-//! per line; the shared one stays in cache.
+//! per line; the shared one stays in cache. Frames are parsed in place by
+//! `tickcast-wsframe` (a header parse, the checks, a slice: no copy).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
@@ -21,8 +22,9 @@ use tickcast_protocol::{ClientRequest, ServerMessage, TickHeader, TickRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use tickcast_wsframe::{close, handshake, put_frame, Frame, Opcode, Rules, FIN};
+
 use crate::nats::{self, ServerOp};
-use crate::wsframe::{self, Frame};
 
 /// Which server the connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,9 @@ pub enum Protocol {
 /// The largest frame (or NATS message) accepted; ticks are ~130 bytes, a
 /// subscription acknowledgement of a few thousand topics some tens of KiB.
 const MAX_FRAME: usize = 1 << 20;
+
+/// A client's rules for the server's frames, with that limit.
+const RULES: Rules = Rules::client(MAX_FRAME as u64);
 
 /// How a connection is opened.
 #[derive(Debug, Clone, Default)]
@@ -149,7 +154,7 @@ impl Decoder {
 
     /// Checks for a complete `101` upgrade response; consumes it if there.
     fn take_upgrade_response(&mut self) -> Result<bool> {
-        match wsframe::parse_upgrade_response(&self.buf[self.start..self.end])? {
+        match handshake::parse_upgrade_response(&self.buf[self.start..self.end])? {
             Some(head) => {
                 self.start += head;
                 Ok(true)
@@ -203,14 +208,12 @@ impl FrameParser {
             mask,
         } = self;
         let mut start = 0;
-        while let Some((frame, used)) = wsframe::parse_frame(&bytes[start..], MAX_FRAME)? {
+        while let Some((frame, used)) = Frame::parse(&bytes[start..], &RULES)? {
             start += used;
-            match frame {
-                Frame::Data {
-                    opcode,
-                    fin,
-                    payload,
-                } => {
+            let (opcode, payload) = (frame.opcode, frame.payload);
+            match opcode {
+                Opcode::Continuation | Opcode::Text | Opcode::Binary => {
+                    let fin = frame.header.fin();
                     // A fragmented message is rare: copy it together first.
                     let whole: &[u8] = if fin && fragments.is_empty() {
                         payload
@@ -225,19 +228,23 @@ impl FrameParser {
                         fragments
                     };
                     match protocol {
-                        Protocol::Tickcast if opcode == wsframe::OP_TEXT => on(Event::Other),
+                        Protocol::Tickcast if opcode == Opcode::Text => on(Event::Other),
                         Protocol::Tickcast => on(tickcast_event(whole)),
                         Protocol::Nats => nats_events(whole, nats_stream, replies, *mask, on)?,
                     }
                     fragments.clear();
                 }
-                Frame::Ping(payload) => {
-                    wsframe::put_client_frame(replies, wsframe::OP_PONG, payload, *mask)
-                }
-                Frame::Pong => {}
-                Frame::Close(code) => {
-                    let echo = code.map_or(Vec::new(), |c| c.to_be_bytes().to_vec());
-                    wsframe::put_client_frame(replies, wsframe::OP_CLOSE, &echo, *mask);
+                Opcode::Ping => put_frame(replies, FIN | Opcode::Pong as u8, Some(*mask), payload),
+                Opcode::Pong => {}
+                Opcode::Close => {
+                    let code = close::parse(payload)?.map(|c| c.code);
+                    let echo = code.map(|c| close::payload(c, ""));
+                    put_frame(
+                        replies,
+                        FIN | Opcode::Close as u8,
+                        Some(*mask),
+                        echo.as_deref().unwrap_or_default(),
+                    );
                     on(Event::Closed(code));
                 }
             }
@@ -283,7 +290,7 @@ impl SubConn {
             Protocol::Tickcast => "/ws",
             Protocol::Nats => "/",
         };
-        let request = wsframe::upgrade_request(&addr.to_string(), path);
+        let request = handshake::upgrade_request(&addr.to_string(), path);
         conn.stream
             .write_all(request.as_bytes())
             .await
@@ -308,16 +315,21 @@ impl SubConn {
                 let request = ClientRequest::Subscribe {
                     topics: topics.to_vec(),
                 };
-                wsframe::put_client_frame(
+                put_frame(
                     &mut frame,
-                    wsframe::OP_TEXT,
+                    FIN | Opcode::Text as u8,
+                    Some(mask),
                     request.to_json().as_bytes(),
-                    mask,
                 );
             }
             Protocol::Nats => {
                 let commands = nats::subscribe_commands(topics);
-                wsframe::put_client_frame(&mut frame, wsframe::OP_BINARY, &commands, mask);
+                put_frame(
+                    &mut frame,
+                    FIN | Opcode::Binary as u8,
+                    Some(mask),
+                    &commands,
+                );
             }
         }
         self.stream
@@ -426,7 +438,7 @@ fn nats_events(
                     on(tick_header(payload).map_or(Event::Other, Event::Tick))
                 }
                 ServerOp::Ping => {
-                    wsframe::put_client_frame(replies, wsframe::OP_BINARY, b"PONG\r\n", mask)
+                    put_frame(replies, FIN | Opcode::Binary as u8, Some(mask), b"PONG\r\n")
                 }
                 ServerOp::Pong => on(Event::Ack),
                 ServerOp::Err(msg) => on(Event::Refused(msg)),
@@ -474,16 +486,23 @@ fn bind_without_port(socket: &TcpSocket, ip: Ipv4Addr) -> Result<()> {
 mod tests {
     use super::*;
     use tickcast_protocol::{ErrorCode, Tick};
+    use tickcast_wsframe::Header;
 
-    fn server_frame(opcode: u8, fin: bool, payload: &[u8]) -> Vec<u8> {
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-        if payload.len() < 126 {
-            out.push(payload.len() as u8);
-        } else {
-            out.push(126);
-            out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-        }
-        out.extend_from_slice(payload);
+    fn server_frame(opcode: Opcode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_frame(
+            &mut out,
+            if fin { FIN } else { 0 } | opcode as u8,
+            None,
+            payload,
+        );
+        out
+    }
+
+    /// A masked, unfragmented frame, as the decoder queues its replies.
+    fn reply(opcode: Opcode, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut out = Vec::new();
+        put_frame(&mut out, FIN | opcode as u8, Some(mask), payload);
         out
     }
 
@@ -522,27 +541,19 @@ mod tests {
         let ack = ServerMessage::Subscribed {
             topics: vec!["AAPL".into()],
         };
-        stream.extend(server_frame(wsframe::OP_BINARY, true, &ack.to_msgpack()));
-        stream.extend(server_frame(wsframe::OP_BINARY, true, &tick(1)));
+        stream.extend(server_frame(Opcode::Binary, true, &ack.to_msgpack()));
+        stream.extend(server_frame(Opcode::Binary, true, &tick(1)));
         let two = tick(2);
-        stream.extend(server_frame(wsframe::OP_BINARY, false, &two[..50]));
-        stream.extend(server_frame(wsframe::OP_PING, true, b"hb"));
-        stream.extend(server_frame(0, true, &two[50..]));
+        stream.extend(server_frame(Opcode::Binary, false, &two[..50]));
+        stream.extend(server_frame(Opcode::Ping, true, b"hb"));
+        stream.extend(server_frame(Opcode::Continuation, true, &two[50..]));
         let refusal = ServerMessage::Error {
             code: ErrorCode::InvalidTopic,
             message: "no".into(),
         };
-        stream.extend(server_frame(
-            wsframe::OP_BINARY,
-            true,
-            &refusal.to_msgpack(),
-        ));
-        stream.extend(server_frame(wsframe::OP_TEXT, true, b"hello"));
-        stream.extend(server_frame(
-            wsframe::OP_CLOSE,
-            true,
-            &1008u16.to_be_bytes(),
-        ));
+        stream.extend(server_frame(Opcode::Binary, true, &refusal.to_msgpack()));
+        stream.extend(server_frame(Opcode::Text, true, b"hello"));
+        stream.extend(server_frame(Opcode::Close, true, &1008u16.to_be_bytes()));
         let mut dec = Decoder::new(Protocol::Tickcast, 256, [9, 8, 7, 6]);
         let mut seen = Vec::new();
         for b in &stream {
@@ -552,14 +563,11 @@ mod tests {
         assert_eq!(seen[..3], ["Ack", "tick AAPL 1", "tick AAPL 2"]);
         assert!(seen[3].starts_with("Refused"));
         assert_eq!(seen[4..], ["Other", "Closed(Some(1008))"]);
-        let mut want = Vec::new();
-        wsframe::put_client_frame(&mut want, wsframe::OP_PONG, b"hb", [9, 8, 7, 6]);
-        wsframe::put_client_frame(
-            &mut want,
-            wsframe::OP_CLOSE,
-            &1008u16.to_be_bytes(),
-            [9, 8, 7, 6],
-        );
+        let want = [
+            reply(Opcode::Pong, b"hb", [9, 8, 7, 6]),
+            reply(Opcode::Close, &1008u16.to_be_bytes(), [9, 8, 7, 6]),
+        ]
+        .concat();
         assert_eq!(dec.replies(), &want[..]);
     }
 
@@ -567,7 +575,7 @@ mod tests {
     fn feeding_reads_split_anywhere_gives_the_same_events() {
         let mut stream = Vec::new();
         for seq in 1..=40 {
-            stream.extend(server_frame(wsframe::OP_BINARY, true, &tick(seq)));
+            stream.extend(server_frame(Opcode::Binary, true, &tick(seq)));
         }
         let want: Vec<String> = (1..=40).map(|seq| format!("tick AAPL {seq}")).collect();
         for chunk in [1, 7, 130, 131, 1000, stream.len()] {
@@ -596,18 +604,13 @@ mod tests {
         nats_bytes.extend_from_slice(b"\r\n-ERR 'Slow Consumer'\r\n");
         let mut dec = Decoder::new(Protocol::Nats, 4096, [1, 2, 3, 4]);
         for (i, chunk) in nats_bytes.chunks(7).enumerate() {
-            let op = if i == 0 {
-                wsframe::OP_TEXT
-            } else {
-                wsframe::OP_BINARY
-            };
+            let op = if i == 0 { Opcode::Text } else { Opcode::Binary };
             dec.push(&server_frame(op, true, chunk)).unwrap();
         }
         let seen = events(&mut dec);
         assert_eq!(seen[..2], ["Ack", "tick AAPL 5"]);
         assert!(seen[2].starts_with("Refused"));
-        let mut pong = Vec::new();
-        wsframe::put_client_frame(&mut pong, wsframe::OP_BINARY, b"PONG\r\n", [1, 2, 3, 4]);
+        let pong = reply(Opcode::Binary, b"PONG\r\n", [1, 2, 3, 4]);
         assert_eq!(dec.replies(), &pong[..]);
     }
 
@@ -618,10 +621,14 @@ mod tests {
         }
         .to_msgpack();
         let mut dec = Decoder::new(Protocol::Tickcast, 256, [0; 4]);
-        dec.push(&server_frame(wsframe::OP_BINARY, true, &big))
-            .unwrap();
+        dec.push(&server_frame(Opcode::Binary, true, &big)).unwrap();
         assert_eq!(events(&mut dec), ["Ack"]);
-        dec.push(&[0x82, 0x80, 0, 0, 0, 0]).unwrap();
+        let masked = Header {
+            first: FIN | Opcode::Binary as u8,
+            mask: Some([0; 4]),
+            payload_len: 0,
+        };
+        dec.push(&masked.encode()).unwrap();
         assert!(dec.process(&mut |_| {}).is_err(), "masked server frame");
     }
 }

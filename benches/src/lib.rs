@@ -13,8 +13,9 @@
 //! - [`universe`]: symbols, their Zipf-skewed activity, who subscribes to what.
 //! - [`publisher`]: the paced publisher thread (tickcast ingest or NATS `PUB`),
 //!   its ticks drawn from the simulator's `Market` at its own send times.
-//! - [`wsframe`], [`nats`]: the client side of the wire protocols, hand-parsed
-//!   because one loadgen core must consume millions of frames a second.
+//! - [`nats`]: the client side of the NATS protocol, hand-parsed because one
+//!   loadgen core must consume millions of frames a second (WebSocket frames
+//!   are parsed in place by `tickcast-wsframe`, for the same reason).
 //! - [`conn`]: one subscriber connection (handshake, subscribe, read events).
 //! - [`pool`]: the subscriber threads and their per-connection accounting.
 //! - [`latency`], [`hgrm`]: latency histograms and their percentile files.
@@ -40,4 +41,3 @@ pub mod runner;
 pub mod scenario;
 pub mod target;
 pub mod universe;
-pub mod wsframe;

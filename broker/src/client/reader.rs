@@ -3,19 +3,21 @@
 //! Why not fastwebsockets' reader: it does not tell whether a frame was
 //! masked (the field is private), and a server must fail the connection when
 //! a client frame is not (RFC 6455 §5.1). Clients only send small control
-//! messages, so this reader is simple rather than fast: it enforces masking,
-//! reserved bits, known opcodes, control-frame rules, UTF-8 in text, and one
-//! size limit that also covers a message split into fragments, and it reports
-//! each violation with the close code to send. It keeps all state in `self`
-//! and only awaits on `read_buf`, so it is cancel-safe inside `select!`.
+//! messages, so this reader is simple rather than fast. The rules (masking,
+//! reserved bits, known opcodes, control-frame rules, fragment order, UTF-8,
+//! close codes, one size limit that also covers a message split into
+//! fragments) are `tickcast-wsframe`'s, each violation with the close code to
+//! send; this module adds the buffering and the assembly of fragments. It
+//! keeps all state in `self` and only awaits on `read_buf`, so it is
+//! cancel-safe inside `select!`.
 //!
 //! The read buffer starts small (idle connections are the common case) and
 //! grows only as far as the largest allowed message.
 
 use bytes::{Buf, Bytes, BytesMut};
+use tickcast_wsframe::rules::{check_sequence, utf8};
+use tickcast_wsframe::{close, mask, Header, Opcode, Rules, Violation};
 use tokio::io::{AsyncRead, AsyncReadExt};
-
-use crate::fanout::frame::close_code;
 
 /// A complete message from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,15 +43,9 @@ pub enum ReadError {
     /// The socket failed.
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
-    /// The client broke the protocol; close with 1002.
-    #[error("protocol error: {0}")]
-    Protocol(&'static str),
-    /// Text that is not UTF-8; close with 1007.
-    #[error("invalid UTF-8 in a text message")]
-    InvalidUtf8,
-    /// A message over the size limit; close with 1009.
-    #[error("message larger than {0} bytes")]
-    TooBig(usize),
+    /// The client broke RFC 6455; close with the code the violation names.
+    #[error(transparent)]
+    Violation(#[from] Violation),
 }
 
 impl ReadError {
@@ -57,19 +53,10 @@ impl ReadError {
     pub fn close_code(&self) -> Option<u16> {
         match self {
             ReadError::Eof | ReadError::Io(_) => None,
-            ReadError::Protocol(_) => Some(close_code::PROTOCOL_ERROR),
-            ReadError::InvalidUtf8 => Some(close_code::INVALID_DATA),
-            ReadError::TooBig(_) => Some(close_code::TOO_BIG),
+            ReadError::Violation(v) => Some(v.close_code()),
         }
     }
 }
-
-const OP_CONTINUATION: u8 = 0x0;
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
 
 /// The first read buffer size: enough for any control message in one read.
 const INITIAL_BUFFER: usize = 512;
@@ -77,17 +64,10 @@ const INITIAL_BUFFER: usize = 512;
 /// Reads client frames off a socket and assembles messages.
 pub struct FrameReader {
     buf: BytesMut,
-    max_message: usize,
+    /// A server's rules, with the message size limit.
+    rules: Rules,
     /// The opcode and payload of a fragmented message in progress.
-    partial: Option<(u8, BytesMut)>,
-}
-
-struct Header {
-    fin: bool,
-    opcode: u8,
-    header_len: usize,
-    payload_len: usize,
-    mask: [u8; 4],
+    partial: Option<(Opcode, BytesMut)>,
 }
 
 impl FrameReader {
@@ -98,7 +78,7 @@ impl FrameReader {
         buf.extend_from_slice(leftover);
         Self {
             buf,
-            max_message,
+            rules: Rules::server(max_message as u64),
             partial: None,
         }
     }
@@ -121,121 +101,64 @@ impl FrameReader {
     /// Tries to take one message out of the buffer. `Ok(None)`: read more.
     fn parse_one(&mut self) -> Result<Option<Message>, ReadError> {
         loop {
-            let Some(h) = self.header()? else {
+            let Some((header, header_len)) = Header::parse(&self.buf) else {
                 return Ok(None);
             };
-            let total = h.header_len + h.payload_len;
+            // Checked on the header alone, before any payload is buffered.
+            let buffered = self.partial.as_ref().map_or(0, |(_, p)| p.len() as u64);
+            let opcode = self.rules.check(&header, buffered)?;
+            check_sequence(opcode, self.partial.is_some())?;
+            // `check` bounded the length by `max_message`, a usize.
+            let payload_len = header.payload_len as usize;
+            let total = header_len + payload_len;
             if self.buf.len() < total {
                 self.buf.reserve(total - self.buf.len());
                 return Ok(None);
             }
-            self.buf.advance(h.header_len);
-            let mut payload = self.buf.split_to(h.payload_len);
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= h.mask[i & 3];
+            self.buf.advance(header_len);
+            let mut payload = self.buf.split_to(payload_len);
+            if let Some(key) = header.mask {
+                mask::apply(&mut payload, key);
             }
-            if let Some(msg) = self.on_frame(h.fin, h.opcode, payload)? {
+            if let Some(msg) = self.on_frame(header.fin(), opcode, payload)? {
                 return Ok(Some(msg));
             }
         }
     }
 
-    /// Decodes and checks the header at the front of the buffer.
-    fn header(&self) -> Result<Option<Header>, ReadError> {
-        let b = &self.buf[..];
-        if b.len() < 2 {
-            return Ok(None);
-        }
-        let fin = b[0] & 0x80 != 0;
-        if b[0] & 0x70 != 0 {
-            return Err(ReadError::Protocol(
-                "reserved bits set without a negotiated extension",
-            ));
-        }
-        let opcode = b[0] & 0x0f;
-        if !matches!(
-            opcode,
-            OP_CONTINUATION | OP_TEXT | OP_BINARY | OP_CLOSE | OP_PING | OP_PONG
-        ) {
-            return Err(ReadError::Protocol("unknown opcode"));
-        }
-        if b[1] & 0x80 == 0 {
-            return Err(ReadError::Protocol("client frame is not masked"));
-        }
-        let (len, ext) = match b[1] & 0x7f {
-            126 => {
-                let Some(x) = b.get(2..4) else {
-                    return Ok(None);
-                };
-                (u64::from(u16::from_be_bytes([x[0], x[1]])), 2)
-            }
-            127 => {
-                let Some(x) = b.get(2..10) else {
-                    return Ok(None);
-                };
-                let mut be = [0u8; 8];
-                be.copy_from_slice(x);
-                (u64::from_be_bytes(be), 8)
-            }
-            n => (u64::from(n), 0),
-        };
-        let is_control = opcode >= OP_CLOSE;
-        if is_control && (!fin || len > 125) {
-            return Err(ReadError::Protocol(
-                "control frame fragmented or longer than 125 bytes",
-            ));
-        }
-        let already = self.partial.as_ref().map_or(0, |(_, p)| p.len());
-        if !is_control && len.saturating_add(already as u64) > self.max_message as u64 {
-            return Err(ReadError::TooBig(self.max_message));
-        }
-        let header_len = 2 + ext + 4;
-        let Some(m) = b.get(2 + ext..header_len) else {
-            return Ok(None);
-        };
-        Ok(Some(Header {
-            fin,
-            opcode,
-            header_len,
-            payload_len: len as usize,
-            mask: [m[0], m[1], m[2], m[3]],
-        }))
-    }
-
-    /// Handles one unmasked frame; returns a message once one is complete.
+    /// Handles one unmasked frame, already checked for its place in the
+    /// message sequence; returns a message once one is complete.
     fn on_frame(
         &mut self,
         fin: bool,
-        opcode: u8,
+        opcode: Opcode,
         payload: BytesMut,
     ) -> Result<Option<Message>, ReadError> {
-        let (opcode, body) = match opcode {
-            OP_PING => return Ok(Some(Message::Ping(payload.freeze()))),
-            OP_PONG => return Ok(Some(Message::Pong)),
-            OP_CLOSE => return close_message(&payload).map(Some),
-            OP_CONTINUATION => {
-                let Some((first, mut body)) = self.partial.take() else {
-                    return Err(ReadError::Protocol(
-                        "continuation frame without a message to continue",
-                    ));
-                };
+        match opcode {
+            Opcode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
+            Opcode::Pong => return Ok(Some(Message::Pong)),
+            Opcode::Close => {
+                let code = close::parse(&payload)?.map(|c| c.code);
+                return Ok(Some(Message::Close(code)));
+            }
+            Opcode::Continuation | Opcode::Text | Opcode::Binary => {}
+        }
+        // A continuation has a message in progress and a new message has
+        // none: `check_sequence` saw to both.
+        let (opcode, body) = match self.partial.take() {
+            Some((first, mut body)) => {
                 body.extend_from_slice(&payload);
                 (first, body)
             }
-            _ if self.partial.is_some() => {
-                return Err(ReadError::Protocol(
-                    "new message started inside a fragmented one",
-                ));
-            }
-            _ => (opcode, payload),
+            None => (opcode, payload),
         };
         if !fin {
             self.partial = Some((opcode, body));
             return Ok(None);
         }
         let body = body.freeze();
-        if opcode == OP_TEXT {
-            std::str::from_utf8(&body).map_err(|_| ReadError::InvalidUtf8)?;
+        if opcode == Opcode::Text {
+            utf8(&body)?;
             Ok(Some(Message::Text(body)))
         } else {
             Ok(Some(Message::Binary(body)))
@@ -243,43 +166,15 @@ impl FrameReader {
     }
 }
 
-fn close_message(payload: &[u8]) -> Result<Message, ReadError> {
-    match payload.len() {
-        0 => Ok(Message::Close(None)),
-        1 => Err(ReadError::Protocol("close frame with a one-byte payload")),
-        _ => {
-            let code = u16::from_be_bytes([payload[0], payload[1]]);
-            let valid = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
-            if !valid {
-                return Err(ReadError::Protocol("invalid close code"));
-            }
-            std::str::from_utf8(&payload[2..]).map_err(|_| ReadError::InvalidUtf8)?;
-            Ok(Message::Close(Some(code)))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tickcast_wsframe::put_frame;
 
     /// Builds a masked client frame.
     fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x11, 0x22, 0x33, 0x44];
-        let mut out = vec![first];
-        match payload.len() {
-            n if n < 126 => out.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        let mut out = Vec::new();
+        put_frame(&mut out, first, Some([0x11, 0x22, 0x33, 0x44]), payload);
         out
     }
 
@@ -346,22 +241,26 @@ mod tests {
         writer.await.unwrap().unwrap();
     }
 
+    /// The header rules and their codes are tested in `tickcast-wsframe`;
+    /// these are the ones that take the reader's state (fragments, the
+    /// assembled text, the close payload), plus one header rule to show a
+    /// violation reaches the caller with its code.
     #[tokio::test]
     async fn each_violation_gets_its_close_code() {
         let unmasked = vec![0x81, 0x02, b'h', b'i'];
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (unmasked, "Some(1002)"),
-            (frame(0xC1, b"x"), "Some(1002)"),      // RSV1
-            (frame(0x83, b"x"), "Some(1002)"),      // opcode 3
-            (frame(0x09, b"x"), "Some(1002)"),      // fragmented ping
-            (frame(0x89, &[0; 126]), "Some(1002)"), // ping > 125
-            (frame(0x80, b"x"), "Some(1002)"),      // stray continuation
+            (frame(0x80, b"x"), "Some(1002)"), // stray continuation
             (
                 [frame(0x01, b"a"), frame(0x81, b"b")].concat(),
                 "Some(1002)",
             ),
             (frame(0x81, &[0xff, 0xfe]), "Some(1007)"), // bad UTF-8
-            (frame(0x82, &[0; 5000]), "Some(1009)"),    // too big
+            (
+                [frame(0x01, &[0xe2, 0x82]), frame(0x80, &[0xac, 0xff])].concat(),
+                "Some(1007)",
+            ),
+            (frame(0x82, &[0; 5000]), "Some(1009)"), // too big
             (
                 [frame(0x02, &[0; 3000]), frame(0x80, &[0; 3000])].concat(),
                 "Some(1009)",
@@ -381,14 +280,17 @@ mod tests {
 
     #[tokio::test]
     async fn huge_length_is_refused_before_buffering() {
-        let mut input = vec![0x82, 0x80 | 127];
-        input.extend_from_slice(&u64::MAX.to_be_bytes());
-        input.extend_from_slice(&[0; 4]);
+        let header = Header {
+            first: 0x82,
+            mask: Some([0; 4]),
+            payload_len: u64::MAX,
+        };
+        let input = header.encode();
         let mut reader = FrameReader::new(4096, &[]);
         let mut io = &input[..];
         assert!(matches!(
             reader.next_message(&mut io).await,
-            Err(ReadError::TooBig(4096))
+            Err(ReadError::Violation(Violation::TooBig(4096)))
         ));
         assert!(reader.buf.capacity() < 64 * 1024);
     }

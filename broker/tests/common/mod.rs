@@ -14,6 +14,7 @@ use tickcast_broker::{BrokerConfig, FeedConfig, Limits, RunningBroker};
 use tickcast_protocol::control::{decode_server_frame, Incoming};
 use tickcast_protocol::framing::put_tick_record;
 use tickcast_protocol::{ServerMessage, Tick};
+use tickcast_wsframe::{close, handshake, put_frame, Frame, Header, Opcode, Rules};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -291,43 +292,23 @@ pub fn code(c: CloseCode) -> u16 {
     u16::from(c)
 }
 
-/// The `Sec-WebSocket-Key` of RFC 6455's example handshake (§1.3) and the
-/// accept value a correct server must derive from it.
-const RAW_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const RAW_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-
-/// A hand-written WebSocket upgrade request for `target` (path and query).
+/// A hand-written WebSocket upgrade request for `target` (path and query),
+/// with RFC 6455's sample key.
 pub fn upgrade_request(addr: SocketAddr, target: &str) -> String {
-    format!(
-        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: {RAW_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
+    handshake::upgrade_request(&addr.to_string(), target)
 }
 
 /// Builds one client frame: `first` is the FIN/RSV/opcode byte, sent as is;
 /// with `masked == false` the mask bit is left clear, which a server must
 /// refuse.
 pub fn client_frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
-    let mask_bit = if masked { 0x80 } else { 0 };
-    let mut out = vec![first];
-    match payload.len() {
-        n if n < 126 => out.push(mask_bit | n as u8),
-        n if n <= 0xffff => {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    if masked {
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    } else {
-        out.extend_from_slice(payload);
-    }
+    let mut out = Vec::new();
+    put_frame(
+        &mut out,
+        first,
+        masked.then_some([0x37, 0xfa, 0x21, 0x3d]),
+        payload,
+    );
     out
 }
 
@@ -343,8 +324,8 @@ pub struct RawClient {
 /// One frame from the server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerFrame {
-    /// The FIN/RSV/opcode byte.
-    pub first: u8,
+    /// Its header.
+    pub header: Header,
     /// The (unmasked) payload.
     pub payload: Vec<u8>,
 }
@@ -352,7 +333,7 @@ pub struct ServerFrame {
 impl ServerFrame {
     /// The opcode.
     pub fn opcode(&self) -> u8 {
-        self.first & 0x0f
+        self.header.opcode_bits()
     }
 }
 
@@ -372,13 +353,8 @@ impl RawClient {
             .await
             .unwrap();
         let (head, rest) = read_head(&mut stream).await;
-        assert!(head.starts_with("HTTP/1.1 101"), "no upgrade: {head}");
-        let accept = head.lines().find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-accept")
-                .then(|| value.trim())
-        });
-        assert_eq!(accept, Some(RAW_ACCEPT), "{head}");
+        let upgrade = handshake::parse_upgrade_response(head.as_bytes());
+        assert_eq!(upgrade, Ok(Some(head.len())), "no upgrade: {head}");
         Self { stream, buf: rest }
     }
 
@@ -388,7 +364,8 @@ impl RawClient {
     }
 
     /// The next frame, or `None` when the connection ends (EOF or reset).
-    /// Panics if nothing arrives within [`WAIT`] or a server frame is masked.
+    /// Panics if nothing arrives within [`WAIT`] or a server frame breaks
+    /// RFC 6455.
     pub async fn next_frame(&mut self) -> Option<ServerFrame> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -407,24 +384,14 @@ impl RawClient {
     }
 
     fn parse_frame(&mut self) -> Option<ServerFrame> {
-        let b = &self.buf;
-        if b.len() < 2 {
-            return None;
-        }
-        assert_eq!(b[1] & 0x80, 0, "the server masked a frame");
-        let (len, start) = match b[1] & 0x7f {
-            126 => (usize::from(u16::from_be_bytes([*b.get(2)?, *b.get(3)?])), 4),
-            127 => {
-                let mut be = [0u8; 8];
-                be.copy_from_slice(b.get(2..10)?);
-                (u64::from_be_bytes(be) as usize, 10)
-            }
-            n => (usize::from(n), 2),
+        let (frame, used) = Frame::parse(&self.buf, &Rules::client(u64::MAX))
+            .unwrap_or_else(|v| panic!("the server broke RFC 6455: {v}"))?;
+        let frame = ServerFrame {
+            header: frame.header,
+            payload: frame.payload.to_vec(),
         };
-        let payload = b.get(start..start + len)?.to_vec();
-        let first = b[0];
-        self.buf.drain(..start + len);
-        Some(ServerFrame { first, payload })
+        self.buf.drain(..used);
+        Some(frame)
     }
 
     /// Reads until a close frame, skipping data and ping frames; returns its
@@ -435,11 +402,11 @@ impl RawClient {
                 .next_frame()
                 .await
                 .expect("connection ended without a close frame");
-            if frame.opcode() == 0x8 {
-                assert!(frame.payload.len() >= 2, "close frame without a code");
-                let code = u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
-                let reason = String::from_utf8(frame.payload[2..].to_vec()).unwrap();
-                return (code, reason);
+            if frame.opcode() == Opcode::Close as u8 {
+                let close = close::parse(&frame.payload)
+                    .unwrap_or_else(|v| panic!("bad close payload: {v}"))
+                    .expect("close frame without a code");
+                return (close.code, close.reason.to_owned());
             }
         }
     }
