@@ -31,12 +31,8 @@ fn tick() -> Tick {
 /// A hub with one writer shard, and that shard's inbox.
 fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    let inbox = Arc::new(Inbox::new(usize::MAX));
-    (
-        Hub::new(vec![inbox.clone()], metrics.clone()),
-        inbox,
-        metrics,
-    )
+    let (hub, mut inboxes) = Hub::with_inboxes(1, usize::MAX, metrics.clone());
+    (hub, inboxes.remove(0), metrics)
 }
 
 /// Empties an inbox, as its writer would.

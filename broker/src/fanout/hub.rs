@@ -77,6 +77,19 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub for `shards` writer shards, and their inboxes (in shard order),
+    /// which wake a pausing writer once `urgent_bytes` of frames wait.
+    pub fn with_inboxes(
+        shards: usize,
+        urgent_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> (Self, Vec<Arc<Inbox>>) {
+        let inboxes: Vec<Arc<Inbox>> = (0..shards)
+            .map(|_| Arc::new(Inbox::new(urgent_bytes)))
+            .collect();
+        (Self::new(inboxes.clone(), metrics), inboxes)
+    }
+
     /// A hub publishing into the inboxes of its writer shards, in order.
     pub fn new(inboxes: Vec<Arc<Inbox>>, metrics: Arc<Metrics>) -> Self {
         let shards = inboxes.len();
@@ -280,12 +293,8 @@ mod tests {
     /// A hub with one shard, and that shard's inbox.
     fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        let inbox = Arc::new(Inbox::new(usize::MAX));
-        (
-            Hub::new(vec![inbox.clone()], metrics.clone()),
-            inbox,
-            metrics,
-        )
+        let (hub, mut inboxes) = Hub::with_inboxes(1, usize::MAX, metrics.clone());
+        (hub, inboxes.remove(0), metrics)
     }
 
     fn route(slot: u32) -> Route {

@@ -78,14 +78,16 @@ impl Fanout {
     /// A fan-out with `shards` writer shards (1 to [`MAX_SHARDS`]), and the
     /// writers to run, one task each.
     pub fn new(shards: usize, limits: &Limits, metrics: Arc<Metrics>) -> (Self, Vec<ShardWriter>) {
-        let inboxes: Vec<Arc<Inbox>> = (0..shards.clamp(1, MAX_SHARDS))
-            .map(|_| Arc::new(Inbox::new(limits.outbox_bytes / 2)))
-            .collect();
+        let (hub, inboxes) = Hub::with_inboxes(
+            shards.clamp(1, MAX_SHARDS),
+            limits.outbox_bytes / 2,
+            metrics.clone(),
+        );
         let writers = inboxes
             .iter()
             .map(|inbox| ShardWriter::new(inbox.clone(), limits.clone(), metrics.clone()))
             .collect();
-        let hub = Arc::new(Hub::new(inboxes.clone(), metrics));
+        let hub = Arc::new(hub);
         let inner = Inner {
             hub,
             inboxes,
