@@ -68,7 +68,7 @@ pub struct Limits {
     /// Close a client that has not answered a ping within this long.
     pub pong_timeout: Duration,
     /// How long a writer shard pauses between passes to let frames gather
-    /// (see `writer.rs`).
+    /// (see `fanout/writer/pacing.rs`).
     pub write_coalesce: WriteCoalesce,
     /// Writer shards: tasks that write to clients, each for its share of the
     /// connections (at most 64).
