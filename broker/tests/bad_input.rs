@@ -173,8 +173,9 @@ async fn refused_but_open(
 }
 
 /// Sends ten subscribes at once to a broker allowing two a second (burst
-/// two): at least one must be refused as rate limited, the others acked;
-/// after a pause the client may speak again. Returns the refusals.
+/// two): at least one must be refused as rate limited, the others acked,
+/// and the connection stays open. Returns the refusals. (The refill rate
+/// itself is tested on tokio's paused clock, in `client/session.rs`.)
 async fn rate_limited(addr: std::net::SocketAddr) -> u64 {
     let mut victim = Subscriber::connect(addr, "").await;
     for _ in 0..10 {
@@ -204,14 +205,6 @@ async fn rate_limited(addr: std::net::SocketAddr) -> u64 {
         .next_within(Duration::from_millis(100))
         .await
         .is_none());
-    // Two tokens a second: after 600 ms at least one is back.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    victim
-        .ws
-        .send(subscribe_json(&["R2"]).message())
-        .await
-        .unwrap();
-    assert_eq!(victim.expect_ack().await, ["R1", "R2"]);
     limited
 }
 
