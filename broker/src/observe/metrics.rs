@@ -24,7 +24,11 @@
 //! quantiles come from a collector ([`StageQuantiles`]) that reads our
 //! HdrHistograms at scrape time: `tickcast_stage_latency_seconds{stage,
 //! quantile}` (a gauge family, the series a summary would have) and
-//! `tickcast_stage_latency_seconds_count{stage}`.
+//! `tickcast_stage_latency_seconds_count{stage}`. Checked on 2026-12-01
+//! with Prometheus 2.42 scraping a running broker: target up, every sample
+//! stored. `promtool check metrics` parses the page and lints only those
+//! two families (a `quantile` label and a `_count` suffix outside a
+//! summary), the price of the missing type.
 //!
 //! Counters are relaxed atomics (prometheus-client's, behind an `Arc`)
 //! bumped once per batch, not per frame, on the hot paths; the stage
