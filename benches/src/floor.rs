@@ -4,18 +4,26 @@
 //! A fan-out server must hand every client its bytes with a send of its own
 //! (TCP has no one-to-many send), and on loopback each send also carries the
 //! receiver's side of TCP on the sender's core. `loadgen floor` measures
-//! exactly that and nothing else: one thread writes `bytes` to each of
-//! `connections` sockets once per `period`, on an absolute schedule, while
+//! exactly that and nothing else: one thread writes `frames` × `bytes` to
+//! each of `connections` sockets once per `period`, on an absolute schedule, while
 //! another thread on the other core reads them all (like the loadgen's
 //! subscribers). The writer's CPU per send is the cost any broker pays per
 //! client write here, so a latency aim that needs more writes per second
 //! than one core can issue cannot be met by any design on this machine.
 //!
+//! Each write carries `frames` frames of `bytes` each, the same frames to
+//! every connection (a broker's outbox holds one shared buffer per tick).
+//! By default the writer copies them into one buffer and writes that, as the
+//! broker's writer does; the copy is timed with the send, since it is part of
+//! what that way of writing costs. With `--writev` it hands the kernel the
+//! frames as separate iovecs (`write_vectored`, one `writev` per connection)
+//! and copies nothing, the alternative the copy has to beat.
+//!
 //! With `--uring` the writer hands each round's sends to io_uring in one
 //! submission (one system call per round instead of one per client), which
 //! is what batching the syscalls could save; the TCP work per send remains.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, IoSlice, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -34,8 +42,10 @@ pub struct FloorSpec {
     pub connections: usize,
     /// Time between the starts of two rounds.
     pub period: Duration,
-    /// Bytes per write.
+    /// Bytes per frame.
     pub bytes: usize,
+    /// Frames per write (each connection gets all of them every round).
+    pub frames: usize,
     /// How long to write.
     pub duration: Duration,
     /// CPU for the writing thread.
@@ -50,11 +60,19 @@ pub struct FloorSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendMode {
-    /// One non-blocking `send` system call per connection.
+    /// The frames copied into one buffer, then one non-blocking `send`
+    /// system call per connection.
     Syscalls,
-    /// All of a round's sends in one io_uring submission.
+    /// The frames as separate iovecs, one non-blocking `writev` per
+    /// connection, nothing copied.
+    Writev,
+    /// The frames copied into one buffer per connection, then all of a
+    /// round's sends in one io_uring submission.
     Uring,
 }
+
+/// The most iovecs one `writev` takes (Linux's `IOV_MAX`).
+pub const MAX_FRAMES: usize = 1024;
 
 /// What the floor measurement found.
 #[derive(Debug, Clone, Serialize)]
@@ -63,8 +81,10 @@ pub struct FloorReport {
     pub mode: SendMode,
     /// Connections written in each round.
     pub connections: usize,
-    /// Bytes per write.
+    /// Bytes per frame.
     pub bytes: usize,
+    /// Frames per write.
+    pub frames: usize,
     /// Time between rounds asked for (µs).
     pub period_us: f64,
     /// Rounds the schedule called for.
@@ -75,6 +95,9 @@ pub struct FloorReport {
     pub sends: u64,
     /// Writes the kernel refused (full socket).
     pub refused: u64,
+    /// Bytes the writes moved (a write to a nearly full socket may move
+    /// only part of its frames).
+    pub sent_bytes: u64,
     /// Writes per second achieved.
     pub sends_per_s: f64,
     /// The writing thread's CPU use, in cores.
@@ -91,11 +114,12 @@ impl FloorReport {
     /// One paragraph for the terminal.
     pub fn summary(&self) -> String {
         format!(
-            "floor ({:?}): {} connections, {} bytes to each every {:.0} µs: {:.0} sends/s \
+            "floor ({:?}): {} connections, {} × {} bytes to each every {:.0} µs: {:.0} sends/s \
              ({} of {} rounds, {} refused), writer {:.2} core = {:.2} µs of CPU per send; \
              reader {:.2} core, {} bytes received",
             self.mode,
             self.connections,
+            self.frames,
             self.bytes,
             self.period_us,
             self.sends_per_s,
@@ -120,9 +144,9 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         readers.push(TcpStream::connect(addr).context("connect")?);
         let (writer, _) = listener.accept().context("accept")?;
         writer.set_nodelay(true)?;
-        // io_uring waits for a full socket itself; the syscall writer must
+        // io_uring waits for a full socket itself; the syscall writers must
         // not block.
-        writer.set_nonblocking(spec.sends == SendMode::Syscalls)?;
+        writer.set_nonblocking(spec.sends != SendMode::Uring)?;
         writers.push(writer);
     }
     for r in &readers {
@@ -137,12 +161,27 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
     if let Some(cpu) = spec.writer_cpu {
         pin_to_cpu(cpu)?;
     }
-    let payload = vec![0x5au8; spec.bytes.max(1)];
+    let frames: Vec<Vec<u8>> = (0..spec.frames.clamp(1, MAX_FRAMES))
+        .map(|i| vec![i as u8; spec.bytes.max(1)])
+        .collect();
+    let iovecs: Vec<IoSlice<'_>> = frames.iter().map(|f| IoSlice::new(f)).collect();
+    let write_len = frames.iter().map(Vec::len).sum();
+    // Copy targets, allocated before the clock starts: one for the syscall
+    // writer (its sends complete one by one), one per connection for io_uring
+    // (a round's sends are all in flight together).
+    let mut copies = vec![
+        Vec::with_capacity(write_len);
+        match spec.sends {
+            SendMode::Uring => writers.len(),
+            SendMode::Syscalls => 1,
+            SendMode::Writev => 0,
+        }
+    ];
     let mut ring = match spec.sends {
         SendMode::Uring => Some(IoUring::new(RING_ENTRIES).context("io_uring")?),
-        SendMode::Syscalls => None,
+        SendMode::Syscalls | SendMode::Writev => None,
     };
-    let (mut sends, mut refused, mut rounds_done) = (0u64, 0u64, 0u64);
+    let (mut total, mut rounds_done) = (Tally::default(), 0u64);
     let cpu_before = thread_cpu_seconds();
     let start = Instant::now();
     let rounds_due = (spec.duration.as_secs_f64() / spec.period.as_secs_f64()).ceil() as u64;
@@ -154,12 +193,12 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
         } else if now > start + spec.duration + spec.period {
             break;
         }
-        let (sent, full) = match &mut ring {
-            Some(ring) => send_round_uring(ring, &writers, &payload)?,
-            None => send_round(&writers, &payload)?,
+        let tally = match &mut ring {
+            Some(ring) => send_round_uring(ring, &writers, &frames, &mut copies)?,
+            None if spec.sends == SendMode::Writev => send_round_writev(&writers, &iovecs)?,
+            None => send_round_copy(&writers, &frames, &mut copies[0])?,
         };
-        sends += sent;
-        refused += full;
+        total.add(tally);
         rounds_done += 1;
     }
     let wall = start.elapsed().as_secs_f64();
@@ -171,15 +210,17 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
     Ok(FloorReport {
         mode: spec.sends,
         connections: spec.connections,
-        bytes: spec.bytes,
+        bytes: spec.bytes.max(1),
+        frames: frames.len(),
         period_us: spec.period.as_secs_f64() * 1e6,
         rounds_due,
         rounds_done,
-        sends,
-        refused,
-        sends_per_s: sends as f64 / wall,
+        sends: total.sent,
+        refused: total.refused,
+        sent_bytes: total.bytes,
+        sends_per_s: total.sent as f64 / wall,
         writer_cpu_cores: writer_cpu / wall,
-        cpu_us_per_send: writer_cpu * 1e6 / sends.max(1) as f64,
+        cpu_us_per_send: writer_cpu * 1e6 / total.sent.max(1) as f64,
         reader_cpu_cores: reader_cpu_s / reader_wall.max(1e-9),
         received_bytes,
     })
@@ -189,54 +230,104 @@ pub fn run_floor(spec: &FloorSpec) -> Result<FloorReport> {
 /// several submissions).
 const RING_ENTRIES: u32 = 1024;
 
-/// One `send` per connection; returns (sends that moved bytes, refused).
-fn send_round(writers: &[TcpStream], payload: &[u8]) -> Result<(u64, u64)> {
-    let (mut sent, mut refused) = (0, 0);
-    for mut w in writers {
-        match w.write(payload) {
-            Ok(_) => sent += 1,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => refused += 1,
-            Err(e) => return Err(anyhow::Error::new(e).context("floor write")),
-        }
-    }
-    Ok((sent, refused))
+/// What one round of sends did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    /// Writes that moved bytes.
+    sent: u64,
+    /// Writes refused (full socket).
+    refused: u64,
+    /// Bytes moved.
+    bytes: u64,
 }
 
-/// The same round through io_uring: every send queued, one submission,
-/// then every completion reaped (so `payload` outlives them all).
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.sent += other.sent;
+        self.refused += other.refused;
+        self.bytes += other.bytes;
+    }
+
+    /// Counts one non-blocking write's outcome.
+    fn count(&mut self, result: std::io::Result<usize>) -> Result<()> {
+        match result {
+            Ok(n) => {
+                self.sent += 1;
+                self.bytes += n as u64;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => self.refused += 1,
+            Err(e) => return Err(anyhow::Error::new(e).context("floor write")),
+        }
+        Ok(())
+    }
+}
+
+/// Copies the frames into `buf` and sends it, once per connection: the
+/// copy is redone for each, as a writer copies each client's own frames.
+fn send_round_copy(writers: &[TcpStream], frames: &[Vec<u8>], buf: &mut Vec<u8>) -> Result<Tally> {
+    let mut tally = Tally::default();
+    for mut w in writers {
+        buf.clear();
+        for f in frames {
+            buf.extend_from_slice(f);
+        }
+        tally.count(w.write(buf))?;
+    }
+    Ok(tally)
+}
+
+/// One `writev` of the frames as they are per connection.
+fn send_round_writev(writers: &[TcpStream], iovecs: &[IoSlice<'_>]) -> Result<Tally> {
+    let mut tally = Tally::default();
+    for mut w in writers {
+        tally.count(w.write_vectored(iovecs))?;
+    }
+    Ok(tally)
+}
+
+/// The copy round through io_uring: every connection's copy made and its
+/// send queued, one submission, then every completion reaped (so the copies
+/// outlive them all).
 fn send_round_uring(
     ring: &mut IoUring,
     writers: &[TcpStream],
-    payload: &[u8],
-) -> Result<(u64, u64)> {
-    let (mut sent, mut refused) = (0, 0);
-    let len = u32::try_from(payload.len()).context("payload too large")?;
-    for chunk in writers.chunks(RING_ENTRIES as usize) {
+    frames: &[Vec<u8>],
+    copies: &mut [Vec<u8>],
+) -> Result<Tally> {
+    let mut tally = Tally::default();
+    let chunk = RING_ENTRIES as usize;
+    for (writers, copies) in writers.chunks(chunk).zip(copies.chunks_mut(chunk)) {
         {
             let mut sq = ring.submission();
-            for w in chunk {
-                let send =
-                    opcode::Send::new(types::Fd(w.as_raw_fd()), payload.as_ptr(), len).build();
+            for (w, buf) in writers.iter().zip(copies.iter_mut()) {
+                buf.clear();
+                for f in frames {
+                    buf.extend_from_slice(f);
+                }
+                let len = u32::try_from(buf.len()).context("write too large")?;
+                let send = opcode::Send::new(types::Fd(w.as_raw_fd()), buf.as_ptr(), len).build();
                 // SAFETY: the buffer lives until this function returns, and
                 // it returns only after every send of the chunk completed.
                 unsafe { sq.push(&send) }.map_err(|_| anyhow::anyhow!("io_uring queue full"))?;
             }
         }
         let mut done = 0;
-        while done < chunk.len() {
-            ring.submit_and_wait(chunk.len() - done)
+        while done < writers.len() {
+            ring.submit_and_wait(writers.len() - done)
                 .context("io_uring submit")?;
             for cqe in ring.completion() {
                 done += 1;
-                if cqe.result() >= 0 {
-                    sent += 1;
-                } else {
-                    refused += 1;
+                match u64::try_from(cqe.result()) {
+                    Ok(n) => {
+                        tally.sent += 1;
+                        tally.bytes += n;
+                    }
+                    Err(_) => tally.refused += 1,
                 }
             }
         }
     }
-    Ok((sent, refused))
+    Ok(tally)
 }
 
 /// Reads every connection until the writer closes them all; returns the
@@ -286,23 +377,29 @@ mod tests {
 
     #[test]
     fn every_byte_written_is_read_and_the_cost_is_counted() {
-        for sends in [SendMode::Syscalls, SendMode::Uring] {
-            let report = run_floor(&FloorSpec {
-                connections: 8,
-                period: Duration::from_millis(5),
-                bytes: 1_000,
-                duration: Duration::from_millis(200),
-                writer_cpu: None,
-                reader_cpu: None,
-                sends,
-            })
-            .unwrap();
-            assert_eq!(report.rounds_due, 40);
-            assert_eq!(report.rounds_done, 40);
-            assert_eq!(report.sends + report.refused, 8 * 40);
-            assert_eq!(report.refused, 0, "8 KB in flight fits any socket");
-            assert_eq!(report.received_bytes, report.sends * 1_000);
-            assert!(report.cpu_us_per_send > 0.0);
+        // One 1,000-byte frame, and four of 250 bytes (copied, or as iovecs).
+        for (frames, bytes) in [(1, 1_000), (4, 250)] {
+            for sends in [SendMode::Syscalls, SendMode::Writev, SendMode::Uring] {
+                let report = run_floor(&FloorSpec {
+                    connections: 8,
+                    period: Duration::from_millis(5),
+                    bytes,
+                    frames,
+                    duration: Duration::from_millis(200),
+                    writer_cpu: None,
+                    reader_cpu: None,
+                    sends,
+                })
+                .unwrap();
+                let case = format!("{sends:?}, {frames} × {bytes}");
+                assert_eq!(report.rounds_due, 40, "{case}");
+                assert_eq!(report.rounds_done, 40, "{case}");
+                assert_eq!(report.sends + report.refused, 8 * 40, "{case}");
+                assert_eq!(report.refused, 0, "8 KB in flight fits any socket");
+                assert_eq!(report.sent_bytes, report.sends * 1_000, "{case}");
+                assert_eq!(report.received_bytes, report.sent_bytes, "{case}");
+                assert!(report.cpu_us_per_send > 0.0, "{case}");
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use tickcast_benches::floor::{run_floor, FloorSpec, SendMode};
+use tickcast_benches::floor::{run_floor, FloorSpec, SendMode, MAX_FRAMES};
 use tickcast_benches::idle::run_idle;
 use tickcast_benches::procstat;
 use tickcast_benches::report::{comparison_table, summary_table, RunReport};
@@ -52,9 +52,14 @@ struct FloorArgs {
     /// Time between two rounds of writes, in µs.
     #[arg(long, default_value_t = 1000)]
     period_us: u64,
-    /// Bytes per write.
+    /// Bytes per frame (a write carries --frames of them).
     #[arg(long, default_value_t = 1000)]
     bytes: usize,
+    /// Frames per write: each connection gets all of them every round,
+    /// copied into one buffer (the copy is timed), or as separate iovecs
+    /// with --writev.
+    #[arg(long, default_value_t = 1)]
+    frames: usize,
     /// Seconds to write for.
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
@@ -66,8 +71,12 @@ struct FloorArgs {
     reader_cpu: Option<usize>,
     /// Send through io_uring, one submission per round, instead of one
     /// system call per connection.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "writev")]
     uring: bool,
+    /// Send each connection's frames as separate iovecs (one `writev`),
+    /// instead of copying them into one buffer first.
+    #[arg(long)]
+    writev: bool,
     /// Print the result as JSON instead.
     #[arg(long)]
     json: bool,
@@ -134,18 +143,27 @@ fn floor(args: &FloorArgs) -> Result<()> {
         args.period_us >= 1 && (0.1..=600.0).contains(&args.seconds),
         "--period-us must be at least 1 and --seconds 0.1 to 600"
     );
+    anyhow::ensure!(
+        (1..=MAX_FRAMES).contains(&args.frames),
+        "--frames must be 1 to {MAX_FRAMES}"
+    );
+    anyhow::ensure!(
+        (1..=1 << 20).contains(&args.bytes.saturating_mul(args.frames)),
+        "--bytes × --frames must be 1 byte to 1 MiB"
+    );
     procstat::raise_fd_limit();
     let report = run_floor(&FloorSpec {
         connections: args.connections,
         period: std::time::Duration::from_micros(args.period_us),
-        bytes: args.bytes.clamp(1, 1 << 20),
+        bytes: args.bytes,
+        frames: args.frames,
         duration: std::time::Duration::from_secs_f64(args.seconds),
         writer_cpu: args.writer_cpu,
         reader_cpu: args.reader_cpu,
-        sends: if args.uring {
-            SendMode::Uring
-        } else {
-            SendMode::Syscalls
+        sends: match (args.uring, args.writev) {
+            (true, _) => SendMode::Uring,
+            (_, true) => SendMode::Writev,
+            _ => SendMode::Syscalls,
         },
     })?;
     if args.json {

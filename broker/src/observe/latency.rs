@@ -11,6 +11,9 @@
 //! folds each interval into the running total once a second and, with
 //! `--hdr-log`, writes it to an HdrHistogram interval log that the standard
 //! tools (HdrHistogram's `HistogramLogProcessor`, `hdr-plot`) read.
+//!
+//! This module needs nothing else from the crate: the ticker takes whatever
+//! holds the histograms (the broker's `Metrics`) through `AsRef`.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -20,9 +23,8 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
+use parking_lot::Mutex;
 use serde::Serialize;
-
-use crate::observe::metrics::Metrics;
 
 /// A stage of the broker's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,14 +147,18 @@ impl StageHistograms {
 /// Once a second: end the interval, and write it to the log if there is one.
 /// The log is written straight to the file (a few small writes a second), so
 /// it is complete up to the last second even if the broker is killed.
-pub async fn run_ticker(metrics: Arc<Metrics>, log_path: Option<PathBuf>) -> std::io::Result<()> {
+pub async fn run_ticker<M>(owner: Arc<M>, log_path: Option<PathBuf>) -> std::io::Result<()>
+where
+    M: AsRef<Mutex<StageHistograms>>,
+{
+    let stages: &Mutex<StageHistograms> = (*owner).as_ref();
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     let Some(path) = log_path else {
         loop {
             ticker.tick().await;
-            metrics.stages.lock().rotate();
+            stages.lock().rotate();
         }
     };
     let mut file = File::create(&path)?;
@@ -166,7 +172,7 @@ pub async fn run_ticker(metrics: Arc<Metrics>, log_path: Option<PathBuf>) -> std
     let mut interval_start = Duration::ZERO;
     loop {
         ticker.tick().await;
-        let done = metrics.stages.lock().rotate();
+        let done = stages.lock().rotate();
         let now = SystemTime::now().duration_since(start).unwrap_or_default();
         for stage in Stage::ALL {
             log.write_histogram(

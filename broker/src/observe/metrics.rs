@@ -1,106 +1,253 @@
-//! Counters and their presentation: Prometheus text for `/metrics`, JSON for
-//! `/stats` (the dashboard reads it), and the table printed at shutdown.
+//! What the broker counts, and its presentation: Prometheus text for
+//! `/metrics`, JSON for `/stats` (the dashboard reads it), and the table
+//! printed at shutdown.
 //!
-//! Counters are plain relaxed atomics bumped once per batch, not per frame,
-//! on the hot paths; the stage histograms live in [`crate::observe::latency`].
+//! Every counter and gauge the broker bumps is declared once, in the
+//! `metrics!` table below: its field, its exported name and its help text.
+//! The table expands to the [`Metrics`] struct and to a `Default` that
+//! registers each with a [`prometheus_client`] registry, so adding a metric
+//! is adding one entry. Beside them `Default` registers what is read at
+//! scrape time: the symbol count and uptime gauges, and the stage quantiles.
+//! `/metrics` is that registry through prometheus-client's Prometheus text
+//! encoder (format 0.0.4, [`CONTENT_TYPE`]), which also writes the `_total`
+//! suffix of every counter: `tickcast_ticks_in` is scraped as
+//! `tickcast_ticks_in_total`.
+//!
+//! Why the Prometheus text format and not the OpenMetrics one the same
+//! crate writes: OpenMetrics names a counter's family without its `_total`,
+//! so our counter `tickcast_connections_total` and gauge
+//! `tickcast_connections` would be two families of one name, which
+//! OpenMetrics forbids; Prometheus scrapes both formats, and this one keeps
+//! every name the dashboards and tests already use.
+//!
+//! prometheus-client has no summary type, so the per-stage latency
+//! quantiles come from a collector ([`StageQuantiles`]) that reads our
+//! HdrHistograms at scrape time: `tickcast_stage_latency_seconds{stage,
+//! quantile}` (a gauge family, the series a summary would have) and
+//! `tickcast_stage_latency_seconds_count{stage}`. Checked on 2026-12-01
+//! with Prometheus 2.42 scraping a running broker: target up, every sample
+//! stored. `promtool check metrics` parses the page and lints only those
+//! two families (a `quantile` label and a `_count` suffix outside a
+//! summary), the price of the missing type.
+//!
+//! Counters are relaxed atomics (prometheus-client's, behind an `Arc`)
+//! bumped once per batch, not per frame, on the hot paths; the stage
+//! histograms live in [`crate::observe::latency`].
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge as PromGauge};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::observe::latency::{Percentiles, Stage, StageHistograms};
 
-/// A monotonically increasing counter (or a gauge, with [`Counter::sub`]).
+/// The `Content-Type` of [`Metrics::prometheus`]'s text.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+
+/// A monotonically increasing count.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+pub struct Counter(PromCounter<u64, AtomicU64>);
 
 impl Counter {
     /// Adds `n`.
     pub fn add(&self, n: u64) {
         if n != 0 {
-            self.0.fetch_add(n, Ordering::Relaxed);
+            self.0.inc_by(n);
         }
-    }
-
-    /// Subtracts `n` (gauges only).
-    pub fn sub(&self, n: u64) {
-        self.0.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// The current value.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
+    }
+
+    fn register(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.0.clone());
     }
 }
 
-/// Everything the broker counts.
-pub struct Metrics {
-    started: Instant,
-    /// Ticks accepted from the feed and fanned out.
-    pub ticks_in: Counter,
-    /// Ticks skipped because their `seq` was not above the symbol's last.
-    pub ticks_stale: Counter,
-    /// Ingest records that were not valid ticks (or the symbol table was full).
-    pub ticks_rejected: Counter,
-    /// Publishers disconnected for sending a malformed stream.
-    pub publishers_dropped: Counter,
-    /// Frames written to client sockets (deliveries, replies and snapshots).
-    pub frames_out: Counter,
-    /// Bytes written to client sockets.
-    pub bytes_out: Counter,
-    /// Write calls on client sockets (frames_out / writes = frames per syscall).
-    pub writes: Counter,
-    /// Ticks replaced by a newer one of the same symbol in a slow outbox.
-    pub conflated: Counter,
-    /// Ticks discarded for a slow client (drop policy).
-    pub dropped: Counter,
-    /// Clients closed with 1008 "slow consumer".
-    pub slow_disconnects: Counter,
-    /// Ticks conflated before reaching any outbox because the writers fell
-    /// far behind the feed (see `hub.rs`, `MAX_WAITING`).
-    pub overload_conflated: Counter,
-    /// Clients closed for not answering pings.
-    pub ping_timeouts: Counter,
-    /// Clients closed for breaking the WebSocket protocol.
-    pub protocol_errors: Counter,
-    /// Control messages answered with an error.
-    pub request_errors: Counter,
-    /// WebSocket connections open now.
-    pub connections: Counter,
-    /// WebSocket connections accepted since start.
-    pub connections_total: Counter,
-    /// Upgrades refused because the connection limit was reached.
-    pub connections_refused: Counter,
-    /// Stage latency histograms.
-    pub stages: Mutex<StageHistograms>,
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(PromGauge<u64, AtomicU64>);
+
+impl Gauge {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        if n != 0 {
+            self.0.inc_by(n);
+        }
+    }
+
+    /// Subtracts `n`.
+    pub fn sub(&self, n: u64) {
+        self.0.dec_by(n);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+
+    fn register(&self, registry: &mut Registry, name: &str, help: &str) {
+        registry.register(name, help, self.0.clone());
+    }
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            ticks_in: Counter::default(),
-            ticks_stale: Counter::default(),
-            ticks_rejected: Counter::default(),
-            publishers_dropped: Counter::default(),
-            frames_out: Counter::default(),
-            bytes_out: Counter::default(),
-            writes: Counter::default(),
-            conflated: Counter::default(),
-            dropped: Counter::default(),
-            slow_disconnects: Counter::default(),
-            overload_conflated: Counter::default(),
-            ping_timeouts: Counter::default(),
-            protocol_errors: Counter::default(),
-            request_errors: Counter::default(),
-            connections: Counter::default(),
-            connections_total: Counter::default(),
-            connections_refused: Counter::default(),
-            stages: Mutex::new(StageHistograms::default()),
+/// Declares every metric once: the struct field (with its doc), its kind,
+/// and the name and help text it is exported with.
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])+ $field:ident: $kind:ident = $name:literal, $help:literal;)+) => {
+        /// Everything the broker counts.
+        pub struct Metrics {
+            started: Instant,
+            registry: Registry,
+            /// Known symbols, set from the hub at each scrape.
+            symbols: PromGauge<u64, AtomicU64>,
+            /// Seconds since start, set at each scrape.
+            uptime: PromGauge<f64, AtomicU64>,
+            $($(#[doc = $doc])+ pub $field: $kind,)+
+            /// Stage latency histograms (the registry reads them through
+            /// [`StageQuantiles`] at each scrape).
+            pub stages: Arc<Mutex<StageHistograms>>,
         }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                let mut registry = Registry::default();
+                $(
+                    let $field = <$kind>::default();
+                    $field.register(&mut registry, $name, $help);
+                )+
+                let symbols = PromGauge::default();
+                registry.register("tickcast_symbols", "Symbols known to the hub", symbols.clone());
+                let uptime = PromGauge::default();
+                registry.register(
+                    "tickcast_uptime_seconds",
+                    "Seconds since the broker started",
+                    uptime.clone(),
+                );
+                let stages = Arc::new(Mutex::new(StageHistograms::default()));
+                registry.register_collector(Box::new(StageQuantiles(stages.clone())));
+                Self {
+                    started: Instant::now(),
+                    registry,
+                    symbols,
+                    uptime,
+                    $($field,)+
+                    stages,
+                }
+            }
+        }
+    };
+}
+
+// Counters are exported with `_total` appended to the name given here.
+metrics! {
+    /// Ticks accepted from the feed and fanned out.
+    ticks_in: Counter = "tickcast_ticks_in", "Ticks accepted from the feed";
+    /// Ticks skipped because their `seq` was not above the symbol's last.
+    ticks_stale: Counter = "tickcast_ticks_stale", "Ticks skipped as duplicate or out of order";
+    /// Ingest records that were not valid ticks (or the symbol table was full).
+    ticks_rejected: Counter = "tickcast_ticks_rejected", "Ingest records rejected as invalid";
+    /// Publishers disconnected for sending a malformed stream.
+    publishers_dropped: Counter =
+        "tickcast_publishers_dropped", "Publishers disconnected for a malformed stream";
+    /// Frames written to client sockets (deliveries, replies and snapshots).
+    frames_out: Counter = "tickcast_frames_out", "Frames written to clients";
+    /// Bytes written to client sockets.
+    bytes_out: Counter = "tickcast_bytes_out", "Bytes written to clients";
+    /// Write calls on client sockets (frames_out / writes = frames per syscall).
+    writes: Counter = "tickcast_writes", "Write calls on client sockets";
+    /// Ticks replaced by a newer one of the same symbol in a slow outbox.
+    conflated: Counter = "tickcast_conflated", "Ticks conflated for slow clients";
+    /// Ticks discarded for a slow client (drop policy).
+    dropped: Counter = "tickcast_dropped", "Ticks dropped for slow clients";
+    /// Clients closed with 1008 "slow consumer".
+    slow_disconnects: Counter = "tickcast_slow_disconnects", "Clients closed as slow consumers";
+    /// Ticks conflated before reaching any outbox because the writers fell
+    /// far behind the feed (see `hub.rs`, `MAX_WAITING`).
+    overload_conflated: Counter = "tickcast_overload_conflated",
+        "Ticks conflated because the writers fell far behind the feed";
+    /// Clients closed for not answering pings.
+    ping_timeouts: Counter = "tickcast_ping_timeouts", "Clients closed for not answering pings";
+    /// Clients closed for breaking the WebSocket protocol.
+    protocol_errors: Counter =
+        "tickcast_protocol_errors", "Clients closed for WebSocket protocol violations";
+    /// Control messages answered with an error.
+    request_errors: Counter =
+        "tickcast_request_errors", "Control messages answered with an error";
+    /// WebSocket connections open now.
+    connections: Gauge = "tickcast_connections", "WebSocket connections open";
+    /// WebSocket connections accepted since start.
+    connections_total: Counter = "tickcast_connections", "WebSocket connections accepted";
+    /// Upgrades refused because the connection limit was reached.
+    connections_refused: Counter = "tickcast_connections_refused",
+        "WebSocket upgrades refused at the connection limit";
+}
+
+impl AsRef<Mutex<StageHistograms>> for Metrics {
+    fn as_ref(&self) -> &Mutex<StageHistograms> {
+        &self.stages
+    }
+}
+
+/// Exports the stage percentiles since start as the series of a summary,
+/// read from the histograms at each scrape.
+struct StageQuantiles(Arc<Mutex<StageHistograms>>);
+
+impl std::fmt::Debug for StageQuantiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StageQuantiles")
+    }
+}
+
+impl Collector for StageQuantiles {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        const NAME: &str = "tickcast_stage_latency_seconds";
+        let pct = self.0.lock().percentiles();
+        let mut family = encoder.encode_descriptor(
+            NAME,
+            "Latency of each pipeline stage (feed_to_receive, receive_to_enqueue, \
+             enqueue_to_write) since start, by quantile.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for stage in Stage::ALL {
+            let p = pct[stage as usize];
+            for (q, us) in [
+                ("0.5", p.p50_us),
+                ("0.9", p.p90_us),
+                ("0.99", p.p99_us),
+                ("0.999", p.p999_us),
+                ("1", p.max_us),
+            ] {
+                let labels = [("stage", stage.name()), ("quantile", q)];
+                // Back to whole nanoseconds first, so the seconds print as
+                // 0.000342783, not 0.00034278300000000004.
+                let seconds = (us * 1e3).round() / 1e9;
+                ConstGauge::new(seconds).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "tickcast_stage_latency_seconds_count",
+            "Samples of each pipeline stage since start.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for stage in Stage::ALL {
+            let labels = [("stage", stage.name())];
+            ConstGauge::new(pct[stage as usize].count).encode(family.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 
@@ -125,92 +272,6 @@ pub struct Stats {
     pub slow_disconnects: u64,
     /// Stage percentiles, by stage name.
     pub stages: std::collections::BTreeMap<&'static str, Percentiles>,
-}
-
-/// (name, help, value) of every counter, for the Prometheus text.
-fn counters(m: &Metrics) -> [(&'static str, &'static str, u64); 16] {
-    [
-        (
-            "tickcast_ticks_in_total",
-            "Ticks accepted from the feed",
-            m.ticks_in.get(),
-        ),
-        (
-            "tickcast_ticks_stale_total",
-            "Ticks skipped as duplicate or out of order",
-            m.ticks_stale.get(),
-        ),
-        (
-            "tickcast_ticks_rejected_total",
-            "Ingest records rejected as invalid",
-            m.ticks_rejected.get(),
-        ),
-        (
-            "tickcast_publishers_dropped_total",
-            "Publishers disconnected for a malformed stream",
-            m.publishers_dropped.get(),
-        ),
-        (
-            "tickcast_frames_out_total",
-            "Frames written to clients",
-            m.frames_out.get(),
-        ),
-        (
-            "tickcast_bytes_out_total",
-            "Bytes written to clients",
-            m.bytes_out.get(),
-        ),
-        (
-            "tickcast_writes_total",
-            "Write calls on client sockets",
-            m.writes.get(),
-        ),
-        (
-            "tickcast_conflated_total",
-            "Ticks conflated for slow clients",
-            m.conflated.get(),
-        ),
-        (
-            "tickcast_dropped_total",
-            "Ticks dropped for slow clients",
-            m.dropped.get(),
-        ),
-        (
-            "tickcast_slow_disconnects_total",
-            "Clients closed as slow consumers",
-            m.slow_disconnects.get(),
-        ),
-        (
-            "tickcast_overload_conflated_total",
-            "Ticks conflated because the writers fell far behind the feed",
-            m.overload_conflated.get(),
-        ),
-        (
-            "tickcast_ping_timeouts_total",
-            "Clients closed for not answering pings",
-            m.ping_timeouts.get(),
-        ),
-        (
-            "tickcast_protocol_errors_total",
-            "Clients closed for WebSocket protocol violations",
-            m.protocol_errors.get(),
-        ),
-        (
-            "tickcast_request_errors_total",
-            "Control messages answered with an error",
-            m.request_errors.get(),
-        ),
-        (
-            "tickcast_connections_total",
-            "WebSocket connections accepted",
-            m.connections_total.get(),
-        ),
-        (
-            "tickcast_connections_refused_total",
-            "WebSocket upgrades refused at the connection limit",
-            m.connections_refused.get(),
-        ),
-    ]
 }
 
 impl Metrics {
@@ -238,62 +299,14 @@ impl Metrics {
         }
     }
 
-    /// The `/metrics` page in the Prometheus text exposition format.
+    /// The `/metrics` page in the Prometheus text exposition format
+    /// ([`CONTENT_TYPE`]), given the hub's symbol count.
     pub fn prometheus(&self, symbols: usize) -> String {
-        let mut out = String::with_capacity(4096);
-        for (name, help, value) in counters(self) {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        let gauges = [
-            (
-                "tickcast_connections",
-                "WebSocket connections open",
-                self.connections.get() as f64,
-            ),
-            (
-                "tickcast_symbols",
-                "Symbols known to the hub",
-                symbols as f64,
-            ),
-            (
-                "tickcast_uptime_seconds",
-                "Seconds since the broker started",
-                self.uptime_s(),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        }
-        let pct = self.stages.lock().percentiles();
-        let name = "tickcast_stage_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Latency of each pipeline stage (feed_to_receive, receive_to_enqueue, enqueue_to_write)\n# TYPE {name} summary"
-        );
-        for stage in Stage::ALL {
-            let p = pct[stage as usize];
-            let stage = stage.name();
-            for (q, us) in [
-                ("0.5", p.p50_us),
-                ("0.9", p.p90_us),
-                ("0.99", p.p99_us),
-                ("0.999", p.p999_us),
-                ("1", p.max_us),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "{name}{{stage=\"{stage}\",quantile=\"{q}\"}} {}",
-                    us / 1e6
-                );
-            }
-            let _ = writeln!(out, "{name}_count{{stage=\"{stage}\"}} {}", p.count);
-        }
+        self.symbols.set(symbols as u64);
+        self.uptime.set(self.uptime_s());
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail, and neither can our collector.
+        let _ = prometheus_text::encode(&mut out, &self.registry);
         out
     }
 
@@ -336,25 +349,258 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+
     use super::*;
+
+    /// One sample line: name, labels, value.
+    type Sample = (String, BTreeMap<String, String>, f64);
+
+    fn is_name(s: &str, colons: bool) -> bool {
+        let mut chars = s.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || (colons && c == ':'))
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':'))
+    }
+
+    fn parse_value(s: &str) -> Option<f64> {
+        match s {
+            "+Inf" => Some(f64::INFINITY),
+            "-Inf" => Some(f64::NEG_INFINITY),
+            "NaN" => Some(f64::NAN),
+            _ => s.parse().ok().filter(|_| !s.contains(['i', 'I', 'n', 'N'])),
+        }
+    }
+
+    /// `{a="x",b="y"} rest` → the labels and `rest`; escapes `\\`, `\"`, `\n`.
+    fn parse_labels(s: &str) -> Result<(BTreeMap<String, String>, &str), String> {
+        let mut labels = BTreeMap::new();
+        let mut rest = s.strip_prefix('{').ok_or("no {")?;
+        loop {
+            if let Some(after) = rest.strip_prefix('}') {
+                return Ok((labels, after));
+            }
+            let (name, after) = rest.split_once("=\"").ok_or("label without =\"")?;
+            if !is_name(name, false) || name.starts_with("__") {
+                return Err(format!("bad label name {name:?}"));
+            }
+            let mut value = String::new();
+            let mut chars = after.char_indices();
+            let end = loop {
+                match chars.next().ok_or("unterminated label value")? {
+                    (i, '"') => break i,
+                    (_, '\\') => match chars.next().ok_or("dangling escape")?.1 {
+                        '\\' => value.push('\\'),
+                        '"' => value.push('"'),
+                        'n' => value.push('\n'),
+                        c => return Err(format!("bad escape \\{c}")),
+                    },
+                    (_, '\n') => return Err("newline in label value".into()),
+                    (_, c) => value.push(c),
+                }
+            };
+            if labels.insert(name.to_owned(), value).is_some() {
+                return Err(format!("label {name} twice"));
+            }
+            rest = &after[end + 1..];
+            rest = rest.strip_prefix(',').unwrap_or(rest);
+        }
+    }
+
+    /// Checks `text` line by line against the Prometheus text exposition
+    /// format 0.0.4, as strictly as Prometheus's own parser and a little
+    /// more: every family has one HELP and one TYPE before its samples, its
+    /// samples are contiguous and named as its type allows, no series
+    /// appears twice. Returns the samples and each family's type.
+    fn parse_exposition(text: &str) -> Result<(Vec<Sample>, HashMap<String, String>), String> {
+        if !text.ends_with('\n') {
+            return Err("does not end with a newline".into());
+        }
+        let (mut samples, mut types) = (Vec::new(), HashMap::new());
+        let (mut helps, mut done, mut series) = (HashSet::new(), HashSet::new(), HashSet::new());
+        let mut current: Option<String> = None;
+        let mut enter = |family: &str, current: &mut Option<String>| {
+            if current.as_deref() != Some(family) {
+                if let Some(previous) = current.take() {
+                    done.insert(previous);
+                }
+                if done.contains(family) {
+                    return Err(format!("family {family} is split"));
+                }
+                *current = Some(family.to_owned());
+            }
+            Ok(())
+        };
+        for line in text.lines() {
+            let fail = |why: &str| Err(format!("{why}: {line:?}"));
+            if let Some(comment) = line.strip_prefix('#') {
+                let mut words = comment.trim_start().splitn(3, ' ');
+                let (kind, name, rest) = (words.next(), words.next(), words.next());
+                let Some(name) = name.filter(|n| is_name(n, true)) else {
+                    return fail("comment is not HELP or TYPE of a metric");
+                };
+                enter(name, &mut current)?;
+                match (kind, rest) {
+                    (Some("HELP"), Some(help)) => {
+                        let escapes = help.split("\\\\").all(|part| {
+                            part.match_indices('\\')
+                                .all(|(i, _)| part[i..].starts_with("\\n"))
+                        });
+                        if !escapes || !helps.insert(name.to_owned()) {
+                            return fail("bad or second HELP");
+                        }
+                    }
+                    (Some("TYPE"), Some(t))
+                        if ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t) =>
+                    {
+                        if types.insert(name.to_owned(), t.to_owned()).is_some()
+                            || samples.iter().any(|(n, _, _): &Sample| n == name)
+                        {
+                            return fail("second TYPE, or TYPE after samples");
+                        }
+                    }
+                    _ => return fail("comment is not HELP or TYPE"),
+                }
+                continue;
+            }
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+            let name = &line[..name_end];
+            if !is_name(name, true) {
+                return fail("bad metric name");
+            }
+            let (labels, rest) = if line[name_end..].starts_with('{') {
+                parse_labels(&line[name_end..]).map_err(|e| format!("{e}: {line:?}"))?
+            } else {
+                (BTreeMap::new(), &line[name_end..])
+            };
+            let mut fields = rest.strip_prefix(' ').unwrap_or("").split(' ');
+            let value = fields.next().and_then(parse_value);
+            let timestamp_ok = fields.next().is_none_or(|t| t.parse::<i64>().is_ok());
+            let (Some(value), true, None) = (value, timestamp_ok, fields.next()) else {
+                return fail("bad value or timestamp");
+            };
+            let family = current.clone().unwrap_or_else(|| name.to_owned());
+            let allowed: &[&str] = match types.get(&family).map(String::as_str) {
+                Some("summary") => &["", "_sum", "_count"],
+                Some("histogram") => &["_bucket", "_sum", "_count"],
+                _ => &[""],
+            };
+            let suffix_ok = name
+                .strip_prefix(family.as_str())
+                .is_some_and(|suffix| allowed.contains(&suffix));
+            if !suffix_ok {
+                return fail("sample outside its family");
+            }
+            if !series.insert((name.to_owned(), labels.clone())) {
+                return fail("series twice");
+            }
+            samples.push((name.to_owned(), labels, value));
+        }
+        Ok((samples, types))
+    }
+
+    fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let found: Vec<f64> = samples
+            .iter()
+            .filter(|(n, l, _)| n == name && *l == want)
+            .map(|(_, _, v)| *v)
+            .collect();
+        assert_eq!(found.len(), 1, "{name} {labels:?}");
+        found[0]
+    }
 
     #[test]
     fn prometheus_text_has_counters_and_quantiles() {
         let m = Metrics::default();
         m.ticks_in.add(3);
+        m.connections.add(2);
+        m.connections.sub(1);
+        m.connections_total.add(2);
         m.stages.lock().record(Stage::EnqueueToWrite, 2_000);
         let text = m.prometheus(5);
-        assert!(text.contains("tickcast_ticks_in_total 3"));
-        assert!(text.contains("tickcast_symbols 5"));
-        assert!(text.contains(
-            r#"tickcast_stage_latency_seconds{stage="enqueue_to_write",quantile="0.99"} 0.000002"#
-        ));
-        assert!(
-            text.contains(r#"tickcast_stage_latency_seconds_count{stage="enqueue_to_write"} 1"#)
+        let (samples, types) = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(value(&samples, "tickcast_ticks_in_total", &[]), 3.0);
+        assert_eq!(value(&samples, "tickcast_connections", &[]), 1.0);
+        assert_eq!(value(&samples, "tickcast_connections_total", &[]), 2.0);
+        assert_eq!(value(&samples, "tickcast_symbols", &[]), 5.0);
+        assert!(value(&samples, "tickcast_uptime_seconds", &[]) >= 0.0);
+        let stage = ("stage", "enqueue_to_write");
+        for q in ["0.5", "0.9", "0.99", "0.999", "1"] {
+            let v = value(
+                &samples,
+                "tickcast_stage_latency_seconds",
+                &[stage, ("quantile", q)],
+            );
+            assert!((v - 2e-6).abs() < 1e-8, "q{q} = {v}");
+        }
+        let count = "tickcast_stage_latency_seconds_count";
+        assert_eq!(value(&samples, count, &[stage]), 1.0);
+        assert_eq!(value(&samples, count, &[("stage", "feed_to_receive")]), 0.0);
+        assert_eq!(types["tickcast_ticks_in_total"], "counter");
+        assert_eq!(types["tickcast_connections_total"], "counter");
+        assert_eq!(types["tickcast_connections"], "gauge");
+        assert_eq!(types["tickcast_stage_latency_seconds"], "gauge");
+    }
+
+    #[test]
+    fn exposition_is_valid_prometheus_text_with_every_metric() {
+        let m = Metrics::default();
+        for (i, stage) in Stage::ALL.into_iter().enumerate() {
+            m.stages.lock().record_n(stage, 1_000 * (i as u64 + 1), 10);
+        }
+        let text = m.prometheus(0);
+        let (samples, types) = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let mut families: Vec<&str> = types.keys().map(String::as_str).collect();
+        families.sort_unstable();
+        assert_eq!(
+            families,
+            [
+                "tickcast_bytes_out_total",
+                "tickcast_conflated_total",
+                "tickcast_connections",
+                "tickcast_connections_refused_total",
+                "tickcast_connections_total",
+                "tickcast_dropped_total",
+                "tickcast_frames_out_total",
+                "tickcast_overload_conflated_total",
+                "tickcast_ping_timeouts_total",
+                "tickcast_protocol_errors_total",
+                "tickcast_publishers_dropped_total",
+                "tickcast_request_errors_total",
+                "tickcast_slow_disconnects_total",
+                "tickcast_stage_latency_seconds",
+                "tickcast_stage_latency_seconds_count",
+                "tickcast_symbols",
+                "tickcast_ticks_in_total",
+                "tickcast_ticks_rejected_total",
+                "tickcast_ticks_stale_total",
+                "tickcast_uptime_seconds",
+                "tickcast_writes_total",
+            ]
         );
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let value = line.rsplit(' ').next().unwrap_or_default();
-            assert!(value.parse::<f64>().is_ok(), "bad sample line: {line}");
+        // 17 counters and gauges, the symbols and uptime gauges, and per
+        // stage 5 quantiles and a count.
+        assert_eq!(samples.len(), 17 + 2 + 3 * 6);
+        for (name, _, v) in &samples {
+            assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
+        }
+        // The checker itself refuses what it should.
+        for bad in [
+            "x 1",
+            "# TYPE x gauge\nx 1\n# TYPE y gauge\ny 1\nx 2\n",
+            "# TYPE x gauge\nx{a=\"1\"} 1\nx{a=\"1\"} 2\n",
+            "# TYPE x counter\nx_total 1\n",
+            "# TYPE x gauge\nx{a=\"\\q\"} 1\n",
+            "# TYPE x gauge\nx one\n",
+            "# EOF\n",
+            "# TYPE x gauge\n# TYPE x gauge\nx 1\n",
+        ] {
+            assert!(parse_exposition(bad).is_err(), "accepted {bad:?}");
         }
     }
 
