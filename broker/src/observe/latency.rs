@@ -3,9 +3,10 @@
 //! Stages, all on the wall clock in nanoseconds:
 //! - **feed → receive**: the tick's `ts` (set by the feed) to the moment the
 //!   broker read it;
-//! - **receive → enqueue**: read to queued in a subscriber's outbox (once per
-//!   tick, at its fan-out);
-//! - **enqueue → write**: queued to handed to the kernel (once per delivery).
+//! - **receive → enqueue**: read to published by the hub into its writer
+//!   shards' inboxes (once per tick);
+//! - **enqueue → write**: published to handed to the kernel (once per
+//!   delivery).
 //!
 //! Recording goes into a one-second *interval* histogram per stage; a ticker
 //! folds each interval into the running total once a second and, with

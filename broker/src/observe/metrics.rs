@@ -174,7 +174,7 @@ metrics! {
     /// Clients closed with 1008 "slow consumer".
     slow_disconnects: Counter = "tickcast_slow_disconnects", "Clients closed as slow consumers";
     /// Ticks conflated before reaching any outbox because the writers fell
-    /// far behind the feed (see `hub.rs`, `MAX_WAITING`).
+    /// far behind the feed (see `fanout/inbox.rs`, `MAX_WAITING`).
     overload_conflated: Counter = "tickcast_overload_conflated",
         "Ticks conflated because the writers fell far behind the feed";
     /// Clients closed for not answering pings.
