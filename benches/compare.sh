@@ -6,6 +6,15 @@
 #   benches/compare.sh ladder-200 saturation slow-consumer idle-10k
 #   TICKCAST_ARGS="--write-coalesce=2ms" benches/compare.sh   # extra broker flags
 #
+# A/B mode, for a change to tickcast itself: with BASELINE set to an old
+# build's tickcast-broker binary, the scenarios run against that build and
+# the current one (no NATS), alternated for ROUNDS rounds (default 3; the
+# order flips each round, so drift in the machine's speed falls on both),
+# then `loadgen medians` prints per-step medians and ratios (new ÷ old):
+#
+#   cp target/release/tickcast-broker /tmp/broker-old    # before the change
+#   BASELINE=/tmp/broker-old ROUNDS=3 benches/compare.sh ladder-200 ladder-1000 slow-consumer
+#
 # Each server is spawned by loadgen on CPU 0 and loadgen runs on CPU 1, so
 # neither competes with the other for a core. Results (JSON, .hgrm, SVG)
 # go to benches/results/compare-<time>/. Run it on a quiet machine: the
@@ -49,17 +58,44 @@ fi
 
 out="benches/results/compare-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
-for s in "${scenarios[@]}"; do
-    for target in tickcast nats; do
-        server_bin=("--server-bin" "$bin_dir/tickcast-broker")
-        for a in ${TICKCAST_ARGS:-}; do server_bin+=("--server-arg=$a"); done
-        [ "$target" = nats ] && server_bin=("--server-bin" "$nats_bin")
-        echo "== $s on $target" >&2
-        # Every scenario bounds its own steps; this is the backstop.
-        timeout 1800 "${loadgen_pin[@]}" "$loadgen" run "benches/scenarios/$s.toml" \
-            --target "$target" --spawn "${server_bin[@]}" "${server_pin[@]}" \
-            --out "$out/$s-$target"
+
+# One run of scenario $1 against target $2 (tickcast or nats) served by the
+# binary $3, into directory $4.
+run_one() {
+    local args=("--server-bin" "$3")
+    if [ "$2" = tickcast ]; then
+        for a in ${TICKCAST_ARGS:-}; do args+=("--server-arg=$a"); done
+    fi
+    echo "== $1 on $2 ($3)" >&2
+    # Every scenario bounds its own steps; this is the backstop.
+    timeout 1800 "${loadgen_pin[@]}" "$loadgen" run "benches/scenarios/$1.toml" \
+        --target "$2" --spawn "${args[@]}" "${server_pin[@]}" --out "$4"
+}
+
+if [ -n "${BASELINE:-}" ]; then
+    [ -x "$BASELINE" ] || { echo "BASELINE=$BASELINE is not an executable" >&2; exit 2; }
+    rounds="${ROUNDS:-3}"
+    for r in $(seq 1 "$rounds"); do
+        for s in "${scenarios[@]}"; do
+            if [ $((r % 2)) -eq 1 ]; then order=(old new); else order=(new old); fi
+            for build in "${order[@]}"; do
+                bin="$bin_dir/tickcast-broker"
+                [ "$build" = old ] && bin="$BASELINE"
+                run_one "$s" tickcast "$bin" "$out/$s-$build-r$r"
+            done
+        done
     done
+    for s in "${scenarios[@]}"; do
+        "$loadgen" medians --a-label old --b-label new \
+            --a "$out/$s"-old-r*/result.json --b "$out/$s"-new-r*/result.json | tee "$out/$s-ab.txt"
+    done
+    echo "results in $out"
+    exit 0
+fi
+
+for s in "${scenarios[@]}"; do
+    run_one "$s" tickcast "$bin_dir/tickcast-broker" "$out/$s-tickcast"
+    run_one "$s" nats "$nats_bin" "$out/$s-nats"
     "$loadgen" compare "$out/$s-tickcast/result.json" "$out/$s-nats/result.json" | tee "$out/$s-comparison.txt"
 done
 echo "results in $out"

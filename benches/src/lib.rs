@@ -21,10 +21,12 @@
 //! - [`latency`], [`hgrm`]: latency histograms and their percentile files.
 //! - [`target`], [`procstat`], [`http`]: the server under test and its process.
 //! - [`runner`], [`idle`]: a traffic run (steps, saturation) and an idle run.
-//! - [`report`], [`plots`]: the JSON result, terminal tables and SVG charts.
+//! - [`report`], [`plots`]: the JSON result, terminal tables and SVG charts;
+//!   [`ab`]: medians over rounds of two builds (A/B).
 //! - [`floor`]: the cost of loopback sends alone, with no server (the floor
 //!   under any server's latency on this machine).
 
+pub mod ab;
 pub mod conn;
 pub mod floor;
 pub mod hgrm;

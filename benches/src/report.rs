@@ -194,7 +194,7 @@ pub struct IdleReport {
     pub loadgen_cpu_cores: f64,
 }
 
-fn fmt_ms(v: f64) -> String {
+pub(crate) fn fmt_ms(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -204,7 +204,7 @@ fn fmt_ms(v: f64) -> String {
     }
 }
 
-fn fmt_count(v: f64) -> String {
+pub(crate) fn fmt_count(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e3 {

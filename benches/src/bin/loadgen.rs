@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tickcast_benches::ab::medians_table;
 use tickcast_benches::floor::{run_floor, FloorSpec, SendMode, MAX_FRAMES};
 use tickcast_benches::idle::run_idle;
 use tickcast_benches::procstat;
@@ -38,6 +39,23 @@ enum Command {
         a: PathBuf,
         /// The second run's result.json.
         b: PathBuf,
+    },
+    /// Medians over several rounds of two sets of result.json files (an
+    /// A/B run: old and new builds alternated), per step, with ratios
+    /// (b ÷ a).
+    Medians {
+        /// The first set's result.json files.
+        #[arg(long, num_args = 1.., required = true)]
+        a: Vec<PathBuf>,
+        /// The second set's result.json files.
+        #[arg(long, num_args = 1.., required = true)]
+        b: Vec<PathBuf>,
+        /// What to call the first set.
+        #[arg(long, default_value = "a")]
+        a_label: String,
+        /// What to call the second set.
+        #[arg(long, default_value = "b")]
+        b_label: String,
     },
     /// Measure what loopback sends alone cost (no server): one thread
     /// writes to every connection once per period, another reads.
@@ -128,6 +146,22 @@ fn main() -> Result<()> {
         Command::Compare { a, b } => {
             let (a, b) = (read_report(&a)?, read_report(&b)?);
             print!("{}", comparison_table(&a, &b));
+            Ok(())
+        }
+        Command::Medians {
+            a,
+            b,
+            a_label,
+            b_label,
+        } => {
+            let read = |paths: &[PathBuf]| {
+                paths
+                    .iter()
+                    .map(|p| read_report(p))
+                    .collect::<Result<Vec<_>>>()
+            };
+            let (a, b) = (read(&a)?, read(&b)?);
+            print!("{}", medians_table(&a_label, &a, &b_label, &b));
             Ok(())
         }
         Command::Floor(args) => floor(&args),
