@@ -1,20 +1,57 @@
-//! The small slice of MessagePack the tick codec needs, written by hand.
+//! The slice of MessagePack the tick codec needs: reading on `rmp` (the
+//! project's low-level MessagePack library), writing and the bounded skip
+//! of unknown values by hand, each for a measured reason.
 //!
-//! Why not `rmp-serde` for ticks: ticks are the hot path (the simulator writes
-//! millions a second, the broker validates every ingested one), and a serde
-//! round trip through a derived visitor costs several times more than reading
-//! the few types a tick uses straight off a byte slice. Control messages are
-//! rare and keep using `rmp-serde`. The tests check both against `rmpv`, a
-//! generic MessagePack implementation, so the two never disagree.
+//! Measured with `cargo bench -p tickcast-benches --bench codec` on five
+//! ticks (the example, 1- and 32-byte symbols, with `orig_ts`, whole-number
+//! prices), every variant checked to write and read the same bytes; time of
+//! the library ÷ time of ours, median (range) over the five ticks and two
+//! or three runs. Taken on the shared 2-core machine while others compiled
+//! (2026-12-01), so the ratios, not the nanoseconds, are the figures; the
+//! lead re-takes them on a quiet machine (see `benches/README.md`).
+//!
+//! | operation | ours | rmp | rmp-serde | decision |
+//! |---|---|---|---|---|
+//! | encode | 46 ns | 1.21× (0.98–1.46) into a `Vec`; 1.65× (1.38–1.99) through the `BufMut` adapter our signature needs | 2.52× (2.02–3.50) | keep ours ([`write_str`] and the rest) |
+//! | decode, borrowed | 120–275 ns | 1.23× (0.84–1.56) | 1.80× (1.25–2.21) flat struct, 1.96× derived | reads on rmp ([`Reader`]); the tick logic stays ours |
+//! | decode, owned | 120–340 ns | 1.37× (0.91–1.58) | 1.81× flat, 1.90× derived | as borrowed |
+//! | `TickHeader::peek` | 9 ns | 5.2× (4.5–6.8) | 21× (18–27) | keep ours (the fixed-layout path in `tick.rs`) |
+//!
+//! Encode keeps its own writers: rmp writes to `std::io::Write`, and
+//! `TickRef::encode` appends to any `BufMut` (`framing::put_tick_record`
+//! encodes straight into a record buffer), so rmp would go through an
+//! adapter, at 1.65× ours; into a plain `Vec` it is 1.21×, but only by
+//! changing a signature every producer uses. The decode figures
+//! compare the hand-written reader this module had until then (commit
+//! a7bc64b has it and the bench that timed it, three runs); rmp's readers
+//! were close, so they replaced it. rmp-serde does not replace the tick
+//! decoder: it is 1.8–2.0× the hand-written one (1.24–1.48× the rmp one
+//! here, two runs), and it cannot say which key was missing or mistyped
+//! (`DecodeError`) without a hand-written visitor of its own.
+//!
+//! What stays ours in the reader, and why:
+//! - [`Reader::skip`]: rmp's only value skipper, `decode::MessageLen`,
+//!   panics (`todo!()`) on extension types in 0.8.15, and an unknown key
+//!   from a hostile publisher may hold one; ours is bounded in depth.
+//! - [`Reader::str_bytes`] reads a string's length with rmp and takes the
+//!   bytes itself, skipping the UTF-8 check of rmp's `read_str_from_slice`:
+//!   keys are matched against known ASCII names, so the check is pointless
+//!   (it was a quarter of the decode time).
+//!
+//! Control messages are rare and use `rmp-serde`. The tests check both
+//! against `rmpv`, a generic MessagePack implementation, so the two never
+//! disagree.
 
 use bytes::BufMut;
+use rmp::decode::{self, NumValueReadError, ValueReadError};
 
 /// Why a MessagePack value could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadError {
     /// The input ended inside a value.
     Truncated,
-    /// The value has another type than the one asked for.
+    /// The value has another type than the one asked for (or, for an
+    /// integer, does not fit the one asked for).
     WrongType,
     /// A string was not valid UTF-8.
     InvalidUtf8,
@@ -22,103 +59,86 @@ pub(crate) enum ReadError {
     TooDeep,
 }
 
+impl<E: rmp::decode::RmpReadErr> From<ValueReadError<E>> for ReadError {
+    fn from(e: ValueReadError<E>) -> Self {
+        match e {
+            ValueReadError::InvalidMarkerRead(_) | ValueReadError::InvalidDataRead(_) => {
+                ReadError::Truncated
+            }
+            ValueReadError::TypeMismatch(_) => ReadError::WrongType,
+        }
+    }
+}
+
+impl<E: rmp::decode::RmpReadErr> From<NumValueReadError<E>> for ReadError {
+    fn from(e: NumValueReadError<E>) -> Self {
+        match e {
+            NumValueReadError::InvalidMarkerRead(_) | NumValueReadError::InvalidDataRead(_) => {
+                ReadError::Truncated
+            }
+            NumValueReadError::TypeMismatch(_) | NumValueReadError::OutOfRange => {
+                ReadError::WrongType
+            }
+        }
+    }
+}
+
 /// How deep an ignored (unknown-key) value may nest before we give up; keeps
 /// hostile input from recursing without bound.
 const MAX_SKIP_DEPTH: usize = 16;
 
-/// A cursor over an encoded MessagePack buffer.
+/// A cursor over an encoded MessagePack buffer: rmp reads from the front of
+/// `rest`.
 pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-/// A number read from the input, before the caller decides what fits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Number {
-    Unsigned(u64),
-    Negative(i64),
-    Float(f64),
+    rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
+        Self { rest: buf }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.pos >= self.buf.len()
+        self.rest.is_empty()
     }
 
     /// How many bytes are left after the cursor.
     pub(crate) fn remaining_len(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
+        self.rest.len()
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
-        let end = self.pos.checked_add(n).ok_or(ReadError::Truncated)?;
-        let bytes = self.buf.get(self.pos..end).ok_or(ReadError::Truncated)?;
-        self.pos = end;
-        Ok(bytes)
+        let (head, rest) = self.rest.split_at_checked(n).ok_or(ReadError::Truncated)?;
+        self.rest = rest;
+        Ok(head)
     }
 
     fn byte(&mut self) -> Result<u8, ReadError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn peek(&self) -> Result<u8, ReadError> {
-        self.buf.get(self.pos).copied().ok_or(ReadError::Truncated)
+        let (&first, rest) = self.rest.split_first().ok_or(ReadError::Truncated)?;
+        self.rest = rest;
+        Ok(first)
     }
 
     fn be<const N: usize>(&mut self) -> Result<[u8; N], ReadError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        let (head, rest) = self
+            .rest
+            .split_first_chunk::<N>()
+            .ok_or(ReadError::Truncated)?;
+        self.rest = rest;
+        Ok(*head)
     }
 
     /// Reads a map header and returns the number of entries.
     pub(crate) fn map_len(&mut self) -> Result<usize, ReadError> {
-        match self.peek()? {
-            m @ 0x80..=0x8f => {
-                self.pos += 1;
-                Ok(usize::from(m & 0x0f))
-            }
-            0xde => {
-                self.pos += 1;
-                Ok(usize::from(u16::from_be_bytes(self.be()?)))
-            }
-            0xdf => {
-                self.pos += 1;
-                Ok(u32::from_be_bytes(self.be()?) as usize)
-            }
-            _ => Err(ReadError::WrongType),
-        }
+        Ok(decode::read_map_len(&mut self.rest)? as usize)
     }
 
-    /// Reads a string's bytes without copying or validating them (map keys:
-    /// matching them against known ASCII keys makes UTF-8 checks pointless,
-    /// and those checks were a quarter of the decode time).
+    /// Reads a string's bytes without copying or validating them (see the
+    /// module docs).
     #[inline]
     pub(crate) fn str_bytes(&mut self) -> Result<&'a [u8], ReadError> {
-        let len = match self.peek()? {
-            s @ 0xa0..=0xbf => {
-                self.pos += 1;
-                usize::from(s & 0x1f)
-            }
-            0xd9 => {
-                self.pos += 1;
-                usize::from(self.byte()?)
-            }
-            0xda => {
-                self.pos += 1;
-                usize::from(u16::from_be_bytes(self.be()?))
-            }
-            0xdb => {
-                self.pos += 1;
-                u32::from_be_bytes(self.be()?) as usize
-            }
-            _ => return Err(ReadError::WrongType),
-        };
-        self.take(len)
+        let len = decode::read_str_len(&mut self.rest)?;
+        self.take(len as usize)
     }
 
     /// Reads a string without copying it.
@@ -127,32 +147,27 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(self.str_bytes()?).map_err(|_| ReadError::InvalidUtf8)
     }
 
-    /// Reads any integer or float.
+    /// Reads an integer of any width that fits `u64`.
     #[inline]
-    pub(crate) fn number(&mut self) -> Result<Number, ReadError> {
-        let marker = self.peek()?;
-        let n = match marker {
-            0x00..=0x7f => Number::Unsigned(u64::from(marker)),
-            0xe0..=0xff => Number::Negative(i64::from(marker as i8)),
-            0xca..=0xd3 => {
-                self.pos += 1;
-                return Ok(match marker {
-                    0xcc => Number::Unsigned(u64::from(self.byte()?)),
-                    0xcd => Number::Unsigned(u64::from(u16::from_be_bytes(self.be()?))),
-                    0xce => Number::Unsigned(u64::from(u32::from_be_bytes(self.be()?))),
-                    0xcf => Number::Unsigned(u64::from_be_bytes(self.be()?)),
-                    0xd0 => signed(i64::from(i8::from_be_bytes(self.be()?))),
-                    0xd1 => signed(i64::from(i16::from_be_bytes(self.be()?))),
-                    0xd2 => signed(i64::from(i32::from_be_bytes(self.be()?))),
-                    0xd3 => signed(i64::from_be_bytes(self.be()?)),
-                    0xca => Number::Float(f64::from(f32::from_be_bytes(self.be()?))),
-                    _ => Number::Float(f64::from_be_bytes(self.be()?)),
-                });
-            }
-            _ => return Err(ReadError::WrongType),
-        };
-        self.pos += 1;
-        Ok(n)
+    pub(crate) fn u64(&mut self) -> Result<u64, ReadError> {
+        Ok(decode::read_int(&mut self.rest)?)
+    }
+
+    /// Reads an integer of any width that fits `u32`.
+    #[inline]
+    pub(crate) fn u32(&mut self) -> Result<u32, ReadError> {
+        Ok(decode::read_int(&mut self.rest)?)
+    }
+
+    /// Reads a float32, a float64 or an integer, as `f64` (some encoders,
+    /// JavaScript's among them, write whole-number floats as integers).
+    #[inline]
+    pub(crate) fn f64(&mut self) -> Result<f64, ReadError> {
+        match self.rest.first() {
+            Some(0xcb) => Ok(decode::read_f64(&mut self.rest)?),
+            Some(0xca) => Ok(f64::from(decode::read_f32(&mut self.rest)?)),
+            _ => Ok(decode::read_int(&mut self.rest)?),
+        }
     }
 
     /// Skips one value of any type (used for unknown keys).
@@ -200,14 +215,6 @@ impl<'a> Reader<'a> {
             self.skip_depth(depth + 1)?;
         }
         Ok(())
-    }
-}
-
-fn signed(v: i64) -> Number {
-    if v >= 0 {
-        Number::Unsigned(v as u64)
-    } else {
-        Number::Negative(v)
     }
 }
 

@@ -9,11 +9,20 @@
 //!
 //! [`TickRef`] borrows its symbol from the input buffer, so the broker can
 //! validate an ingested record without allocating; [`Tick`] owns it.
+//!
+//! Which parts are hand-written and which use a library, measured against
+//! `rmp` and `rmp-serde` (the figures are in the `msgpack` module): the
+//! encoder and [`TickHeader::peek`]'s fast path are ours (rmp costs 1.65×
+//! through our `BufMut` signature, and 5.2× for the peek; rmp-serde 2.5×
+//! and 21×); the decoder reads the MessagePack values with rmp and keeps
+//! its own key dispatch and checks, so every failure is a typed
+//! [`DecodeError`] (rmp-serde decoded 1.8–2.0× slower and cannot say which
+//! key was wrong).
 
 use bytes::BufMut;
 use serde::{Deserialize, Serialize};
 
-use crate::msgpack::{self, Number, ReadError, Reader};
+use crate::msgpack::{self, ReadError, Reader};
 
 /// One tick, generic over how it holds its symbol: [`Tick`] owns it,
 /// [`TickRef`] borrows it from the encoded buffer. Serialises (serde) to
@@ -388,8 +397,9 @@ impl<'a> TickHeader<'a> {
 
     /// [`TickHeader::peek`] for exactly what [`TickRef::encode`] writes: a
     /// fixmap, then the constant bytes `"type" "tick" "sym"` compared in one
-    /// go, a fixstr symbol and fixstr keys. About half the cost of walking
-    /// the same bytes value by value.
+    /// go, a fixstr symbol and fixstr keys: 9 ns where walking the same
+    /// bytes value by value with rmp's readers takes 5.2× as long (see the
+    /// `msgpack` module).
     #[inline]
     fn peek_fixed(buf: &'a [u8]) -> Option<Self> {
         const PREFIX: &[u8] = b"\xa4type\xa4tick\xa3sym";
@@ -411,7 +421,8 @@ impl<'a> TickHeader<'a> {
     }
 
     /// [`TickHeader::peek`] for any encoding of the first four keys in
-    /// canonical order (e.g. a str8 symbol).
+    /// canonical order (e.g. the str8 of a 32-byte symbol), value by value
+    /// with rmp's readers.
     fn peek_generic(buf: &'a [u8]) -> Option<Self> {
         let mut r = Reader::new(buf);
         if r.map_len().ok()? < 4
@@ -425,15 +436,11 @@ impl<'a> TickHeader<'a> {
         if r.str_bytes().ok()? != b"seq" {
             return None;
         }
-        let Number::Unsigned(seq) = r.number().ok()? else {
-            return None;
-        };
+        let seq = r.u64().ok()?;
         if r.str_bytes().ok()? != b"ts" {
             return None;
         }
-        let Number::Unsigned(ts) = r.number().ok()? else {
-            return None;
-        };
+        let ts = r.u64().ok()?;
         Some(Self { sym, seq, ts })
     }
 }
@@ -468,34 +475,15 @@ fn read_str<'a>(r: &mut Reader<'a>, key: &'static str) -> Result<&'a str, Decode
 }
 
 fn read_u64(r: &mut Reader<'_>, key: &'static str) -> Result<u64, DecodeError> {
-    const EXPECTED: &str = "an unsigned integer";
-    match r.number().map_err(wrong(key, EXPECTED))? {
-        Number::Unsigned(v) => Ok(v),
-        _ => Err(DecodeError::WrongType {
-            key,
-            expected: EXPECTED,
-        }),
-    }
+    r.u64().map_err(wrong(key, "an unsigned integer"))
 }
 
 fn read_u32(r: &mut Reader<'_>, key: &'static str) -> Result<u32, DecodeError> {
-    const EXPECTED: &str = "an unsigned 32-bit integer";
-    let v = read_u64(r, key).map_err(|_| DecodeError::WrongType {
-        key,
-        expected: EXPECTED,
-    })?;
-    u32::try_from(v).map_err(|_| DecodeError::WrongType {
-        key,
-        expected: EXPECTED,
-    })
+    r.u32().map_err(wrong(key, "an unsigned 32-bit integer"))
 }
 
 fn read_price(r: &mut Reader<'_>, key: &'static str) -> Result<f64, DecodeError> {
-    let value = match r.number().map_err(wrong(key, "a number"))? {
-        Number::Float(f) => f,
-        Number::Unsigned(u) => u as f64,
-        Number::Negative(i) => i as f64,
-    };
+    let value = r.f64().map_err(wrong(key, "a number"))?;
     if !value.is_finite() || value < 0.0 {
         return Err(DecodeError::InvalidPrice { key, value });
     }
@@ -538,6 +526,24 @@ mod tests {
         }
         .to_msgpack();
         assert_eq!(TickHeader::peek(&control), None);
+    }
+
+    #[test]
+    fn rmp_serde_writes_and_reads_the_same_bytes() {
+        // What the codec bench compares with must be the same wire format.
+        for (seq, orig_ts) in [(1, None), (300, Some(70_000)), (u64::MAX, Some(0))] {
+            for sym in ["F", "AAPL", &"X".repeat(MAX_SYMBOL_LEN)] {
+                let tick = Tick {
+                    sym: sym.into(),
+                    seq,
+                    orig_ts,
+                    ..Tick::example()
+                };
+                let bytes = tick.to_vec();
+                assert_eq!(rmp_serde::to_vec_named(&tick).ok(), Some(bytes.clone()));
+                assert_eq!(rmp_serde::from_slice::<Tick>(&bytes).ok(), Some(tick));
+            }
+        }
     }
 
     #[test]

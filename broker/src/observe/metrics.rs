@@ -69,10 +69,6 @@ impl Counter {
     pub fn get(&self) -> u64 {
         self.0.get()
     }
-
-    fn register(&self, registry: &mut Registry, name: &str, help: &str) {
-        registry.register(name, help, self.0.clone());
-    }
 }
 
 /// A value that goes up and down.
@@ -82,9 +78,7 @@ pub struct Gauge(PromGauge<u64, AtomicU64>);
 impl Gauge {
     /// Adds `n`.
     pub fn add(&self, n: u64) {
-        if n != 0 {
-            self.0.inc_by(n);
-        }
+        self.0.inc_by(n);
     }
 
     /// Subtracts `n`.
@@ -95,10 +89,6 @@ impl Gauge {
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.get()
-    }
-
-    fn register(&self, registry: &mut Registry, name: &str, help: &str) {
-        registry.register(name, help, self.0.clone());
     }
 }
 
@@ -125,7 +115,7 @@ macro_rules! metrics {
                 let mut registry = Registry::default();
                 $(
                     let $field = <$kind>::default();
-                    $field.register(&mut registry, $name, $help);
+                    registry.register($name, $help, $field.0.clone());
                 )+
                 let symbols = PromGauge::default();
                 registry.register("tickcast_symbols", "Symbols known to the hub", symbols.clone());
