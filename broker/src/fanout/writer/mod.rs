@@ -87,6 +87,13 @@ pub struct ShardWriter {
     limits: Limits,
     metrics: Arc<Metrics>,
     slots: Vec<Option<Slot>>,
+    /// Per slot, window positions of the frames delivered to it since its
+    /// last visit. Kept out of [`Slot`] on purpose: a tick to 300
+    /// subscribers is 300 pushes, and a dense list of 24-byte headers stays
+    /// in cache where 1,000 slots of ~300 bytes do not (at 1,000
+    /// subscribers, delivering into the slots themselves put about a
+    /// millisecond of cache misses before the first write of each pass).
+    pending: Vec<Vec<u32>>,
     window: Window,
     /// Window positions from here on may still be pending after this pass.
     keep_from: u32,
@@ -111,6 +118,7 @@ impl ShardWriter {
             limits,
             metrics,
             slots: Vec::new(),
+            pending: Vec::new(),
             window: Window::default(),
             keep_from: 0,
             dirty: Bitmap::default(),
@@ -204,12 +212,12 @@ impl ShardWriter {
                 let at = slot as usize;
                 if self.slots.len() <= at {
                     self.slots.resize_with(at + 1, || None);
+                    self.pending.resize_with(at + 1, Vec::new);
                 }
                 self.slots[at] = Some(Slot {
                     conn,
                     side: WriteSide::new(socket),
                     outbox: Outbox::new(self.limits.outbox_bytes, self.limits.slow_policy),
-                    pending: Vec::new(),
                     closing_since: None,
                 });
             }
@@ -237,6 +245,7 @@ impl ShardWriter {
                 if let Some(s) = self.slots.get_mut(slot as usize) {
                     // Dropping the write half sends the FIN.
                     *s = None;
+                    self.pending[slot as usize] = Vec::new();
                 }
                 self.dirty.remove(slot as usize);
                 self.blocked.remove(slot as usize);
@@ -269,13 +278,13 @@ impl ShardWriter {
             sym: d.sym,
             enqueued_ns: d.enqueued_ns,
         });
-        let Self { slots, dirty, .. } = self;
+        let Self { pending, dirty, .. } = self;
+        // Only attached slots are named (see `inbox.rs`); a closed one's
+        // list is dropped at its next visit.
         let mut add = |slot: u32| {
-            if let Some(Some(s)) = slots.get_mut(slot as usize) {
-                if s.side.is_open() {
-                    s.pending.push(at);
-                    dirty.insert(slot as usize);
-                }
+            if let Some(list) = pending.get_mut(slot as usize) {
+                list.push(at);
+                dirty.insert(slot as usize);
             }
         };
         match d.to {
@@ -317,17 +326,18 @@ impl ShardWriter {
     fn visit(&mut self, i: usize, sending: &mut Duration) -> bool {
         let Self {
             slots,
+            pending,
             window,
             batch,
             blocked,
             metrics,
             ..
         } = self;
-        let Some(Some(slot)) = slots.get_mut(i) else {
+        let (Some(Some(slot)), Some(pending)) = (slots.get_mut(i), pending.get_mut(i)) else {
             return false;
         };
         if !slot.side.is_open() {
-            slot.pending.clear();
+            pending.clear();
             return false;
         }
         match slot.side.flush_unsent(sending) {
@@ -339,10 +349,10 @@ impl ShardWriter {
         batch.clear();
         let got = slot
             .outbox
-            .collect(&slot.pending, window, is_blocked, batch, MAX_BATCH_BYTES);
-        slot.pending.clear();
-        if slot.pending.capacity() > KEEP_PENDING {
-            slot.pending = Vec::new();
+            .collect(pending, window, is_blocked, batch, MAX_BATCH_BYTES);
+        pending.clear();
+        if pending.capacity() > KEEP_PENDING {
+            *pending = Vec::new();
         }
         count_policies(&got, metrics);
         if !batch.is_empty() {

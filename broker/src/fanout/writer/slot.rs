@@ -1,5 +1,6 @@
-//! One connection as its writer shard owns it: the socket's write side,
-//! the outbox, and the frames delivered to it since its last visit.
+//! One connection as its writer shard owns it: the socket's write side and
+//! the outbox. (The frames delivered to it since its last visit are kept
+//! apart, in the shard's dense `pending` lists: see `writer/mod.rs`.)
 //!
 //! Only the shard's task touches a slot, so nothing in it is locked; what
 //! the connection's session needs to see lives in the shared
@@ -22,8 +23,6 @@ pub struct Slot {
     pub side: WriteSide,
     /// Its queue and slow-consumer policy.
     pub outbox: Outbox,
-    /// Window positions of the frames delivered to it since its last visit.
-    pub pending: Vec<u32>,
     /// When the sweep first saw it closing.
     pub closing_since: Option<Instant>,
 }
