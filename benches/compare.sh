@@ -8,12 +8,15 @@
 #
 # A/B mode, for a change to tickcast itself: with BASELINE set to an old
 # build's tickcast-broker binary, the scenarios run against that build and
-# the current one (no NATS), alternated for ROUNDS rounds (default 3; the
-# order flips each round, so drift in the machine's speed falls on both),
+# the current one (no NATS), alternated for ROUNDS rounds (default 4; the
+# order flips each round, so drift in the machine's speed falls on both,
+# and an even count puts each build second as often as first: in one
+# three-round run on 2026-12-01, at 1,000 subscribers the build that ran
+# second in its pair had the higher p50 in every round, whichever it was),
 # then `loadgen medians` prints per-step medians and ratios (new ÷ old):
 #
 #   cp target/release/tickcast-broker /tmp/broker-old    # before the change
-#   BASELINE=/tmp/broker-old ROUNDS=3 benches/compare.sh ladder-200 ladder-1000 slow-consumer
+#   BASELINE=/tmp/broker-old benches/compare.sh ladder-200 ladder-1000 slow-consumer
 #
 # Each server is spawned by loadgen on CPU 0 and loadgen runs on CPU 1, so
 # neither competes with the other for a core. Results (JSON, .hgrm, SVG)
@@ -74,7 +77,7 @@ run_one() {
 
 if [ -n "${BASELINE:-}" ]; then
     [ -x "$BASELINE" ] || { echo "BASELINE=$BASELINE is not an executable" >&2; exit 2; }
-    rounds="${ROUNDS:-3}"
+    rounds="${ROUNDS:-4}"
     for r in $(seq 1 "$rounds"); do
         for s in "${scenarios[@]}"; do
             if [ $((r % 2)) -eq 1 ]; then order=(old new); else order=(new old); fi

@@ -39,8 +39,12 @@ use crate::observe::latency::Stage;
 use crate::observe::metrics::Metrics;
 use tickcast_protocol::clock::now_ns;
 
-/// Symbols whose snapshot one lock hold of a `*` subscribe sends: measured
-/// in `benches/benches/broker.rs` (`hub/subscribe_wildcard_100k`).
+/// Symbols whose snapshot one lock hold of a `*` subscribe sends. Measured
+/// in `benches/benches/broker.rs` (2026-12-01): a `*` subscribe over
+/// 100,000 symbols takes 2.9 ms in all, so one chunk holds the lock for
+/// about 30 µs; publications of one tick made meanwhile waited p50 0.16 µs,
+/// p99 0.74 µs, p99.9 79 µs, at most 0.71 ms (20 such subscribes back to
+/// back). Without chunks the publisher would wait the whole 2.9 ms.
 pub const SNAPSHOT_CHUNK: usize = 1024;
 
 /// One validated tick on its way into the hub.

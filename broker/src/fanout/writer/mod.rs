@@ -13,7 +13,11 @@
 //! A send costs 5–10 µs on this machine's loopback whatever its size (see
 //! `loadgen floor` in benches/README.md), so batching is what makes fan-out
 //! fast. Copying ~130-byte frames into one buffer costs far less than the
-//! syscalls it saves. The buffer belongs to the runtime thread, not to the
+//! syscalls it saves, and beats handing the kernel one iovec per frame:
+//! `loadgen floor`, 200 sockets every 2 ms, 131-byte frames, the copy timed
+//! with the send, medians of 3 (2026-12-01): 5.7 / 5.9 / 7.5 µs of CPU per
+//! send with 1 / 8 / 64 frames copied, 6.4 / 6.4 / 9.5 µs with `writev`
+//! (which at 64 frames could not keep up in 2 of 3 runs). The buffer belongs to the runtime thread, not to the
 //! connection, so it stays in cache; only what a full socket does not take
 //! at once is kept per connection (`socket.rs`).
 //!
