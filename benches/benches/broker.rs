@@ -35,6 +35,20 @@ fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
     (hub, inboxes.remove(0), metrics)
 }
 
+/// Publishes one tick and returns how long the hub took.
+fn publish_one(hub: &Hub, sym: &str, seq: u64, payload: &[u8]) -> Duration {
+    let batch = [TickIn {
+        sym,
+        seq,
+        ts: 1,
+        payload,
+        recv_ns: 1,
+    }];
+    let start = Instant::now();
+    hub.publish(black_box(&batch));
+    start.elapsed()
+}
+
 /// Empties an inbox, as its writer would.
 fn drain(inbox: &Inbox) {
     let (mut items, mut freed) = (Vec::new(), Vec::new());
@@ -86,16 +100,7 @@ fn fanout(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for i in 0..iters {
                 seq += 1;
-                let batch = [TickIn {
-                    sym: "AAPL",
-                    seq,
-                    ts: 1,
-                    payload: &payload,
-                    recv_ns: 1,
-                }];
-                let start = Instant::now();
-                hub.publish(black_box(&batch));
-                total += start.elapsed();
+                total += publish_one(&hub, "AAPL", seq, &payload);
                 if i % 64 == 63 {
                     drain(&inbox);
                 }
@@ -170,16 +175,7 @@ fn subscribe_wildcard(c: &mut Criterion) {
             let mut seq = 1;
             while !done.load(Ordering::Relaxed) && waits.len() < 10_000_000 {
                 seq += 1;
-                let batch = [TickIn {
-                    sym: "S000007",
-                    seq,
-                    ts: 1,
-                    payload: &payload,
-                    recv_ns: 1,
-                }];
-                let start = Instant::now();
-                hub.publish(&batch);
-                waits.push(start.elapsed());
+                waits.push(publish_one(&hub, "S000007", seq, &payload));
             }
             waits
         })

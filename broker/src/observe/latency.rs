@@ -100,14 +100,15 @@ pub struct Percentiles {
 
 impl Percentiles {
     fn of(h: &Histogram<u64>) -> Self {
-        let us = |ns: u64| ns as f64 / 1_000.0;
+        let [p50_us, p90_us, p99_us, p999_us] =
+            [0.5, 0.9, 0.99, 0.999].map(|q| h.value_at_quantile(q) as f64 / 1_000.0);
         Self {
             count: h.len(),
-            p50_us: us(h.value_at_quantile(0.5)),
-            p90_us: us(h.value_at_quantile(0.9)),
-            p99_us: us(h.value_at_quantile(0.99)),
-            p999_us: us(h.value_at_quantile(0.999)),
-            max_us: us(h.max()),
+            p50_us,
+            p90_us,
+            p99_us,
+            p999_us,
+            max_us: h.max() as f64 / 1_000.0,
         }
     }
 }
