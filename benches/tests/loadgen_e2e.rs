@@ -37,6 +37,7 @@ impl Broker {
                 ..limits
             },
             hdr_log: None,
+            allowed_origins: Default::default(),
         };
         let broker = runtime.block_on(tickcast_broker::start(config)).unwrap();
         let endpoints = Endpoints {

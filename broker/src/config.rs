@@ -49,6 +49,20 @@ pub enum SlowConsumerPolicy {
 pub struct Limits {
     /// Most simultaneous WebSocket connections; more get HTTP 503.
     pub max_connections: usize,
+    /// Most connections (upgraded or not) from one IP address; more get
+    /// HTTP 503. 0: no limit.
+    pub max_connections_per_ip: usize,
+    /// Most connections that have not finished their upgrade yet; more are
+    /// answered HTTP 503 at once.
+    pub max_handshakes: usize,
+    /// How long a connection may take to send its HTTP request head (and,
+    /// between requests, stay idle) before it is closed.
+    pub handshake_timeout: Duration,
+    /// Bytes of replies (pongs, error replies, acks) one connection may
+    /// have queued before it is closed with 1008 (`fanout/replies.rs`).
+    pub max_reply_bytes: usize,
+    /// Bytes of replies all connections together may have queued.
+    pub max_reply_bytes_total: usize,
     /// Most topics one connection may hold.
     pub max_topics: usize,
     /// Largest control message, in bytes (also across fragments).
@@ -93,6 +107,13 @@ pub enum WriteCoalesce {
     Fixed(Duration),
 }
 
+/// The default per-address limit. A firm's dashboards may reach the broker
+/// through one NAT or proxy address, a few hundred of them; 2,000 leaves
+/// them room while one host cannot take more than a tenth of a typical
+/// 20,000-descriptor process. (The load generator's largest scenario opens
+/// 1,002 connections from one address.)
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 2_000;
+
 /// The longest pause [`WriteCoalesce::Auto`] chooses.
 pub const MAX_AUTO_PAUSE: Duration = Duration::from_millis(20);
 
@@ -104,6 +125,15 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 50_000,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_handshakes: 1_024,
+            handshake_timeout: Duration::from_secs(10),
+            // Pongs are at most 127 bytes, error replies ~100, an ack lists
+            // the connection's topics (about 10 KiB at 1,024). A client
+            // that reads its socket never comes near 64 KiB: replies wait
+            // only while its socket is full.
+            max_reply_bytes: 64 * 1024,
+            max_reply_bytes_total: 64 * 1024 * 1024,
             max_topics: 1_024,
             max_control_bytes: 4 * 1024,
             control_rate: 20,
@@ -137,6 +167,101 @@ pub struct BrokerConfig {
     pub limits: Limits,
     /// Write an HdrHistogram interval log (one interval a second) here.
     pub hdr_log: Option<PathBuf>,
+    /// Which web pages may open a WebSocket (by their `Origin`).
+    pub allowed_origins: AllowedOrigins,
+}
+
+/// Which browser origins may upgrade. A request without `Origin` (not a
+/// browser) is always accepted; one whose `Origin` is the broker's own
+/// address (its dashboard) always is too. Others are refused with HTTP 403
+/// unless listed, so a page on another site cannot open a socket from a
+/// trader's browser (cross-site WebSocket hijacking).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// Only the broker's own (the default).
+    #[default]
+    SameHost,
+    /// The broker's own and these.
+    List(Vec<Origin>),
+    /// Any origin (`--allowed-origins '*'`).
+    Any,
+}
+
+/// A web origin, `scheme://host[:port]`: scheme and host kept in lower case
+/// (they compare case-insensitively), the port explicit (80 or 443 when
+/// the scheme implies it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The host name or address, lower case (IPv6 in brackets).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// Why a text is not an origin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an origin (scheme://host[:port], scheme http or https): {0:?}")]
+pub struct BadOrigin(pub String);
+
+impl std::str::FromStr for Origin {
+    type Err = BadOrigin;
+
+    fn from_str(text: &str) -> Result<Self, BadOrigin> {
+        let bad = || BadOrigin(text.to_owned());
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err(bad()),
+        };
+        let (host, port) = split_host_port(rest).ok_or_else(bad)?;
+        Ok(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port: port.unwrap_or(default_port),
+        })
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+    }
+}
+
+/// `host[:port]` (as in a `Host` header or an origin), IPv6 in brackets;
+/// None when malformed (empty host, a path, a bad port).
+pub fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &text[..end + 2];
+        match &rest[end + 1..] {
+            "" => (host, None),
+            tail => (host, Some(tail.strip_prefix(':')?)),
+        }
+    } else {
+        match text.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (text, None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    if !valid_host {
+        return None;
+    }
+    match port {
+        None => Some((host, None)),
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((host, Some(p.parse().ok()?)))
+        }
+        Some(_) => None,
+    }
 }
 
 impl Default for BrokerConfig {
@@ -146,6 +271,37 @@ impl Default for BrokerConfig {
             feed: FeedConfig::Sim(MarketConfig::default()),
             limits: Limits::default(),
             hdr_log: None,
+            allowed_origins: AllowedOrigins::SameHost,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(text: &str) -> Result<Origin, BadOrigin> {
+        text.parse()
+    }
+
+    #[test]
+    fn origins_parse_with_their_default_ports_in_lower_case() {
+        let o = origin("HTTPS://Dash.Example.COM").unwrap();
+        assert_eq!(o.to_string(), "https://dash.example.com:443");
+        assert_eq!(origin("http://a.example:8080").unwrap().port, 8080);
+        assert_eq!(origin("http://[::1]:9000").unwrap().host, "[::1]");
+        assert_eq!(origin("http://[::1]").unwrap().port, 80);
+        for bad in [
+            "dash.example.com",
+            "ftp://a.example",
+            "http://",
+            "http://a.example:",
+            "http://a.example:99999",
+            "http://a.example/path",
+            "http://a b",
+            "http://[::1",
+        ] {
+            assert!(origin(bad).is_err(), "{bad}");
         }
     }
 }

@@ -188,6 +188,11 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             limits: config.limits.clone(),
         }),
         session_tasks: sessions.clone(),
+        admission: http::admission::Admission::new(
+            config.limits.max_connections_per_ip,
+            config.limits.max_handshakes,
+        ),
+        origins: config.allowed_origins.clone(),
     });
     tasks.spawn(http::serve(listener, env, tasks.clone(), accepting.clone()));
 

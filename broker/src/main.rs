@@ -12,7 +12,9 @@ use std::time::Duration;
 use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
-use tickcast_broker::config::{default_writer_shards, WriteCoalesce, DEFAULT_SEND_SHARE};
+use tickcast_broker::config::{
+    default_writer_shards, AllowedOrigins, Origin, WriteCoalesce, DEFAULT_SEND_SHARE,
+};
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
 #[global_allocator]
@@ -72,6 +74,28 @@ struct Args {
     /// Most simultaneous WebSocket connections.
     #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
     max_connections: usize,
+    /// Most connections from one IP address (0: no limit); more get HTTP 503.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip, value_name = "N")]
+    max_connections_per_ip: usize,
+    /// Most connections still in their HTTP handshake; more get HTTP 503.
+    #[arg(long, default_value_t = Limits::default().max_handshakes, value_name = "N")]
+    max_handshakes: usize,
+    /// Close a connection that has not sent its HTTP request head within
+    /// this long (and an idle HTTP connection after it).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    handshake_timeout: Duration,
+    /// Bytes of unread replies (pongs, error replies, acks) one client may
+    /// have queued before it is closed with 1008.
+    #[arg(long, default_value_t = Limits::default().max_reply_bytes, value_name = "BYTES")]
+    max_reply_bytes: usize,
+    /// Bytes of unread replies all clients together may have queued.
+    #[arg(long, default_value_t = Limits::default().max_reply_bytes_total, value_name = "BYTES")]
+    max_reply_bytes_total: usize,
+    /// Web origins (scheme://host[:port], comma-separated) whose pages may
+    /// open a WebSocket besides the broker's own; `*` allows any. Requests
+    /// without an Origin (non-browser clients) are always accepted.
+    #[arg(long, value_name = "ORIGINS", value_parser = parse_allowed_origins)]
+    allowed_origins: Option<AllowedOrigins>,
     /// Most topics per connection.
     #[arg(long, default_value_t = Limits::default().max_topics, value_name = "N")]
     max_topics: usize,
@@ -127,6 +151,19 @@ fn parse_write_coalesce(s: &str) -> Result<WriteCoalesce, String> {
         .map_err(|e| format!("expected `auto` or a duration like `2ms`: {e}"))
 }
 
+/// `--allowed-origins`: `*`, or a comma-separated list of origins.
+fn parse_allowed_origins(s: &str) -> Result<AllowedOrigins, String> {
+    if s.trim() == "*" {
+        return Ok(AllowedOrigins::Any);
+    }
+    s.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(|o| o.parse::<Origin>().map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()
+        .map(AllowedOrigins::List)
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FeedKind {
     /// The embedded simulator.
@@ -168,6 +205,11 @@ impl Args {
         };
         let limits = Limits {
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_handshakes: self.max_handshakes,
+            handshake_timeout: self.handshake_timeout,
+            max_reply_bytes: self.max_reply_bytes,
+            max_reply_bytes_total: self.max_reply_bytes_total,
             max_topics: self.max_topics,
             max_control_bytes: self.max_control_bytes,
             control_rate: self.control_rate,
@@ -192,6 +234,7 @@ impl Args {
             feed,
             limits,
             hdr_log: self.hdr_log,
+            allowed_origins: self.allowed_origins.unwrap_or_default(),
         })
     }
 }
@@ -226,6 +269,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.into_config()?;
+    raise_open_file_limit(config.limits.max_connections);
     let broker = tickcast_broker::start(config).await?;
     let addr = broker.local_addr();
     tracing::info!("serving http://{addr}/ (dashboard), ws://{addr}/ws, http://{addr}/metrics");
@@ -238,6 +282,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     broker.shutdown().await;
     print!("{summary}");
     Ok(())
+}
+
+/// Raises the open-file soft limit to the hard limit and logs what that
+/// allows: each client holds one descriptor, and the broker a few dozen of
+/// its own. Past the limit the accept loop waits and retries (the
+/// connections wait in the listen backlog), so running out is survivable,
+/// but the capacity is worth knowing at start.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let clients = limit.saturating_sub(64);
+            tracing::info!("open-file limit {limit}: room for about {clients} client connections");
+            if (clients as usize) < max_connections {
+                tracing::warn!(
+                    "--max-connections {max_connections} is above what the open-file                      limit allows; raise the hard limit (ulimit -Hn) to reach it"
+                );
+            }
+        }
+        Err(e) => tracing::warn!("cannot read or raise the open-file limit: {e}"),
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -1,120 +1,22 @@
 //! Hostile and broken input, on both sides of the broker: every bad control
 //! message, WebSocket protocol violation and malformed ingest stream must get
 //! its exact answer (error code, close code, disconnect) and hurt nobody
-//! else. A witness client subscribed for the whole run must receive every
-//! tick a well-behaved publisher sends meanwhile, gap-free.
+//! else. A witness client subscribed to `*` for the whole run must receive
+//! every tick a well-behaved publisher sends meanwhile, gap-free and
+//! without a stall (`common/witness.rs`).
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{client_frame, ingest_broker, tick, Publisher, RawClient, Received, Subscriber, WAIT};
+use common::witness::Witness;
+use common::{client_frame, ingest_broker, tick, Publisher, RawClient, Received, Subscriber};
 use futures_util::SinkExt;
 use tickcast_broker::{Limits, RunningBroker};
 use tickcast_protocol::framing::put_tick_record;
 use tickcast_protocol::{ClientRequest, ErrorCode, ServerMessage};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
-
-/// The symbol the witness follows.
-const WITNESS: &str = "WIT";
-
-/// The good publisher's bound: at one tick per millisecond or slower this
-/// outlasts the matrix many times over.
-const MAX_WITNESS_TICKS: u64 = 20_000;
-
-/// A client subscribed to [`WITNESS`] from start to end, and a publisher
-/// sending it a tick every millisecond meanwhile.
-struct Witness {
-    stop: watch::Sender<bool>,
-    published: Arc<AtomicU64>,
-    publisher: JoinHandle<u64>,
-    last_seq: watch::Sender<Option<u64>>,
-    reader: JoinHandle<u64>,
-}
-
-impl Witness {
-    async fn start(broker: &RunningBroker) -> Self {
-        let mut sub = Subscriber::connect(broker.local_addr(), &format!("topics={WITNESS}")).await;
-        assert_eq!(sub.expect_ack().await, [WITNESS]);
-        let (last_seq, last_rx) = watch::channel(None);
-        let reader = tokio::spawn(read_every_tick(sub, last_rx));
-
-        let mut publisher = Publisher::connect(broker).await;
-        let (stop, mut stop_rx) = watch::channel(false);
-        let published = Arc::new(AtomicU64::new(0));
-        let count = published.clone();
-        let publisher = tokio::spawn(async move {
-            for _ in 0..MAX_WITNESS_TICKS {
-                if *stop_rx.borrow_and_update() {
-                    break;
-                }
-                publisher.publish(&[WITNESS]).await;
-                count.store(publisher.last_seq(WITNESS), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-            publisher.last_seq(WITNESS)
-        });
-        let witness = Self {
-            stop,
-            published,
-            publisher,
-            last_seq,
-            reader,
-        };
-        witness.wait_for_more(10).await;
-        witness
-    }
-
-    /// Waits until `n` more ticks have been published.
-    async fn wait_for_more(&self, n: u64) {
-        let target = self.published.load(Ordering::Relaxed) + n;
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.published.load(Ordering::Relaxed) < target {
-            assert!(tokio::time::Instant::now() < deadline, "publisher stalled");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// Stops publishing and checks the witness got every tick; returns the
-    /// count.
-    async fn finish(self) -> u64 {
-        self.stop.send(true).unwrap();
-        let last = self.publisher.await.unwrap();
-        self.last_seq.send(Some(last)).unwrap();
-        let received = tokio::time::timeout(WAIT, self.reader)
-            .await
-            .expect("witness did not catch up")
-            .unwrap();
-        assert_eq!(received, last, "witness count");
-        received
-    }
-}
-
-/// Reads ticks of [`WITNESS`], each exactly one after the previous, until
-/// the last published seq (once known) has arrived; returns it.
-async fn read_every_tick(mut sub: Subscriber, mut last: watch::Receiver<Option<u64>>) -> u64 {
-    let mut seq = 0;
-    loop {
-        if *last.borrow_and_update() == Some(seq) {
-            return seq;
-        }
-        tokio::select! {
-            got = sub.next_within(WAIT) => match got {
-                Some(Received::Tick(t)) => {
-                    assert_eq!((t.sym.as_str(), t.seq), (WITNESS, seq + 1), "witness gap");
-                    seq = t.seq;
-                }
-                other => panic!("witness got {other:?} after seq {seq}"),
-            },
-            changed = last.changed() => changed.unwrap(),
-        }
-    }
-}
 
 /// A client frame holding a request: text (JSON) or binary (MessagePack).
 enum Request {

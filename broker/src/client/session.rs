@@ -3,7 +3,9 @@
 //!
 //! Each connection runs one task, this one. It owns the socket's read half,
 //! reads client frames (`reader.rs`) and answers them: subscribe,
-//! unsubscribe, ping, close. It acts on the fan-out only through its
+//! unsubscribe, ping, close. Every answer is charged to the connection's
+//! reply budget (`fanout/replies.rs`); a client that leaves too many
+//! unread is closed with 1008 and read no further. It acts on the fan-out only through its
 //! [`Member`] handle; its writes are made by its writer shard, which took
 //! the write half when the connection joined. When the client goes, the
 //! session drops its subscriptions, lets the writer finish the close
@@ -119,6 +121,11 @@ pub async fn run(stream: TcpStream, leftover: Bytes, env: Arc<SessionEnv>, topic
                 }
                 break;
             }
+        }
+        if member.overflowed() {
+            // Closed for its unread replies (1008): read no more of it.
+            debug!(id = conn.id, %peer, "closing: too many unread replies");
+            break;
         }
     }
     // No more ticks for this connection from here on.

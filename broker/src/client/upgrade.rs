@@ -1,6 +1,8 @@
 //! From an HTTP request on `/ws` to a running session.
 //!
-//! hyper parses the request and fastwebsockets checks the handshake headers
+//! Before anything else the request's `Origin` is checked (`origin.rs`) and
+//! the connection limit applied. hyper parses the request and
+//! fastwebsockets checks the handshake headers
 //! and builds the `101` response. Once upgraded, the connection is taken back
 //! as a plain `TcpStream` (hyper hands it over with any bytes it had read
 //! ahead), because the session splits it into an owned read half and write
@@ -19,7 +21,9 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::client::origin::{self, OriginRefusal};
 use crate::client::session::{self, SessionEnv};
+use crate::config::AllowedOrigins;
 
 /// Why an upgrade was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +40,9 @@ pub enum Refusal {
     /// The handshake headers are wrong.
     #[error("bad WebSocket handshake: {0}")]
     BadHandshake(String),
+    /// The page asking is not allowed to (`origin.rs`).
+    #[error(transparent)]
+    Origin(#[from] OriginRefusal),
 }
 
 impl Refusal {
@@ -45,19 +52,28 @@ impl Refusal {
             Refusal::NotWebSocket => StatusCode::UPGRADE_REQUIRED,
             Refusal::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BadTopics(_) | Refusal::BadHandshake(_) => StatusCode::BAD_REQUEST,
+            Refusal::Origin(_) => StatusCode::FORBIDDEN,
         }
     }
 }
 
 /// Accepts a WebSocket upgrade: returns the `101` response and starts the
 /// session, tracked by `sessions`, once hyper hands the connection over.
+/// `hold` is kept as long as the session runs (the HTTP layer's count of
+/// the connection's address).
 pub fn accept(
     mut req: Request<Incoming>,
     env: &Arc<SessionEnv>,
+    origins: &AllowedOrigins,
     sessions: &TaskTracker,
+    hold: impl Send + 'static,
 ) -> Result<Response<Empty<Bytes>>, Refusal> {
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
         return Err(Refusal::NotWebSocket);
+    }
+    if let Err(refusal) = origin::check(req.headers(), "http", origins) {
+        env.metrics.refused_origin.add(1);
+        return Err(refusal.into());
     }
     if env.fanout.connection_count() >= env.limits.max_connections {
         env.metrics.connections_refused.add(1);
@@ -68,6 +84,7 @@ pub fn accept(
         .map_err(|e| Refusal::BadHandshake(e.to_string()))?;
     let env = env.clone();
     sessions.spawn(async move {
+        let _hold = hold;
         let ws = match upgrade.await {
             Ok(ws) => ws,
             Err(e) => return debug!(error = %e, "upgrade failed"),

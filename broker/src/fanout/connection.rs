@@ -5,12 +5,12 @@
 //! subscriptions belong to the hub, its outbox and socket write half to its
 //! writer shard, its read half and request rate limit to its session. What
 //! is left is small and lock-free: who it is, when the client was last
-//! heard from (the session stamps it, the writer's sweep reads it), a
-//! cancellation token that ends both halves at once, and the signal that
-//! the close frame is out.
+//! heard from (the session stamps it, the writer's sweep reads it), the
+//! bytes of replies queued for it (`replies.rs`), a cancellation token that
+//! ends both halves at once, and the signal that the close frame is out.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -34,6 +34,9 @@ pub struct Connection {
     last_heard_ms: AtomicU64,
     /// A ping is out and unanswered.
     ping_outstanding: AtomicBool,
+    /// Bytes of replies queued and not yet taken for a write (charged and
+    /// released by [`ReplyBudget`](crate::fanout::replies::ReplyBudget)).
+    pub(crate) replies_queued: AtomicI64,
     /// Ends both halves without ceremony (socket error, a peer past its
     /// grace period, broker shutdown).
     cancel: CancellationToken,
@@ -50,6 +53,7 @@ impl Connection {
             started: Instant::now(),
             last_heard_ms: AtomicU64::new(0),
             ping_outstanding: AtomicBool::new(false),
+            replies_queued: AtomicI64::new(0),
             cancel: parent.child_token(),
             closed: Notify::new(),
         }

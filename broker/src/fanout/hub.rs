@@ -176,20 +176,23 @@ impl Hub {
 
     /// Adds `topics` to a connection's subscription, then sends it the ack
     /// (the full list) and a snapshot: the latest tick of each newly covered
-    /// symbol. All or nothing: on an error nothing changes.
+    /// symbol. All or nothing: on an error nothing changes. Returns the
+    /// ack's size, for the connection's reply budget (`replies.rs`).
     pub fn subscribe(
         &self,
         route: Route,
         topics: &[String],
         max_topics: usize,
-    ) -> Result<(), RequestError> {
+    ) -> Result<usize, RequestError> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let done = st
             .subscriptions
             .subscribe(&mut st.symbols, route, topics, max_topics)?;
         let inbox = &self.inboxes[route.shard as usize];
-        let mut out = vec![control(route, ack_frame(done.topics))];
+        let ack = ack_frame(done.topics);
+        let ack_len = ack.len();
+        let mut out = vec![control(route, ack)];
         let now = now_ns();
         match done.snapshot {
             Snapshot::Symbols(ids) => {
@@ -223,17 +226,19 @@ impl Hub {
                 }
             }
         }
-        Ok(())
+        Ok(ack_len)
     }
 
-    /// Removes `topics` from a connection's subscription and sends the ack.
-    /// Topics it does not hold are ignored.
-    pub fn unsubscribe(&self, route: Route, topics: &[String]) {
+    /// Removes `topics` from a connection's subscription and sends the ack;
+    /// returns the ack's size. Topics it does not hold are ignored.
+    pub fn unsubscribe(&self, route: Route, topics: &[String]) -> usize {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         let left = st.subscriptions.unsubscribe(&st.symbols, route, topics);
-        self.inboxes[route.shard as usize]
-            .push_deliveries(&mut vec![control(route, ack_frame(left))]);
+        let ack = ack_frame(left);
+        let ack_len = ack.len();
+        self.inboxes[route.shard as usize].push_deliveries(&mut vec![control(route, ack)]);
+        ack_len
     }
 
     /// Forgets a connection's subscriptions (it is going away): no tick

@@ -20,7 +20,9 @@
 //!   what keeps the shard's view in step with the hub's;
 //! - a connection's session holds a [`Member`], the one narrow handle it
 //!   uses to act on the fan-out; [`connection::Connection`] is the little
-//!   the two halves share (liveness, cancellation).
+//!   the two halves share (liveness, queued reply bytes, cancellation);
+//! - the [`replies::ReplyBudget`] bounds what clients make the broker
+//!   queue for them (pongs, error replies, acks), per connection and in all.
 //!
 //! Calls and data flow one way: feed → hub → inbox → writer → socket, and
 //! session → member → hub or inbox. Nothing here calls back up.
@@ -30,11 +32,13 @@ pub mod frame;
 pub mod hub;
 pub mod inbox;
 pub mod outbox;
+pub mod replies;
 pub mod subscriptions;
 pub mod symbols;
 pub mod window;
 pub mod writer;
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,8 +52,10 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Limits;
 use crate::observe::metrics::Metrics;
 use connection::{Connection, ConnectionInfo};
+use frame::close_code;
 use hub::Hub;
 use inbox::{Delivery, Inbox, Item, Recipients};
+use replies::ReplyBudget;
 use subscriptions::Route;
 use writer::ShardWriter;
 
@@ -69,6 +75,8 @@ pub struct Fanout {
 struct Inner {
     hub: Arc<Hub>,
     inboxes: Vec<Arc<Inbox>>,
+    replies: Arc<ReplyBudget>,
+    metrics: Arc<Metrics>,
     next_id: AtomicU64,
     /// Cancelling it cuts every connection.
     connections: CancellationToken,
@@ -83,14 +91,27 @@ impl Fanout {
             limits.outbox_bytes / 2,
             metrics.clone(),
         );
+        let replies = Arc::new(ReplyBudget::new(
+            limits.max_reply_bytes,
+            limits.max_reply_bytes_total,
+        ));
         let writers = inboxes
             .iter()
-            .map(|inbox| ShardWriter::new(inbox.clone(), limits.clone(), metrics.clone()))
+            .map(|inbox| {
+                ShardWriter::new(
+                    inbox.clone(),
+                    limits.clone(),
+                    replies.clone(),
+                    metrics.clone(),
+                )
+            })
             .collect();
         let hub = Arc::new(hub);
         let inner = Inner {
             hub,
             inboxes,
+            replies,
+            metrics,
             next_id: AtomicU64::new(1),
             connections: CancellationToken::new(),
         };
@@ -128,7 +149,15 @@ impl Fanout {
                 slot,
             },
             conn,
+            replies: self.inner.replies.clone(),
+            metrics: self.inner.metrics.clone(),
+            overflowed: Cell::new(false),
         }
+    }
+
+    /// Bytes of replies queued for clients now, broker-wide.
+    pub fn reply_bytes(&self) -> u64 {
+        self.inner.replies.queued()
     }
 
     /// Connections open now.
@@ -178,6 +207,11 @@ pub struct Member {
     inbox: Arc<Inbox>,
     route: Route,
     conn: Arc<Connection>,
+    replies: Arc<ReplyBudget>,
+    metrics: Arc<Metrics>,
+    /// Its replies went past their bound and it is being closed. (A
+    /// `Cell`: a membership belongs to its session's task alone.)
+    overflowed: Cell<bool>,
 }
 
 impl Member {
@@ -186,14 +220,19 @@ impl Member {
         &self.conn
     }
 
-    /// Subscribes (see [`Hub::subscribe`]).
+    /// Subscribes (see [`Hub::subscribe`]); the ack is charged to the
+    /// connection's replies.
     pub fn subscribe(&self, topics: &[String], max_topics: usize) -> Result<(), RequestError> {
-        self.hub.subscribe(self.route, topics, max_topics)
+        let ack = self.hub.subscribe(self.route, topics, max_topics)?;
+        self.charge(ack);
+        Ok(())
     }
 
-    /// Unsubscribes (see [`Hub::unsubscribe`]).
+    /// Unsubscribes (see [`Hub::unsubscribe`]); the ack is charged to the
+    /// connection's replies.
     pub fn unsubscribe(&self, topics: &[String]) {
-        self.hub.unsubscribe(self.route, topics)
+        let ack = self.hub.unsubscribe(self.route, topics);
+        self.charge(ack);
     }
 
     /// Drops every subscription: no tick published from now on reaches it.
@@ -201,14 +240,37 @@ impl Member {
         self.hub.remove(self.route)
     }
 
-    /// Sends a control frame (a pong, an error reply).
+    /// Sends a control frame (a pong, an error reply), charged to the
+    /// connection's replies; past their bound it is not sent and the
+    /// connection is closed instead.
     pub fn reply(&self, frame: Bytes) {
-        self.inbox.push(Item::Deliver(Delivery {
-            frame,
-            sym: None,
-            enqueued_ns: 0,
-            to: Recipients::One(self.route.slot),
-        }));
+        if self.charge(frame.len()) {
+            self.inbox.push(Item::Deliver(Delivery {
+                frame,
+                sym: None,
+                enqueued_ns: 0,
+                to: Recipients::One(self.route.slot),
+            }));
+        }
+    }
+
+    /// Whether the connection's replies went past their bound: it is being
+    /// closed (1008) and its session should stop reading.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.get()
+    }
+
+    /// Charges `bytes` of replies; past a bound, closes the connection once
+    /// (1008, its queue dropped) and returns false.
+    fn charge(&self, bytes: usize) -> bool {
+        let Err(over) = self.replies.charge(&self.conn, bytes) else {
+            return true;
+        };
+        if !self.overflowed.replace(true) {
+            self.metrics.reply_overflows.add(1);
+            self.close(close_code::POLICY, &over.to_string(), true);
+        }
+        false
     }
 
     /// Closes the connection with `code`: after what is queued, or at once

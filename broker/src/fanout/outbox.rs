@@ -44,6 +44,9 @@ pub struct Queued {
     /// When it was published, ns since the epoch (0 for control frames,
     /// which are not measured).
     pub enqueued_ns: u64,
+    /// A reply the client asked for (charged to its reply budget until it
+    /// leaves the outbox: `replies.rs`).
+    pub reply: bool,
 }
 
 /// What happened to a pushed tick.
@@ -127,6 +130,9 @@ pub struct Collected {
     pub dropped: u64,
     /// The disconnect policy closed the connection.
     pub disconnected: bool,
+    /// Bytes of replies (control messages from the window) in the batch:
+    /// they leave the connection's reply budget.
+    pub replies: usize,
 }
 
 /// A connection's outbox (see the module docs).
@@ -181,6 +187,7 @@ impl Outbox {
         let entry = Queued {
             frame: frame.clone(),
             enqueued_ns,
+            reply: false,
         };
         let conflating = !self.held.is_empty();
         if conflating || self.bytes + frame.len() > self.limit {
@@ -222,9 +229,13 @@ impl Outbox {
         }
     }
 
-    /// Queues a control frame (ack, reply, ping); returns whether it was
-    /// accepted (not after a close).
+    /// Queues a control frame of the broker's own (a ping); returns whether
+    /// it was accepted (not after a close).
     pub fn push_control(&mut self, frame: Bytes) -> bool {
+        self.push_unmeasured(frame, false)
+    }
+
+    fn push_unmeasured(&mut self, frame: Bytes, reply: bool) -> bool {
         if self.is_closing() {
             return false;
         }
@@ -232,6 +243,7 @@ impl Outbox {
         self.queue.push_back(Queued {
             frame,
             enqueued_ns: 0,
+            reply,
         });
         true
     }
@@ -261,6 +273,7 @@ impl Outbox {
         self.queue.push_back(Queued {
             frame: close,
             enqueued_ns: 0,
+            reply: false,
         });
         self.closing = true;
     }
@@ -289,6 +302,7 @@ impl Outbox {
             conflated: 0,
             dropped: 0,
             disconnected: false,
+            replies: 0,
         };
         let mut direct = !blocked && self.is_empty() && !self.is_closing();
         let mut direct_bytes = 0;
@@ -298,11 +312,14 @@ impl Outbox {
             if direct && (direct_bytes == 0 || direct_bytes + len <= max_bytes) {
                 direct_bytes += len;
                 batch.fresh.push(at);
+                if f.sym.is_none() {
+                    out.replies += len;
+                }
                 continue;
             }
             direct = false;
             let Some(sym) = f.sym else {
-                self.push_control(f.bytes.clone());
+                self.push_unmeasured(f.bytes.clone(), true);
                 continue;
             };
             match self.push_tick(sym, &f.bytes, f.enqueued_ns) {
@@ -317,6 +334,7 @@ impl Outbox {
             self.queue.push_back(Queued {
                 frame: close,
                 enqueued_ns: 0,
+                reply: false,
             });
             self.closing = true;
         }
@@ -324,6 +342,12 @@ impl Outbox {
             out.take = Take::Frames;
         } else if !blocked {
             out.take = self.take_queued(&mut batch.queued, max_bytes);
+            out.replies += batch
+                .queued
+                .iter()
+                .filter(|q| q.reply)
+                .map(|q| q.frame.len())
+                .sum::<usize>();
         }
         if !blocked && self.bytes <= self.limit && self.held.is_empty() {
             self.over_since = None;

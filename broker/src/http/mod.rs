@@ -11,7 +11,10 @@
 //! | `GET /healthz` | `ok` |
 //! | `GET /` | the dashboard |
 //!
-//! The upgrade itself is `client::upgrade`; this module only routes.
+//! Before a connection is served, `admission.rs` checks its address's
+//! count and the number of unfinished handshakes; hyper then gives it
+//! `--handshake-timeout` to send each request head. The upgrade itself is
+//! `client::upgrade`; this module only routes.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tickcast_protocol::Tick;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -32,8 +35,12 @@ use tracing::{debug, warn};
 
 use crate::client::session::SessionEnv;
 use crate::client::upgrade;
+use crate::config::AllowedOrigins;
 use crate::fanout::hub::Hub;
+use crate::observe::metrics::Live;
+use admission::{Admission, Refused, Ticket};
 
+pub mod admission;
 mod dashboard;
 
 type Body = Full<Bytes>;
@@ -44,7 +51,16 @@ pub struct HttpEnv {
     pub sessions: Arc<SessionEnv>,
     /// Tracks every session task, so shutdown can wait for them.
     pub session_tasks: TaskTracker,
+    /// Per-address and handshake counts.
+    pub admission: Arc<Admission>,
+    /// Which web pages may upgrade.
+    pub origins: AllowedOrigins,
 }
+
+/// The most a client's HTTP request head may take, in bytes (hyper's read
+/// buffer; its default is ~400 KB): 1,024 unfinished handshakes then hold
+/// at most 64 MiB. Longer heads get HTTP 431.
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` is cancelled; each connection's
 /// HTTP task is tracked by `tasks`.
@@ -62,10 +78,25 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(conn) => conn,
             Err(e) => {
-                // Out of file descriptors and the like: back off briefly
-                // rather than spinning on the error.
+                // Out of file descriptors and the like: the connection
+                // waits in the backlog; back off briefly rather than
+                // spinning on the error, and take it once a socket closes.
+                env.sessions.metrics.accept_errors.add(1);
                 warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let metrics = &env.sessions.metrics;
+        let (ticket, handshake) = match env.admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(why) => {
+                match why {
+                    Refused::PerIp => metrics.refused_per_ip.add(1),
+                    Refused::Handshakes => metrics.refused_handshakes.add(1),
+                }
+                debug!(%peer, ?why, "refused at accept");
+                tasks.spawn(admission::refuse(env.admission.clone(), stream, why));
                 continue;
             }
         };
@@ -74,22 +105,37 @@ pub async fn serve(
         let env = env.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
+            let _handshake = handshake;
+            let ticket = Arc::new(ticket);
+            let conn_env = env.clone();
             let service = service_fn(move |req| {
-                let env = env.clone();
-                async move { Ok::<_, Infallible>(route(req, &env).await) }
+                let env = conn_env.clone();
+                let ticket = ticket.clone();
+                async move { Ok::<_, Infallible>(route(req, &env, ticket).await) }
             });
             let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(env.sessions.limits.handshake_timeout)
+                .max_buf_size(MAX_REQUEST_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::select! {
-                res = conn => if let Err(e) = res { debug!(%peer, error = %e, "http connection ended") },
+                res = conn => if let Err(e) = res {
+                    if e.is_timeout() {
+                        env.sessions.metrics.handshake_timeouts.add(1);
+                    }
+                    debug!(%peer, error = %e, "http connection ended");
+                },
                 _ = shutdown.cancelled() => {}
             }
         });
     }
 }
 
-async fn route(req: Request<Incoming>, env: &HttpEnv) -> Response<Body> {
+/// How long the accept loop waits after a failed accept.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+
+async fn route(req: Request<Incoming>, env: &HttpEnv, ticket: Arc<Ticket>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served\n");
     }
@@ -97,16 +143,21 @@ async fn route(req: Request<Incoming>, env: &HttpEnv) -> Response<Body> {
     let metrics = &env.sessions.metrics;
     let symbols = fanout.hub().symbol_count();
     match req.uri().path() {
-        "/ws" => match upgrade::accept(req, &env.sessions, &env.session_tasks) {
-            Ok(response) => {
-                let (parts, _) = response.into_parts();
-                Response::from_parts(parts, Full::new(Bytes::new()))
+        "/ws" => {
+            match upgrade::accept(req, &env.sessions, &env.origins, &env.session_tasks, ticket) {
+                Ok(response) => {
+                    let (parts, _) = response.into_parts();
+                    Response::from_parts(parts, Full::new(Bytes::new()))
+                }
+                Err(refusal) => text(refusal.status(), &format!("{refusal}\n")),
             }
-            Err(refusal) => text(refusal.status(), &format!("{refusal}\n")),
-        },
+        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/metrics" => with_type(
-            Response::new(Full::new(Bytes::from(metrics.prometheus(symbols)))),
+            Response::new(Full::new(Bytes::from(metrics.prometheus(Live {
+                symbols,
+                reply_bytes: fanout.reply_bytes(),
+            })))),
             "text/plain; version=0.0.4; charset=utf-8",
         ),
         "/stats" => json(&metrics.stats(symbols)),

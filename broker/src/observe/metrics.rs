@@ -104,6 +104,8 @@ macro_rules! metrics {
             symbols: PromGauge<u64, AtomicU64>,
             /// Seconds since start, set at each scrape.
             uptime: PromGauge<f64, AtomicU64>,
+            /// Queued reply bytes, set at each scrape.
+            reply_bytes: PromGauge<u64, AtomicU64>,
             $($(#[doc = $doc])+ pub $field: $kind,)+
             /// Stage latency histograms (the registry reads them through
             /// [`StageQuantiles`] at each scrape).
@@ -125,6 +127,12 @@ macro_rules! metrics {
                     "Seconds since the broker started",
                     uptime.clone(),
                 );
+                let reply_bytes = PromGauge::default();
+                registry.register(
+                    "tickcast_reply_bytes",
+                    "Bytes of replies (pongs, error replies, acks) queued for clients",
+                    reply_bytes.clone(),
+                );
                 let stages = Arc::new(Mutex::new(StageHistograms::default()));
                 registry.register_collector(Box::new(StageQuantiles(stages.clone())));
                 Self {
@@ -132,6 +140,7 @@ macro_rules! metrics {
                     registry,
                     symbols,
                     uptime,
+                    reply_bytes,
                     $($field,)+
                     stages,
                 }
@@ -182,6 +191,33 @@ metrics! {
     /// Upgrades refused because the connection limit was reached.
     connections_refused: Counter = "tickcast_connections_refused",
         "WebSocket upgrades refused at the connection limit";
+    /// Connections refused (HTTP 503) because their address held its limit.
+    refused_per_ip: Counter = "tickcast_refused_per_ip",
+        "Connections refused at the per-address limit";
+    /// Connections refused (HTTP 503) because too many had not upgraded yet.
+    refused_handshakes: Counter = "tickcast_refused_handshakes",
+        "Connections refused at the limit on unfinished upgrades";
+    /// Connections closed for not sending a request head in time.
+    handshake_timeouts: Counter = "tickcast_handshake_timeouts",
+        "Connections closed for not sending their request in time";
+    /// Upgrades refused (HTTP 403) for their `Origin`.
+    refused_origin: Counter = "tickcast_refused_origin",
+        "WebSocket upgrades refused for their Origin";
+    /// Clients closed (1008) for not reading the replies they asked for.
+    reply_overflows: Counter = "tickcast_reply_overflows",
+        "Clients closed for leaving too many replies unread";
+    /// Failed accepts (out of file descriptors and the like).
+    accept_errors: Counter = "tickcast_accept_errors",
+        "Failed accepts on the client port (e.g. out of file descriptors)";
+}
+
+/// What `/metrics` reads from outside the counters at each scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Live {
+    /// Symbols known to the hub.
+    pub symbols: usize,
+    /// Bytes of replies queued for clients, broker-wide.
+    pub reply_bytes: u64,
 }
 
 impl AsRef<Mutex<StageHistograms>> for Metrics {
@@ -290,9 +326,10 @@ impl Metrics {
     }
 
     /// The `/metrics` page in the Prometheus text exposition format
-    /// ([`CONTENT_TYPE`]), given the hub's symbol count.
-    pub fn prometheus(&self, symbols: usize) -> String {
-        self.symbols.set(symbols as u64);
+    /// ([`CONTENT_TYPE`]), given what is read elsewhere.
+    pub fn prometheus(&self, live: Live) -> String {
+        self.symbols.set(live.symbols as u64);
+        self.reply_bytes.set(live.reply_bytes);
         self.uptime.set(self.uptime_s());
         let mut out = String::with_capacity(8192);
         // Writing to a String cannot fail, and neither can our collector.
@@ -512,7 +549,10 @@ mod tests {
         m.connections.sub(1);
         m.connections_total.add(2);
         m.stages.lock().record(Stage::EnqueueToWrite, 2_000);
-        let text = m.prometheus(5);
+        let text = m.prometheus(Live {
+            symbols: 5,
+            reply_bytes: 0,
+        });
         let (samples, types) = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(value(&samples, "tickcast_ticks_in_total", &[]), 3.0);
         assert_eq!(value(&samples, "tickcast_connections", &[]), 1.0);
@@ -543,13 +583,14 @@ mod tests {
         for (i, stage) in Stage::ALL.into_iter().enumerate() {
             m.stages.lock().record_n(stage, 1_000 * (i as u64 + 1), 10);
         }
-        let text = m.prometheus(0);
+        let text = m.prometheus(Live::default());
         let (samples, types) = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let mut families: Vec<&str> = types.keys().map(String::as_str).collect();
         families.sort_unstable();
         assert_eq!(
             families,
             [
+                "tickcast_accept_errors_total",
                 "tickcast_bytes_out_total",
                 "tickcast_conflated_total",
                 "tickcast_connections",
@@ -557,10 +598,16 @@ mod tests {
                 "tickcast_connections_total",
                 "tickcast_dropped_total",
                 "tickcast_frames_out_total",
+                "tickcast_handshake_timeouts_total",
                 "tickcast_overload_conflated_total",
                 "tickcast_ping_timeouts_total",
                 "tickcast_protocol_errors_total",
                 "tickcast_publishers_dropped_total",
+                "tickcast_refused_handshakes_total",
+                "tickcast_refused_origin_total",
+                "tickcast_refused_per_ip_total",
+                "tickcast_reply_bytes",
+                "tickcast_reply_overflows_total",
                 "tickcast_request_errors_total",
                 "tickcast_slow_disconnects_total",
                 "tickcast_stage_latency_seconds",
@@ -570,12 +617,12 @@ mod tests {
                 "tickcast_ticks_rejected_total",
                 "tickcast_ticks_stale_total",
                 "tickcast_uptime_seconds",
-                "tickcast_writes_total",
+                "tickcast_writes_total"
             ]
         );
-        // 17 counters and gauges, the symbols and uptime gauges, and per
-        // stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 17 + 2 + 3 * 6);
+        // 23 counters and gauges, the symbols, uptime and reply-bytes
+        // gauges, and per stage 5 quantiles and a count.
+        assert_eq!(samples.len(), 23 + 3 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

@@ -4,6 +4,8 @@
 //! independently of ours.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod witness;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -49,6 +51,7 @@ pub async fn ingest_broker(limits: Limits) -> RunningBroker {
         feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
         limits,
         hdr_log: None,
+        allowed_origins: Default::default(),
     };
     tickcast_broker::start(config).await.unwrap()
 }
@@ -358,9 +361,34 @@ impl RawClient {
         Self { stream, buf: rest }
     }
 
+    /// Like [`RawClient::connect`], over `socket` (bound to a chosen source
+    /// address, or with a small receive buffer).
+    pub async fn connect_with(
+        socket: tokio::net::TcpSocket,
+        addr: SocketAddr,
+        query: &str,
+    ) -> Self {
+        let mut stream = socket.connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let target = format!("/ws?{query}");
+        stream
+            .write_all(upgrade_request(addr, &target).as_bytes())
+            .await
+            .unwrap();
+        let (head, rest) = read_head(&mut stream).await;
+        let upgrade = handshake::parse_upgrade_response(head.as_bytes());
+        assert_eq!(upgrade, Ok(Some(head.len())), "no upgrade: {head}");
+        Self { stream, buf: rest }
+    }
+
     /// Writes raw bytes (one or more frames, or anything else).
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Writes raw bytes; the error if the connection is gone.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
     }
 
     /// The next frame, or `None` when the connection ends (EOF or reset).
@@ -504,6 +532,15 @@ pub async fn http_request(addr: SocketAddr, request: &str) -> HttpResponse {
         );
     }
     response
+}
+
+/// The value of an unlabelled sample on the broker's `/metrics` page.
+pub async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let page = http_get(addr, "/metrics").await;
+    page.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} on /metrics"))
 }
 
 /// `GET path` with `Connection: close`.

@@ -150,6 +150,7 @@ pub fn broker_config(feed: tickcast_broker::FeedConfig) -> tickcast_broker::Brok
         feed,
         limits: limits(),
         hdr_log: None,
+        allowed_origins: Default::default(),
     }
 }
 

@@ -57,6 +57,7 @@ use crate::config::Limits;
 use crate::fanout::connection::ConnectionInfo;
 use crate::fanout::inbox::{Delivery, Inbox, Item, Recipients};
 use crate::fanout::outbox::{Batch, Collected, Outbox, Take};
+use crate::fanout::replies::ReplyBudget;
 use crate::fanout::window::{Frame, Window};
 use crate::observe::latency::Stage;
 use crate::observe::metrics::Metrics;
@@ -89,6 +90,8 @@ thread_local! {
 pub struct ShardWriter {
     inbox: Arc<Inbox>,
     limits: Limits,
+    /// Replies leave it as they leave an outbox (`replies.rs`).
+    replies: Arc<ReplyBudget>,
     metrics: Arc<Metrics>,
     slots: Vec<Option<Slot>>,
     /// Per slot, window positions of the frames delivered to it since its
@@ -115,11 +118,17 @@ pub struct ShardWriter {
 
 impl ShardWriter {
     /// A writer for the shard fed by `inbox`.
-    pub fn new(inbox: Arc<Inbox>, limits: Limits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        inbox: Arc<Inbox>,
+        limits: Limits,
+        replies: Arc<ReplyBudget>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             inbox,
             pacing: Pacing::new(limits.write_coalesce),
             limits,
+            replies,
             metrics,
             slots: Vec::new(),
             pending: Vec::new(),
@@ -247,6 +256,9 @@ impl ShardWriter {
             }
             Item::Detach { slot } => {
                 if let Some(s) = self.slots.get_mut(slot as usize) {
+                    if let Some(gone) = s {
+                        self.replies.release_all(&gone.conn);
+                    }
                     // Dropping the write half sends the FIN.
                     *s = None;
                     self.pending[slot as usize] = Vec::new();
@@ -335,6 +347,7 @@ impl ShardWriter {
             batch,
             blocked,
             metrics,
+            replies,
             ..
         } = self;
         let (Some(Some(slot)), Some(pending)) = (slots.get_mut(i), pending.get_mut(i)) else {
@@ -359,6 +372,7 @@ impl ShardWriter {
             *pending = Vec::new();
         }
         count_policies(&got, metrics);
+        replies.release(&slot.conn, got.replies);
         if !batch.is_empty() {
             let last = got.take == Take::Last;
             let written = ASSEMBLY.with_borrow_mut(|buf| {
