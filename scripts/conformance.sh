@@ -34,7 +34,7 @@ START_TIMEOUT=10 # seconds for the echo server to listen
 cd "$ROOT"
 
 log() { printf 'conformance: %s\n' "$*" >&2; }
-usage() { sed -n '/^# Usage:/,/^#   --update/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
+usage() { sed -n '/^# Usage:/,/^#$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; }
 
 sections=()
 update=0
