@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything tickcast checks, on a fresh machine: formatting, lints, every
-# Rust test (unit, integration over real sockets, doc tests), then the interop
-# suite with third-party clients (Python, Node, headless Chromium), which
-# installs what it needs. This is the README's test command; .ci/run calls it.
+# Rust test (unit, integration over real sockets, doc tests), the Autobahn
+# conformance cases against the broker's frame code (kosoku, ~15 s), then the
+# interop suite with third-party clients (Python, Node, headless Chromium);
+# the last two install what they need. This is the README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace --locked
+
+step "conformance: Autobahn cases 1–7, 10 (kosoku) against the broker's frame reader and writer"
+bash scripts/conformance.sh
 
 step "interop: third-party WebSocket clients against a real broker"
 SCREENSHOT="${SCREENSHOT:-target/interop/dashboard.png}" bash scripts/interop.sh

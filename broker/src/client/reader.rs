@@ -58,6 +58,12 @@ impl ReadError {
     }
 }
 
+/// The code to answer a client's close with: its own, echoed as RFC 6455
+/// §5.5.1 asks, or 1000 (normal closure) if it sent none.
+pub fn close_reply_code(code: Option<u16>) -> u16 {
+    code.unwrap_or(close::code::NORMAL)
+}
+
 /// The first read buffer size: enough for any control message in one read.
 const INITIAL_BUFFER: usize = 512;
 
@@ -276,6 +282,13 @@ mod tests {
                 "{input:02x?} gave {last:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_close_is_answered_with_its_own_code_or_1000() {
+        assert_eq!(close_reply_code(Some(4000)), 4000);
+        assert_eq!(close_reply_code(Some(1001)), 1001);
+        assert_eq!(close_reply_code(None), 1000);
     }
 
     #[tokio::test]

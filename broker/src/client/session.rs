@@ -20,10 +20,10 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::client::reader::{FrameReader, Message, ReadError};
+use crate::client::reader::{close_reply_code, FrameReader, Message, ReadError};
 use crate::config::Limits;
 use crate::fanout::connection::CLOSE_GRACE;
-use crate::fanout::frame::{self, close_code, Opcode};
+use crate::fanout::frame;
 use crate::fanout::{Fanout, Member};
 use crate::observe::metrics::Metrics;
 
@@ -101,11 +101,10 @@ pub async fn run(stream: TcpStream, leftover: Bytes, env: Arc<SessionEnv>, topic
             Ok(Message::Binary(body)) => {
                 on_request(&env, &member, &mut rate, ClientRequest::from_msgpack(&body))
             }
-            Ok(Message::Ping(payload)) => member.reply(frame::build(Opcode::Pong, &payload)),
+            Ok(Message::Ping(payload)) => member.reply(frame::pong(&payload)),
             Ok(Message::Pong) => {}
             Ok(Message::Close(code)) => {
-                // Echo the client's code, as RFC 6455 §5.5.1 asks.
-                member.close(code.unwrap_or(close_code::NORMAL), "", true);
+                member.close(close_reply_code(code), "", true);
                 break;
             }
             Err(e) => {

@@ -7,11 +7,14 @@
 //! as a plain `TcpStream` (hyper hands it over with any bytes it had read
 //! ahead), because the session splits it into an owned read half and write
 //! half with no lock between them. A refused upgrade is a [`Refusal`], which
-//! the HTTP layer turns into a status and a one-line reason.
+//! the HTTP layer turns into a status and a one-line reason. [`take_over`]
+//! is the handshake and hand-over alone; the Autobahn echo server
+//! (`examples/echo.rs`) serves on it too.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use fastwebsockets::upgrade::UpgradeFut;
 use http_body_util::Empty;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -80,22 +83,53 @@ pub fn accept(
         return Err(Refusal::TooManyConnections);
     }
     let topics = query_topics(req.uri().query()).map_err(Refusal::BadTopics)?;
-    let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut req)
-        .map_err(|e| Refusal::BadHandshake(e.to_string()))?;
+    let (response, handover) = take_over(&mut req)?;
     let env = env.clone();
     sessions.spawn(async move {
         let _hold = hold;
-        let ws = match upgrade.await {
-            Ok(ws) => ws,
-            Err(e) => return debug!(error = %e, "upgrade failed"),
-        };
-        let upgraded = ws.into_inner().into_inner();
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => session::run(parts.io.into_inner(), parts.read_buf, env, topics).await,
-            Err(_) => warn!("upgraded connection is not a TCP stream"),
+        if let Some((stream, leftover)) = handover.stream().await {
+            session::run(stream, leftover, env, topics).await;
         }
     });
     Ok(response)
+}
+
+/// Answers a WebSocket upgrade request: checks the handshake headers and
+/// builds the `101`, returned beside the [`Handover`] that yields the raw
+/// connection once the response is sent.
+pub fn take_over(
+    req: &mut Request<Incoming>,
+) -> Result<(Response<Empty<Bytes>>, Handover), Refusal> {
+    let (response, upgrade) =
+        fastwebsockets::upgrade::upgrade(req).map_err(|e| Refusal::BadHandshake(e.to_string()))?;
+    Ok((response, Handover(upgrade)))
+}
+
+/// An upgrade answered, its connection not yet handed back by hyper.
+pub struct Handover(UpgradeFut);
+
+impl Handover {
+    /// Waits for hyper to hand the connection over (after the `101` is
+    /// sent): the `TcpStream` and the bytes hyper had read past the request,
+    /// to pass to [`FrameReader::new`](crate::client::reader::FrameReader::new).
+    /// `None` (logged) if the upgrade fails or the connection is not TCP.
+    pub async fn stream(self) -> Option<(TcpStream, Bytes)> {
+        let ws = match self.0.await {
+            Ok(ws) => ws,
+            Err(e) => {
+                debug!(error = %e, "upgrade failed");
+                return None;
+            }
+        };
+        let upgraded = ws.into_inner().into_inner();
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
+            Err(_) => {
+                warn!("upgraded connection is not a TCP stream");
+                None
+            }
+        }
+    }
 }
 
 /// Topics from `?topics=AAPL,MSFT` (`*` may be written `%2A`).

@@ -32,6 +32,11 @@ pub fn binary(payload: &[u8]) -> Bytes {
     build(Opcode::Binary, payload)
 }
 
+/// The pong that answers a ping: its payload echoed (RFC 6455 §5.5.3).
+pub fn pong(ping_payload: &[u8]) -> Bytes {
+    build(Opcode::Pong, ping_payload)
+}
+
 /// A close frame with `code` and a short `reason` (cut to fit the 125-byte
 /// control-frame limit).
 pub fn close(code: u16, reason: &str) -> Bytes {
@@ -56,5 +61,11 @@ mod tests {
         }
         assert_eq!(payload(&[]), b"");
         assert_eq!(payload(&close(1008, "slow")), b"\x03\xf0slow");
+    }
+
+    #[test]
+    fn a_pong_echoes_the_ping_payload() {
+        assert_eq!(&pong(b"abc")[..], b"\x8a\x03abc");
+        assert_eq!(&pong(b"")[..], b"\x8a\x00");
     }
 }
