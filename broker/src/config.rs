@@ -63,6 +63,9 @@ pub struct Limits {
     pub max_reply_bytes: usize,
     /// Bytes of replies all connections together may have queued.
     pub max_reply_bytes_total: usize,
+    /// Most publishers connected to the ingest port at once; more are
+    /// closed at once.
+    pub max_publishers: usize,
     /// Most topics one connection may hold.
     pub max_topics: usize,
     /// Largest control message, in bytes (also across fragments).
@@ -134,6 +137,7 @@ impl Default for Limits {
             // only while its socket is full.
             max_reply_bytes: 64 * 1024,
             max_reply_bytes_total: 64 * 1024 * 1024,
+            max_publishers: 64,
             max_topics: 1_024,
             max_control_bytes: 4 * 1024,
             control_rate: 20,

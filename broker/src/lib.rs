@@ -144,10 +144,11 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             ingest_addr = Some(bound);
             let stop = running.clone();
             let m = metrics.clone();
+            let most = config.limits.max_publishers;
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = feed::run_ingest(ingest, hub, m) => {}
+                    _ = feed::run_ingest(ingest, hub, m, most) => {}
                 }
             });
         }

@@ -91,6 +91,9 @@ struct Args {
     /// Bytes of unread replies all clients together may have queued.
     #[arg(long, default_value_t = Limits::default().max_reply_bytes_total, value_name = "BYTES")]
     max_reply_bytes_total: usize,
+    /// Most publishers on the ingest port at once; more are closed at once.
+    #[arg(long, default_value_t = Limits::default().max_publishers, value_name = "N")]
+    max_publishers: usize,
     /// Web origins (scheme://host[:port], comma-separated) whose pages may
     /// open a WebSocket besides the broker's own; `*` allows any. Requests
     /// without an Origin (non-browser clients) are always accepted.
@@ -210,6 +213,7 @@ impl Args {
             handshake_timeout: self.handshake_timeout,
             max_reply_bytes: self.max_reply_bytes,
             max_reply_bytes_total: self.max_reply_bytes_total,
+            max_publishers: self.max_publishers,
             max_topics: self.max_topics,
             max_control_bytes: self.max_control_bytes,
             control_rate: self.control_rate,

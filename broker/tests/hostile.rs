@@ -408,3 +408,29 @@ async fn browsers_from_other_sites_are_refused_the_upgrade() {
     assert_eq!(status, 101, "*: {text}");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn publishers_past_their_limit_are_closed_at_once() {
+    let broker = ingest_broker(Limits {
+        max_publishers: 2,
+        ..common::limits()
+    })
+    .await;
+    let ingest = broker.ingest_addr().unwrap();
+    // The witness's publisher is the first.
+    let witness = Witness::start(&broker).await;
+    let mut second = TcpStream::connect(ingest).await.unwrap();
+    let mut third = TcpStream::connect(ingest).await.unwrap();
+    let (got, took) = read_to_end_within(&mut third, Duration::from_secs(3)).await;
+    assert!(got.is_empty() && took < Duration::from_secs(1), "{took:?}");
+    let addr = broker.local_addr();
+    assert_eq!(metric(addr, "tickcast_publishers_refused_total").await, 1.0);
+    // The second is still connected: nothing to read, no end.
+    let mut byte = [0u8; 1];
+    assert!(timeout(Duration::from_millis(200), second.read(&mut byte))
+        .await
+        .is_err());
+    witness.wait_for_more(50).await;
+    witness.finish().await;
+    broker.shutdown().await;
+}

@@ -24,10 +24,17 @@ use crate::observe::metrics::Metrics;
 /// Read buffer of one publisher connection.
 const INGEST_BUFFER: usize = 64 * 1024;
 
-/// Accepts publishers forever; each gets its own task. The tasks belong to
-/// this one, so stopping the ingest (broker shutdown) also drops every
-/// publisher connection rather than leaving them feeding a stopped hub.
-pub async fn run_ingest(listener: TcpListener, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+/// Accepts publishers forever, at most `max_publishers` at once (more are
+/// closed at once and counted: each costs a descriptor and a 64 KiB
+/// buffer); each gets its own task. The tasks belong to this one, so
+/// stopping the ingest (broker shutdown) also drops every publisher
+/// connection rather than leaving them feeding a stopped hub.
+pub async fn run_ingest(
+    listener: TcpListener,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    max_publishers: usize,
+) {
     let mut publishers = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -36,6 +43,11 @@ pub async fn run_ingest(listener: TcpListener, hub: Arc<Hub>, metrics: Arc<Metri
             Some(_) = publishers.join_next() => continue,
         };
         match accepted {
+            Ok((stream, peer)) if publishers.len() >= max_publishers => {
+                metrics.publishers_refused.add(1);
+                warn!(%peer, max_publishers, "publisher refused: too many publishers");
+                drop(stream);
+            }
             Ok((stream, peer)) => {
                 info!(%peer, "publisher connected");
                 let _ = stream.set_nodelay(true);

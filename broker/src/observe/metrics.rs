@@ -157,6 +157,9 @@ metrics! {
     ticks_stale: Counter = "tickcast_ticks_stale", "Ticks skipped as duplicate or out of order";
     /// Ingest records that were not valid ticks (or the symbol table was full).
     ticks_rejected: Counter = "tickcast_ticks_rejected", "Ingest records rejected as invalid";
+    /// Publishers closed at connect because the ingest port held its limit.
+    publishers_refused: Counter =
+        "tickcast_publishers_refused", "Publishers refused at the publisher limit";
     /// Publishers disconnected for sending a malformed stream.
     publishers_dropped: Counter =
         "tickcast_publishers_dropped", "Publishers disconnected for a malformed stream";
@@ -603,6 +606,7 @@ mod tests {
                 "tickcast_ping_timeouts_total",
                 "tickcast_protocol_errors_total",
                 "tickcast_publishers_dropped_total",
+                "tickcast_publishers_refused_total",
                 "tickcast_refused_handshakes_total",
                 "tickcast_refused_origin_total",
                 "tickcast_refused_per_ip_total",
@@ -620,9 +624,9 @@ mod tests {
                 "tickcast_writes_total"
             ]
         );
-        // 23 counters and gauges, the symbols, uptime and reply-bytes
+        // 24 counters and gauges, the symbols, uptime and reply-bytes
         // gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 23 + 3 + 3 * 6);
+        assert_eq!(samples.len(), 24 + 3 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }
