@@ -434,3 +434,42 @@ async fn publishers_past_their_limit_are_closed_at_once() {
     witness.finish().await;
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn past_the_connection_limit_or_with_a_huge_request_head_an_upgrade_is_refused() {
+    let broker = ingest_broker(Limits {
+        max_connections: 2,
+        ..common::limits()
+    })
+    .await;
+    let addr = broker.local_addr();
+    // The witness holds the first connection.
+    let witness = Witness::start(&broker).await;
+    let _second = RawClient::connect(addr, "topics=AAPL").await;
+    let (status, text) = upgrade_status(addr, &addr.to_string(), None).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("too many connections"), "{text}");
+    assert_eq!(
+        metric(addr, "tickcast_connections_refused_total").await,
+        1.0
+    );
+
+    // A request head past 64 KiB is refused before it is all read.
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let padding = "x".repeat(100 * 1024);
+    let head = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Pad: {padding}\r\n\r\n");
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut got = vec![0u8; 1024];
+    let n = timeout(WAIT, stream.read(&mut got))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    got.truncate(n);
+    assert!(
+        got.starts_with(b"HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    witness.finish().await;
+    broker.shutdown().await;
+}

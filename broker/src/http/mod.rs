@@ -58,8 +58,9 @@ pub struct HttpEnv {
 }
 
 /// The most a client's HTTP request head may take, in bytes (hyper's read
-/// buffer; its default is ~400 KB): 1,024 unfinished handshakes then hold
-/// at most 64 MiB. Longer heads get HTTP 431.
+/// buffer, whose default is ~400 KB, and its head limit, none by default):
+/// 1,024 unfinished handshakes then hold at most 64 MiB. Longer heads get
+/// HTTP 431.
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
 
 /// Accepts connections until `shutdown` is cancelled; each connection's
@@ -117,6 +118,7 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(env.sessions.limits.handshake_timeout)
                 .max_buf_size(MAX_REQUEST_HEAD)
+                .max_header_size(MAX_REQUEST_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::select! {
