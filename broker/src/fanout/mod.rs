@@ -251,6 +251,9 @@ impl Member {
                 enqueued_ns: 0,
                 to: Recipients::One(self.route.slot),
             }));
+        } else {
+            // Not queued after all: not charged either.
+            self.replies.release(&self.conn, frame.len());
         }
     }
 
@@ -292,5 +295,49 @@ impl Drop for Member {
         self.inbox.push(Item::Detach {
             slot: self.route.slot,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A member on a real loopback socket whose writer never runs, so
+    /// nothing it is sent ever leaves its reply budget.
+    async fn member(fanout: &Fanout) -> (Member, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        (fanout.join(peer, write), client)
+    }
+
+    #[tokio::test]
+    async fn acks_and_replies_are_charged_and_past_the_bound_close_the_connection_once() {
+        let limits = Limits {
+            max_reply_bytes: 300,
+            ..Limits::default()
+        };
+        let metrics = Arc::new(Metrics::default());
+        let (fanout, _writers) = Fanout::new(1, &limits, metrics.clone());
+        let (member, _client) = member(&fanout).await;
+        let topics: Vec<String> = (0..10).map(|i| format!("SYM{i}")).collect();
+        assert!(member.subscribe(&topics, 100).is_ok());
+        let ack = fanout.reply_bytes();
+        assert!(ack > 50, "the ack is charged: {ack}");
+        assert!(!member.overflowed());
+        // Each subscribe's ack lists all ten: a few of them pass 300 bytes.
+        for _ in 0..5 {
+            assert!(member.subscribe(&topics, 100).is_ok());
+        }
+        assert!(member.overflowed());
+        assert_eq!(metrics.reply_overflows.get(), 1, "counted once");
+        let charged = fanout.reply_bytes();
+        member.reply(frame::build(frame::Opcode::Pong, b"late"));
+        assert_eq!(fanout.reply_bytes(), charged, "nothing more is queued");
+        assert_eq!(metrics.reply_overflows.get(), 1);
     }
 }
