@@ -7,7 +7,8 @@
 //! The table expands to the [`Metrics`] struct and to a `Default` that
 //! registers each with a [`prometheus_client`] registry, so adding a metric
 //! is adding one entry. Beside them `Default` registers what is read at
-//! scrape time: the symbol count and uptime gauges, and the stage quantiles.
+//! scrape time: the symbol count, uptime and alive-task gauges, and the stage
+//! quantiles.
 //! `/metrics` is that registry through prometheus-client's Prometheus text
 //! encoder (format 0.0.4, [`CONTENT_TYPE`]), which also writes the `_total`
 //! suffix of every counter: `tickcast_ticks_in` is scraped as
@@ -104,6 +105,8 @@ macro_rules! metrics {
             symbols: PromGauge<u64, AtomicU64>,
             /// Seconds since start, set at each scrape.
             uptime: PromGauge<f64, AtomicU64>,
+            /// Tasks alive in the runtime, set at each scrape.
+            tasks: PromGauge<u64, AtomicU64>,
             $($(#[doc = $doc])+ pub $field: $kind,)+
             /// Stage latency histograms (the registry reads them through
             /// [`StageQuantiles`] at each scrape).
@@ -125,6 +128,12 @@ macro_rules! metrics {
                     "Seconds since the broker started",
                     uptime.clone(),
                 );
+                let tasks = PromGauge::default();
+                registry.register(
+                    "tickcast_tasks",
+                    "Tasks alive in the broker's runtime (sessions, HTTP connections, writers, feed)",
+                    tasks.clone(),
+                );
                 let stages = Arc::new(Mutex::new(StageHistograms::default()));
                 registry.register_collector(Box::new(StageQuantiles(stages.clone())));
                 Self {
@@ -132,6 +141,7 @@ macro_rules! metrics {
                     registry,
                     symbols,
                     uptime,
+                    tasks,
                     $($field,)+
                     stages,
                 }
@@ -241,6 +251,15 @@ impl Collector for StageQuantiles {
     }
 }
 
+/// Tasks alive in the tokio runtime this is called from (0 outside one):
+/// every session, HTTP connection, writer shard, listener and feed task.
+/// In the binary the runtime is the broker's alone, so a count that keeps
+/// growing under steady churn is a task leak (the soak in `benches/` watches
+/// it).
+pub fn alive_tasks() -> u64 {
+    tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks() as u64)
+}
+
 /// The `/stats` document.
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -260,6 +279,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Slow clients disconnected.
     pub slow_disconnects: u64,
+    /// Tasks alive in the broker's runtime ([`alive_tasks`]).
+    pub tasks: u64,
     /// Stage percentiles, by stage name.
     pub stages: std::collections::BTreeMap<&'static str, Percentiles>,
 }
@@ -282,6 +303,7 @@ impl Metrics {
             conflated: self.conflated.get(),
             dropped: self.dropped.get(),
             slow_disconnects: self.slow_disconnects.get(),
+            tasks: alive_tasks(),
             stages: Stage::ALL
                 .iter()
                 .map(|s| (s.name(), pct[*s as usize]))
@@ -294,6 +316,7 @@ impl Metrics {
     pub fn prometheus(&self, symbols: usize) -> String {
         self.symbols.set(symbols as u64);
         self.uptime.set(self.uptime_s());
+        self.tasks.set(alive_tasks());
         let mut out = String::with_capacity(8192);
         // Writing to a String cannot fail, and neither can our collector.
         let _ = prometheus_text::encode(&mut out, &self.registry);
