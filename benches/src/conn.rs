@@ -308,34 +308,69 @@ impl SubConn {
     /// Sends the subscription request for `topics`; the acknowledgement
     /// arrives later as [`Event::Ack`].
     pub async fn subscribe(&mut self, topics: &[String]) -> Result<()> {
-        let mut frame = Vec::new();
-        let mask = self.decoder.parser.mask;
         match self.decoder.parser.protocol {
             Protocol::Tickcast => {
                 let request = ClientRequest::Subscribe {
                     topics: topics.to_vec(),
                 };
-                put_frame(
-                    &mut frame,
-                    FIN | Opcode::Text as u8,
-                    Some(mask),
-                    request.to_json().as_bytes(),
-                );
+                self.send_request(&request).await
             }
             Protocol::Nats => {
                 let commands = nats::subscribe_commands(topics);
-                put_frame(
-                    &mut frame,
-                    FIN | Opcode::Binary as u8,
-                    Some(mask),
-                    &commands,
-                );
+                self.send_frame(Opcode::Binary, &commands, "send subscribe")
+                    .await
             }
         }
-        self.stream
-            .write_all(&frame)
+    }
+
+    /// Sends a tickcast unsubscribe request for `topics` (acknowledged, like
+    /// a subscribe, by [`Event::Ack`]).
+    pub async fn unsubscribe(&mut self, topics: &[String]) -> Result<()> {
+        anyhow::ensure!(
+            self.decoder.parser.protocol == Protocol::Tickcast,
+            "unsubscribe is tickcast's request"
+        );
+        let request = ClientRequest::Unsubscribe {
+            topics: topics.to_vec(),
+        };
+        self.send_request(&request).await
+    }
+
+    /// Sends a tickcast control request as a JSON text frame.
+    async fn send_request(&mut self, request: &ClientRequest) -> Result<()> {
+        let json = request.to_json();
+        self.send_frame(Opcode::Text, json.as_bytes(), "send request")
             .await
-            .context("send subscribe")
+    }
+
+    /// Starts the closing handshake: sends a close frame with `code`. The
+    /// server's echo arrives as [`Event::Closed`], then the end of stream.
+    pub async fn send_close(&mut self, code: u16) -> Result<()> {
+        let payload = close::payload(code, "");
+        self.send_frame(Opcode::Close, &payload, "send close").await
+    }
+
+    /// Sends a ping (a client's keepalive); the pong arrives in order
+    /// behind whatever the server queued before it.
+    pub async fn send_ping(&mut self, payload: &[u8]) -> Result<()> {
+        self.send_frame(Opcode::Ping, payload, "send ping").await
+    }
+
+    /// Sends one masked, unfragmented frame.
+    async fn send_frame(&mut self, opcode: Opcode, payload: &[u8], what: &str) -> Result<()> {
+        let mut frame = Vec::new();
+        let mask = Some(self.decoder.parser.mask);
+        put_frame(&mut frame, FIN | opcode as u8, mask, payload);
+        self.stream.write_all(&frame).await.context(what.to_owned())
+    }
+
+    /// Drops the connection abruptly: `SO_LINGER` 0 makes the close send a
+    /// TCP reset instead of a FIN, with no close frame, as a crashed client
+    /// or a dropped network path does.
+    pub fn reset(self) -> Result<()> {
+        self.stream.set_zero_linger().context("SO_LINGER 0")?;
+        drop(self);
+        Ok(())
     }
 
     /// For NATS: `CONNECT` then `PING`, so an idle connection is fully set up

@@ -25,6 +25,8 @@
 //!   [`ab`]: medians over rounds of two builds (A/B).
 //! - [`floor`]: the cost of loopback sends alone, with no server (the floor
 //!   under any server's latency on this machine).
+//! - [`soak`]: a long run of churning subscribers, judging whether the
+//!   broker's memory, open files and tasks stay flat.
 
 pub mod ab;
 pub mod conn;
@@ -41,5 +43,6 @@ pub mod publisher;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod soak;
 pub mod target;
 pub mod universe;

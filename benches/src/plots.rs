@@ -5,6 +5,8 @@
 //!   whole distribution, tail included, which averages and a single p99 hide.
 //! - Over time: deliveries per second and p50/p99 latency per second of the
 //!   measured window, to see warm-up effects, GC-like stalls or drift.
+//! - [`stacked`]: any series over time, one chart above the other (the
+//!   timeline above, and the soak's RSS, open files and tasks).
 
 use std::path::Path;
 
@@ -82,55 +84,84 @@ pub fn latency_by_percentile(
 
 /// Draws deliveries/s (top) and p50/p99 latency (bottom) per second.
 pub fn timeline(path: &Path, title: &str, points: &[IntervalPoint]) -> Result<()> {
-    let root = SVGBackend::new(path, SIZE).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let (top, bottom) = root.split_vertically(SIZE.1 / 2);
-    let t_max = points.iter().map(|p| p.t_s).fold(1.0, f64::max);
-    let rate_max = points.iter().map(|p| p.delivered_per_s).fold(1.0, f64::max) * 1.1;
-    let mut rate_chart = ChartBuilder::on(&top)
-        .caption(title, ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(30)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..t_max, 0f64..rate_max)
-        .map_err(|e| anyhow!("{e}"))?;
-    rate_chart
-        .configure_mesh()
-        .y_desc("deliveries/s")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
-    rate_chart
-        .draw_series(LineSeries::new(
-            points.iter().map(|p| (p.t_s, p.delivered_per_s)),
-            BLUE.stroke_width(2),
-        ))
-        .map_err(|e| anyhow!("{e}"))?;
-    let lat_max = points.iter().map(|p| p.p99_ms).fold(0.01, f64::max) * 1.2;
-    let mut lat_chart = ChartBuilder::on(&bottom)
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0f64..t_max, 0f64..lat_max)
-        .map_err(|e| anyhow!("{e}"))?;
-    lat_chart
-        .configure_mesh()
-        .x_desc("seconds into the measured window")
-        .y_desc("latency (ms)")
-        .draw()
-        .map_err(|e| anyhow!("{e}"))?;
     let series =
         |pick: fn(&IntervalPoint) -> f64| points.iter().map(|p| (p.t_s, pick(p))).collect();
-    let lines = vec![
-        ("p50".to_owned(), GREEN.to_rgba(), series(|p| p.p50_ms)),
-        ("p99".to_owned(), RED.to_rgba(), series(|p| p.p99_ms)),
+    let panels = [
+        Panel {
+            y_desc: "deliveries/s".to_owned(),
+            lines: vec![(
+                "deliveries/s".to_owned(),
+                BLUE.to_rgba(),
+                series(|p| p.delivered_per_s),
+            )],
+        },
+        Panel {
+            y_desc: "latency (ms)".to_owned(),
+            lines: vec![
+                ("p50".to_owned(), GREEN.to_rgba(), series(|p| p.p50_ms)),
+                ("p99".to_owned(), RED.to_rgba(), series(|p| p.p99_ms)),
+            ],
+        },
     ];
-    draw_lines(&mut lat_chart, lines, SeriesLabelPosition::UpperRight)?;
+    stacked(path, title, "seconds into the measured window", &panels)
+}
+
+/// One chart of a [`stacked`] figure: its y-axis label and its lines.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// The y-axis label.
+    pub y_desc: String,
+    /// The lines drawn (with a legend).
+    pub lines: Vec<Line>,
+}
+
+/// Draws `panels` one above the other over a shared x axis (labelled
+/// `x_desc` under the bottom one), each y axis from 0 to 10 % over its
+/// largest value.
+pub fn stacked(path: &Path, title: &str, x_desc: &str, panels: &[Panel]) -> Result<()> {
+    let height = SIZE.1 / 2 * panels.len().max(1) as u32;
+    let root = SVGBackend::new(path, (SIZE.0, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let points = || panels.iter().flat_map(|p| &p.lines).flat_map(|l| &l.2);
+    let x_max = points().map(|p| p.0).fold(1.0, f64::max);
+    let areas = root.split_evenly((panels.len().max(1), 1));
+    for (i, (panel, area)) in panels.iter().zip(&areas).enumerate() {
+        let (first, last) = (i == 0, i + 1 == panels.len());
+        let y_max = panel
+            .lines
+            .iter()
+            .flat_map(|l| &l.2)
+            .map(|p| p.1)
+            .fold(0.01, f64::max)
+            * 1.1;
+        let mut builder = ChartBuilder::on(area);
+        if first {
+            builder.caption(title, ("sans-serif", 20));
+        }
+        let mut chart = builder
+            .margin(10)
+            .x_label_area_size(if last { 40 } else { 30 })
+            .y_label_area_size(80)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut mesh = chart.configure_mesh();
+        mesh.y_desc(panel.y_desc.as_str());
+        if last {
+            mesh.x_desc(x_desc);
+        }
+        mesh.draw().map_err(|e| anyhow!("{e}"))?;
+        draw_lines(
+            &mut chart,
+            panel.lines.clone(),
+            SeriesLabelPosition::LowerRight,
+        )?;
+    }
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }
 
 /// A labelled line: legend text, colour, points.
-type Line = (String, RGBAColor, Vec<(f64, f64)>);
+pub type Line = (String, RGBAColor, Vec<(f64, f64)>);
 
 /// Draws labelled lines and their legend on a chart with an f64 y axis.
 fn draw_lines<'a, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(

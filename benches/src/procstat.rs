@@ -1,6 +1,6 @@
 //! Process facts the load generator reports and tunes: CPU used (its own and
-//! the server's), the server's resident memory, the open-files limit, CPU
-//! pinning and timer precision.
+//! the server's), the server's resident memory and open files, whether it is
+//! still running, the open-files limit, CPU pinning and timer precision.
 //!
 //! A load test is only meaningful if the generator is not the bottleneck, so
 //! every result carries the loadgen's own CPU use next to the server's.
@@ -54,6 +54,27 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Open file descriptors of process `pid` (the entries of `/proc/PID/fd`),
+/// counted without following them; `None` if the process is gone or not
+/// ours to look into.
+pub fn open_fds(pid: u32) -> Option<u64> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(entries.filter(|e| e.is_ok()).count() as u64)
+}
+
+/// Whether process `pid` exists and has not exited (a zombie, an exited
+/// child nobody has waited for yet, counts as exited).
+pub fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state is the first field after the parenthesised command name.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, None | Some("Z") | Some("X"))
 }
 
 /// CPU use over an interval, as a fraction of one core.
@@ -159,6 +180,17 @@ mod tests {
     fn own_process_is_readable() {
         let pid = std::process::id();
         assert!(rss_kib(pid).is_some_and(|kib| kib > 100));
+        // Other tests open and close files meanwhile: a hundred files must
+        // show as about a hundred more fds.
+        let fds = open_fds(pid).unwrap();
+        let files: Vec<_> = (0..100)
+            .map(|_| std::fs::File::open("/proc/self/status").unwrap())
+            .collect();
+        let more = open_fds(pid).unwrap().saturating_sub(fds);
+        assert!((90..=110).contains(&more), "{more} more fds");
+        drop(files);
+        assert!(is_running(pid));
+        assert!(!is_running(u32::MAX) && open_fds(u32::MAX).is_none());
         let meter = CpuMeter::start(Some(pid));
         let spin = Instant::now();
         while spin.elapsed().as_millis() < 50 {

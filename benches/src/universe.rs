@@ -87,6 +87,16 @@ impl Universe {
         &self.weights
     }
 
+    /// `k` distinct symbols drawn with the activity weights (the busiest the
+    /// likeliest), sorted.
+    pub fn draw_topics(&self, rng: &mut impl rand::Rng, k: usize) -> Result<Vec<u32>> {
+        let picked = rand::seq::index::sample_weighted(rng, self.len(), |i| self.weights[i], k)
+            .context("cannot draw topics from the symbol weights")?;
+        let mut syms: Vec<u32> = picked.into_iter().map(|i| i as u32).collect();
+        syms.sort_unstable();
+        Ok(syms)
+    }
+
     /// The index of a symbol name, if it is one of ours.
     #[inline]
     pub fn lookup(&self, sym: &[u8]) -> Option<usize> {
@@ -182,20 +192,10 @@ pub fn plan_subscribers(
     seed: u64,
 ) -> Result<Vec<SubscriberPlan>> {
     let mut rng = Pcg64Mcg::seed_from_u64(seed ^ PLAN_STREAM);
-    let weights = universe.weights();
     let mut draw = |class| -> Result<SubscriberPlan> {
-        let picked = rand::seq::index::sample_weighted(
-            &mut rng,
-            universe.len(),
-            |i| weights[i],
-            spec.topics_per_sub,
-        )
-        .context("cannot draw topics from the symbol weights")?;
-        let mut syms: Vec<u32> = picked.into_iter().map(|i| i as u32).collect();
-        syms.sort_unstable();
         Ok(SubscriberPlan {
             class,
-            topics: Topics::Some(syms),
+            topics: Topics::Some(universe.draw_topics(&mut rng, spec.topics_per_sub)?),
         })
     };
     let mut plans = Vec::new();

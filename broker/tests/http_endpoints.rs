@@ -346,3 +346,43 @@ async fn what_is_not_served_gets_the_right_status() {
     );
     assert_eq!(broker.metrics().connections_total.get(), 1);
 }
+
+/// `tickcast_tasks` and `/stats` `tasks` count the runtime's live tasks:
+/// each session adds one, and closing the sessions gives them back (what the
+/// soak in `benches/` relies on to see a task leak).
+#[tokio::test]
+async fn the_task_gauge_follows_the_sessions() {
+    let broker = ingest_broker(common::limits()).await;
+    let addr = broker.local_addr();
+    let tasks = |stats: Value| stats["tasks"].as_u64().expect("/stats tasks");
+    let before = tasks(common::stats(addr).await);
+    assert!(before > 0, "the broker's own tasks are counted");
+    let mut subs = Vec::new();
+    for _ in 0..5 {
+        let mut sub = Subscriber::connect(addr, "topics=AAA").await;
+        assert_eq!(sub.expect_ack().await, ["AAA"]);
+        subs.push(sub);
+    }
+    let during = tasks(common::stats(addr).await);
+    assert!(during >= before + 5, "{before} → {during} with 5 sessions");
+    let metrics = http_get(addr, "/metrics").await;
+    let samples = parse_prometheus(metrics.text());
+    let gauge = sample(&samples, "tickcast_tasks", &[]);
+    assert!(
+        gauge >= (before + 5) as f64,
+        "{before} → {gauge} on /metrics"
+    );
+    drop(subs);
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let after = tasks(common::stats(addr).await);
+        if after <= before {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "sessions closed but {after} tasks alive (was {before})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

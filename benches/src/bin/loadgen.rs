@@ -14,6 +14,7 @@ use tickcast_benches::procstat;
 use tickcast_benches::report::{comparison_table, summary_table, RunReport};
 use tickcast_benches::runner::{run_traffic, RunOptions};
 use tickcast_benches::scenario::Scenario;
+use tickcast_benches::soak::{run_soak, SoakSpec, SoakTarget};
 use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
 
 #[global_allocator]
@@ -60,6 +61,59 @@ enum Command {
     /// Measure what loopback sends alone cost (no server): one thread
     /// writes to every connection once per period, another reads.
     Floor(FloorArgs),
+    /// Churn ~1,000 subscribers against a running broker for a bounded time
+    /// (default 1 h), sampling its RSS, open fds and tasks; judge whether
+    /// each stayed flat (exit 1 if not, or if the broker died).
+    Soak(SoakArgs),
+}
+
+#[derive(clap::Args)]
+struct SoakArgs {
+    /// WebSocket/HTTP address of the running broker (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    broker: SocketAddr,
+    /// The broker's process id (its /proc entries are sampled).
+    #[arg(long)]
+    server_pid: u32,
+    /// How long the churn runs, e.g. 1h, 2m, 90s.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    duration: std::time::Duration,
+    /// Time between two samples.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    sample_every: std::time::Duration,
+    /// Subscriber slots (connections open at once, nearly).
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// The broker simulator's --symbols (topics are drawn from those names).
+    #[arg(long, default_value_t = 100)]
+    symbols: usize,
+    /// Topics per subscription: 1 to this many.
+    #[arg(long, default_value_t = 5)]
+    max_topics: usize,
+    /// Mean lifetime of one connection.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    mean_life: std::time::Duration,
+    /// Share of connections that are slow readers.
+    #[arg(long, default_value_t = 0.03)]
+    slow_share: f64,
+    /// Share of connections that subscribe to `*`.
+    #[arg(long, default_value_t = 0.02)]
+    wildcard_share: f64,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of the run ignored by the flatness rule.
+    #[arg(long, default_value_t = 0.2)]
+    warmup: f64,
+    /// Subscriber threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Pin the loadgen to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Where to write soak.json and soak.svg (default: target/soak/).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -165,7 +219,49 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Floor(args) => floor(&args),
+        Command::Soak(args) => soak(&args),
     }
+}
+
+fn soak(args: &SoakArgs) -> Result<()> {
+    if let Some(cpu) = args.cpu {
+        procstat::pin_to_cpu(cpu)?;
+    }
+    procstat::raise_fd_limit();
+    let spec = SoakSpec {
+        duration_s: args.duration.as_secs_f64(),
+        sample_every_s: args.sample_every.as_secs_f64(),
+        subscribers: args.subscribers,
+        symbols: args.symbols,
+        max_topics: args.max_topics,
+        mean_life_s: args.mean_life.as_secs_f64(),
+        wildcard_share: args.wildcard_share,
+        slow_share: args.slow_share,
+        seed: args.seed,
+        warmup: args.warmup,
+        threads: args.threads,
+        ..SoakSpec::default()
+    };
+    let out_dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/soak"));
+    let report = run_soak(
+        &spec,
+        SoakTarget {
+            ws: args.broker,
+            pid: args.server_pid,
+        },
+    )?;
+    let files = report.save(&out_dir)?;
+    print!("{}", report.summary());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    if !report.passed {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn floor(args: &FloorArgs) -> Result<()> {

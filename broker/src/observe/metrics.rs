@@ -7,7 +7,8 @@
 //! The table expands to the [`Metrics`] struct and to a `Default` that
 //! registers each with a [`prometheus_client`] registry, so adding a metric
 //! is adding one entry. Beside them `Default` registers what is read at
-//! scrape time: the symbol count and uptime gauges, and the stage quantiles.
+//! scrape time: the symbol count, uptime and alive-task gauges, and the stage
+//! quantiles.
 //! `/metrics` is that registry through prometheus-client's Prometheus text
 //! encoder (format 0.0.4, [`CONTENT_TYPE`]), which also writes the `_total`
 //! suffix of every counter: `tickcast_ticks_in` is scraped as
@@ -106,6 +107,8 @@ macro_rules! metrics {
             uptime: PromGauge<f64, AtomicU64>,
             /// Queued reply bytes, set at each scrape.
             reply_bytes: PromGauge<u64, AtomicU64>,
+            /// Tasks alive in the runtime, set at each scrape.
+            tasks: PromGauge<u64, AtomicU64>,
             $($(#[doc = $doc])+ pub $field: $kind,)+
             /// Stage latency histograms (the registry reads them through
             /// [`StageQuantiles`] at each scrape).
@@ -133,6 +136,12 @@ macro_rules! metrics {
                     "Bytes of replies (pongs, error replies, acks) queued for clients",
                     reply_bytes.clone(),
                 );
+                let tasks = PromGauge::default();
+                registry.register(
+                    "tickcast_tasks",
+                    "Tasks alive in the broker's runtime (sessions, HTTP connections, writers, feed)",
+                    tasks.clone(),
+                );
                 let stages = Arc::new(Mutex::new(StageHistograms::default()));
                 registry.register_collector(Box::new(StageQuantiles(stages.clone())));
                 Self {
@@ -141,6 +150,7 @@ macro_rules! metrics {
                     symbols,
                     uptime,
                     reply_bytes,
+                    tasks,
                     $($field,)+
                     stages,
                 }
@@ -280,6 +290,15 @@ impl Collector for StageQuantiles {
     }
 }
 
+/// Tasks alive in the tokio runtime this is called from (0 outside one):
+/// every session, HTTP connection, writer shard, listener and feed task.
+/// In the binary the runtime is the broker's alone, so a count that keeps
+/// growing under steady churn is a task leak (the soak in `benches/` watches
+/// it).
+pub fn alive_tasks() -> u64 {
+    tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks() as u64)
+}
+
 /// The `/stats` document.
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -299,6 +318,8 @@ pub struct Stats {
     pub dropped: u64,
     /// Slow clients disconnected.
     pub slow_disconnects: u64,
+    /// Tasks alive in the broker's runtime ([`alive_tasks`]).
+    pub tasks: u64,
     /// Stage percentiles, by stage name.
     pub stages: std::collections::BTreeMap<&'static str, Percentiles>,
 }
@@ -321,6 +342,7 @@ impl Metrics {
             conflated: self.conflated.get(),
             dropped: self.dropped.get(),
             slow_disconnects: self.slow_disconnects.get(),
+            tasks: alive_tasks(),
             stages: Stage::ALL
                 .iter()
                 .map(|s| (s.name(), pct[*s as usize]))
@@ -334,6 +356,7 @@ impl Metrics {
         self.symbols.set(live.symbols as u64);
         self.reply_bytes.set(live.reply_bytes);
         self.uptime.set(self.uptime_s());
+        self.tasks.set(alive_tasks());
         let mut out = String::with_capacity(8192);
         // Writing to a String cannot fail, and neither can our collector.
         let _ = prometheus_text::encode(&mut out, &self.registry);
@@ -617,6 +640,7 @@ mod tests {
                 "tickcast_stage_latency_seconds",
                 "tickcast_stage_latency_seconds_count",
                 "tickcast_symbols",
+                "tickcast_tasks",
                 "tickcast_ticks_in_total",
                 "tickcast_ticks_rejected_total",
                 "tickcast_ticks_stale_total",
@@ -624,9 +648,9 @@ mod tests {
                 "tickcast_writes_total"
             ]
         );
-        // 24 counters and gauges, the symbols, uptime and reply-bytes
-        // gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 24 + 3 + 3 * 6);
+        // 24 counters and gauges, the symbols, uptime, reply-bytes and
+        // tasks gauges, and per stage 5 quantiles and a count.
+        assert_eq!(samples.len(), 24 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }
