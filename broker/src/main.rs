@@ -300,7 +300,8 @@ fn raise_open_file_limit(max_connections: usize) {
             tracing::info!("open-file limit {limit}: room for about {clients} client connections");
             if (clients as usize) < max_connections {
                 tracing::warn!(
-                    "--max-connections {max_connections} is above what the open-file                      limit allows; raise the hard limit (ulimit -Hn) to reach it"
+                    "--max-connections {max_connections} is above what the open-file limit \
+                     allows; raise the hard limit (ulimit -Hn) to reach it"
                 );
             }
         }
