@@ -80,13 +80,26 @@ pub struct RequestError {
     pub message: String,
 }
 
+/// The longest `message` of an error reply, in bytes.
+pub const MAX_ERROR_MESSAGE: usize = 256;
+
 impl RequestError {
-    /// A refusal with `code` and an explanation.
+    /// A refusal with `code` and an explanation, cut to
+    /// [`MAX_ERROR_MESSAGE`] bytes: parser errors quote what they could not
+    /// read (a string, a number written out in full), and the reply must
+    /// not echo a large request back.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE {
+            const MORE: &str = "…";
+            let mut end = MAX_ERROR_MESSAGE - MORE.len();
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(MORE);
         }
+        Self { code, message }
     }
 
     /// The `error` reply for this refusal.
@@ -313,6 +326,26 @@ mod tests {
             ClientRequest::from_msgpack(&[0xc1]).map_err(|e| e.code),
             Err(ErrorCode::BadRequest)
         );
+    }
+
+    #[test]
+    fn error_messages_are_short_whatever_the_request() {
+        // Found by the control_message fuzz target: a 12-byte MessagePack
+        // request with a float64 key got a 348-byte message (the float
+        // written out in full), and a long string where the topics belong
+        // was echoed whole.
+        let float_key = b"\x82\xcb\x75\xa2\x6f\x70\x73\x7c\xa5\xc1\x75\x62";
+        let long = format!(r#"{{"op":"subscribe","topics":"{}"}}"#, "é".repeat(2000));
+        for e in [
+            ClientRequest::from_msgpack(float_key).unwrap_err(),
+            ClientRequest::from_json(long.as_bytes()).unwrap_err(),
+        ] {
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert!(e.message.len() <= MAX_ERROR_MESSAGE, "{}", e.message);
+            assert!(e.message.ends_with('…'), "{}", e.message);
+        }
+        let short = RequestError::new(ErrorCode::BadRequest, "x".repeat(MAX_ERROR_MESSAGE));
+        assert_eq!(short.message.len(), MAX_ERROR_MESSAGE);
     }
 
     #[test]

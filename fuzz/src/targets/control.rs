@@ -1,13 +1,10 @@
 //! `control_message`: `ClientRequest::from_json` and `from_msgpack`, the
 //! parsers of what any client may send in a text or binary frame.
 
-use tickcast_protocol::control::validate_topic;
+use tickcast_protocol::control::{validate_topic, MAX_ERROR_MESSAGE};
 use tickcast_protocol::{ClientRequest, ErrorCode};
 
 use crate::alloc;
-
-/// The longest error message a refusal may carry back to the client.
-pub const MAX_ERROR_MESSAGE: usize = 256;
 
 /// Properties, for the input as JSON and as MessagePack:
 /// - an accepted request has only valid topics, and its own encodings
