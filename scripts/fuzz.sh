@@ -17,6 +17,7 @@
 # `cargo install cargo-fuzz --locked`, nightly from `rustup toolchain
 # install nightly` where the machine can fetch toolchains.
 #
+# FUZZ_STABLE=1 runs the stable driver even where libFuzzer could run.
 # FUZZ_MERGE=1 also merges the new inputs that add coverage into the
 # committed corpus (deliberately: review the diff, keep it small).
 set -euo pipefail
@@ -44,6 +45,10 @@ stable() {
         every_corpus_entry "${filter[@]}"
 }
 
+if [ "${FUZZ_STABLE:-0}" = 1 ]; then
+    stable "FUZZ_STABLE=1"
+    exit
+fi
 if ! cargo +nightly --version >/dev/null 2>&1; then
     stable "no nightly toolchain (libFuzzer needs one; 'rustup toolchain install nightly' where toolchains can be fetched)"
     exit
