@@ -166,18 +166,10 @@ fn ours(leftover: &[u8], stream: &[u8], chunked: Option<u64>) -> Verdict {
     Verdict { msgs, end }
 }
 
-/// A digest of a verdict, made without allocating, so the memory the
-/// reader alone holds can be measured (the collected messages would count).
-fn digest(msgs: impl IntoIterator<Item = (u8, Option<u16>, impl AsRef<[u8]>)>, end: &End) -> u64 {
-    let mut h = DefaultHasher::new();
-    for (kind, code, bytes) in msgs {
-        (kind, code, bytes.as_ref()).hash(&mut h);
-    }
-    format_args!("{end:?}").to_string().hash(&mut h);
-    h.finish()
-}
+/// What identifies a message, borrowed: hashing it allocates nothing.
+type Key<'a> = (u8, Option<u16>, &'a [u8]);
 
-fn kind_of(msg: &Msg) -> (u8, Option<u16>, &[u8]) {
+fn key(msg: &Msg) -> Key<'_> {
     match msg {
         Msg::Text(b) => (0, None, b),
         Msg::Binary(b) => (1, None, b),
@@ -187,24 +179,34 @@ fn kind_of(msg: &Msg) -> (u8, Option<u16>, &[u8]) {
     }
 }
 
-/// [`read_ours`] within the memory budget, giving the verdict's digest.
+fn key_of_ours(msg: &Message) -> Key<'_> {
+    match msg {
+        Message::Text(b) => (0, None, b),
+        Message::Binary(b) => (1, None, b),
+        Message::Ping(b) => (2, None, b),
+        Message::Pong => (3, None, &[]),
+        Message::Close(c) => (4, *c, &[]),
+    }
+}
+
+/// The digest of a verdict, from the hasher its messages went into.
+fn finish(mut h: DefaultHasher, end: &End) -> u64 {
+    format!("{end:?}").hash(&mut h);
+    h.finish()
+}
+
+/// [`read_ours`] within the memory budget, giving the verdict's digest:
+/// the messages are hashed as they come rather than collected, so the
+/// budget measures the reader alone.
 fn ours_measured(what: &str, leftover: &[u8], stream: &[u8], chunked: Option<u64>) -> u64 {
     let budget = 4 * MAX_MESSAGE + 2 * (leftover.len() + stream.len()) + 4096;
     let mut h = DefaultHasher::new();
     let end = alloc::within(what, budget, || {
         read_ours(leftover, stream, chunked, |msg| {
-            let (kind, code, bytes): (u8, Option<u16>, &[u8]) = match msg {
-                Message::Text(b) => (0, None, b),
-                Message::Binary(b) => (1, None, b),
-                Message::Ping(b) => (2, None, b),
-                Message::Pong => (3, None, &[]),
-                Message::Close(c) => (4, *c, &[]),
-            };
-            (kind, code, bytes).hash(&mut h);
+            key_of_ours(msg).hash(&mut h)
         })
     });
-    format_args!("{end:?}").to_string().hash(&mut h);
-    h.finish()
+    finish(h, &end)
 }
 
 /// tungstenite as a server over the same bytes, non-blocking in chunks.
@@ -341,7 +343,9 @@ pub fn frame_reader(data: &[u8]) {
 fn frame_reader_chunked(leftover: &[u8], stream: &[u8], seed: u64) {
     let all = [leftover, stream].concat();
     let reference = ours(&[], &all, None);
-    let want = digest(reference.msgs.iter().map(kind_of), &reference.end);
+    let mut h = DefaultHasher::new();
+    reference.msgs.iter().for_each(|m| key(m).hash(&mut h));
+    let want = finish(h, &reference.end);
     // Measured without collecting (the reader's memory alone), compared by
     // digest, and read again in full only to show a difference.
     for (what, leftover, stream, chunked) in [

@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use tickcast_protocol::framing::{parse_record, split_record, HEADER_LEN};
-use tickcast_protocol::{FrameError, TickRef, MAX_RECORD_LEN};
+use tickcast_protocol::{FrameError, MAX_RECORD_LEN};
 
 use crate::alloc;
 use crate::io::{seed_of, Plan, Step};
@@ -124,7 +124,6 @@ fn ingest_frames_chunked(data: &[u8], seed: u64) {
     }
 
     for payload in &reference.payloads {
-        let _ = TickRef::decode(payload);
         super::tick::tick_decode(payload);
     }
 }
