@@ -8,7 +8,7 @@
 //! The columns are specified in `docs/FEED_FORMAT.md`; every bad row is
 //! reported with its line number.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use csv::StringRecord;
@@ -106,7 +106,7 @@ pub fn import_csv<R: Read, W: Write + Seek>(
 ) -> Result<(W, ImportStats), ImportError> {
     let mut rows = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(csv);
+        .from_reader(LineEnds::new(csv));
     let cols = Columns::find(rows.headers()?)?;
     let mut header = FeedHeader {
         source: Source::Imported,
@@ -122,7 +122,10 @@ pub fn import_csv<R: Read, W: Write + Seek>(
     let mut row = StringRecord::new();
     let mut rows_read = 0u64;
     while rows.read_record(&mut row)? {
-        let line = row.position().map_or(rows_read + 2, |p| p.line());
+        let line = match row.position() {
+            Some(p) => rows.get_mut().line_at(p.byte()),
+            None => rows_read + 2,
+        };
         let bad = |reason: String| ImportError::BadRow { line, reason };
         let ts = parse_ts(field(&row, Some(cols.ts))).map_err(&bad)?;
         if let Some((_, prev)) = time_range.filter(|&(_, prev)| ts < prev) {
@@ -211,6 +214,66 @@ pub fn import_csv<R: Read, W: Write + Seek>(
     ))
 }
 
+/// The CSV input, noting where its lines end, so that a bad row's line
+/// number is the one an editor shows whatever the line ends. The csv
+/// crate ends records at `\r`, `\n` or `\r\n` but counts lines at `\n`
+/// only, so in a file with bare `\r` line ends every row was "line 1"
+/// (found by the `csv_import` fuzz target).
+///
+/// Only the line ends past the last row asked about are kept: as many as
+/// the CSV reader has read ahead (its buffer), not one per line of the file.
+struct LineEnds<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Whether the last byte read was `\r` (a `\n` next ends no new line).
+    after_cr: bool,
+    /// The offsets just past each line end not yet passed by `line_at`.
+    ends: VecDeque<u64>,
+    /// Line ends already passed.
+    passed: u64,
+}
+
+impl<R: Read> LineEnds<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            after_cr: false,
+            ends: VecDeque::new(),
+            passed: 0,
+        }
+    }
+
+    /// The line (from 1) that the byte at `offset` is on. Offsets must not
+    /// go backwards from one call to the next.
+    fn line_at(&mut self, offset: u64) -> u64 {
+        while self.ends.front().is_some_and(|&end| end <= offset) {
+            self.ends.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+impl<R: Read> Read for LineEnds<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            self.read += 1;
+            match b {
+                // `\r\n` is one line end, counted at its `\r`: the csv
+                // crate starts the next row at the `\n`.
+                b'\n' if self.after_cr => {}
+                b'\r' | b'\n' => self.ends.push_back(self.read),
+                _ => {}
+            }
+            self.after_cr = b == b'\r';
+        }
+        Ok(n)
+    }
+}
+
 /// The trimmed text of a column (empty if the column is absent).
 fn field(row: &StringRecord, col: Option<usize>) -> &str {
     col.and_then(|c| row.get(c)).unwrap_or("")
@@ -264,4 +327,59 @@ fn parse_size(row: &StringRecord, col: Option<usize>, name: &str) -> Result<u32,
             u32::MAX
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad_line(csv: &str) -> u64 {
+        match import_csv(csv.as_bytes(), io::Cursor::new(Vec::new()), |_| {}) {
+            Err(ImportError::BadRow { line, .. }) => line,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_rows_are_named_by_line_whatever_the_line_ends() {
+        let rows = [
+            "ts,sym,kind,bid,ask,bid_size,ask_size,price,size",
+            "1,A,quote,1,2,3,4,,",
+            "2,A,quote,1,2,3,4,,",
+            "3,A,oops,,,,,,",
+        ];
+        for end in ["\n", "\r\n", "\r"] {
+            assert_eq!(bad_line(&rows.join(end)), 4, "line ends {end:?}");
+        }
+        // Found by the csv_import fuzz target: a bare `\r` inside the
+        // header row, then the first row, was reported at line 1.
+        assert_eq!(bad_line("ts,sym,kind\r1,A,trade\n"), 2);
+        // A quoted field over two lines: the next row starts a line later.
+        let quoted = format!("{}\n1,\"A\nB\",quote,1,2,3,4,,\n2,A,oops,,,,,,", rows[0]);
+        assert_eq!(bad_line(&quoted), 2, "the quoted symbol is the bad row");
+        let quoted = format!("{}\n1,A,quote,1,2,3,4,\"\n\",\n2,A,oops,,,,,,", rows[0]);
+        assert_eq!(bad_line(&quoted), 4);
+    }
+
+    #[test]
+    fn line_ends_split_across_reads_count_once() {
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let Some((&b, rest)) = self.0.split_first() else {
+                    return Ok(0);
+                };
+                buf[0] = b;
+                self.0 = rest;
+                Ok(1)
+            }
+        }
+        let mut ends = LineEnds::new(OneByte(b"a\r\nb\rc\n\nd"));
+        io::copy(&mut ends, &mut io::sink()).unwrap();
+        let lines: Vec<u64> = [0, 3, 4, 6, 7, 8]
+            .iter()
+            .map(|&at| ends.line_at(at))
+            .collect();
+        assert_eq!(lines, [1, 2, 2, 3, 4, 5]);
+    }
 }

@@ -80,13 +80,26 @@ pub struct RequestError {
     pub message: String,
 }
 
+/// The longest `message` of an error reply, in bytes.
+pub const MAX_ERROR_MESSAGE: usize = 256;
+
 impl RequestError {
-    /// A refusal with `code` and an explanation.
+    /// A refusal with `code` and an explanation, cut to
+    /// [`MAX_ERROR_MESSAGE`] bytes: parser errors quote what they could not
+    /// read (a string, a number written out in full), and the reply must
+    /// not echo a large request back.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_ERROR_MESSAGE {
+            const MORE: &str = "…";
+            let mut end = MAX_ERROR_MESSAGE - MORE.len();
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(MORE);
         }
+        Self { code, message }
     }
 
     /// The `error` reply for this refusal.
@@ -103,7 +116,41 @@ impl RequestError {
 #[derive(Deserialize)]
 struct RawRequest {
     op: String,
+    #[serde(default, deserialize_with = "topics")]
     topics: Option<Vec<String>>,
+}
+
+/// The most topics room is made for before they have been read.
+const TOPICS_PREALLOC: usize = 64;
+
+/// Reads the `topics` array without trusting its announced length: serde's
+/// `Vec` reserves up to 1 MiB from a MessagePack array header alone, so a
+/// 26-byte request claiming 2³² topics made the broker allocate 1 MiB
+/// (found by the `control_message` fuzz target). Room for at most
+/// [`TOPICS_PREALLOC`] topics is made up front; the rest grows as topics
+/// actually arrive.
+fn topics<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Topics;
+    impl<'de> serde::de::Visitor<'de> for Topics {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of topics")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let hint = seq.size_hint().unwrap_or(0).min(TOPICS_PREALLOC);
+            let mut topics = Vec::with_capacity(hint);
+            while let Some(topic) = seq.next_element()? {
+                topics.push(topic);
+            }
+            Ok(topics)
+        }
+    }
+    d.deserialize_seq(Topics).map(Some)
 }
 
 impl ClientRequest {
@@ -277,6 +324,57 @@ mod tests {
         assert_eq!(code(long.as_bytes()), Err(ErrorCode::InvalidTopic));
         assert_eq!(
             ClientRequest::from_msgpack(&[0xc1]).map_err(|e| e.code),
+            Err(ErrorCode::BadRequest)
+        );
+    }
+
+    #[test]
+    fn error_messages_are_short_whatever_the_request() {
+        // Found by the control_message fuzz target: a 12-byte MessagePack
+        // request with a float64 key got a 348-byte message (the float
+        // written out in full), and a long string where the topics belong
+        // was echoed whole.
+        let float_key = b"\x82\xcb\x75\xa2\x6f\x70\x73\x7c\xa5\xc1\x75\x62";
+        let long = format!(r#"{{"op":"subscribe","topics":"{}"}}"#, "é".repeat(2000));
+        for e in [
+            ClientRequest::from_msgpack(float_key).unwrap_err(),
+            ClientRequest::from_json(long.as_bytes()).unwrap_err(),
+        ] {
+            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert!(e.message.len() <= MAX_ERROR_MESSAGE, "{}", e.message);
+            assert!(e.message.ends_with('…'), "{}", e.message);
+        }
+        let short = RequestError::new(ErrorCode::BadRequest, "x".repeat(MAX_ERROR_MESSAGE));
+        assert_eq!(short.message.len(), MAX_ERROR_MESSAGE);
+    }
+
+    #[test]
+    fn an_announced_topic_count_reserves_no_more_than_the_cap() {
+        // An array whose header claims a billion topics and holds two.
+        struct Lying(std::vec::IntoIter<String>);
+        impl Iterator for Lying {
+            type Item = String;
+            fn next(&mut self) -> Option<String> {
+                self.0.next()
+            }
+            fn size_hint(&self) -> (usize, Option<usize>) {
+                (1 << 30, Some(1 << 30))
+            }
+        }
+        let two = Lying(vec!["A".to_string(), "B".to_string()].into_iter());
+        let seq = serde::de::value::SeqDeserializer::<_, serde::de::value::Error>::new(two);
+        let got = topics(seq).unwrap().unwrap();
+        assert_eq!(got, ["A", "B"]);
+        assert!(got.capacity() <= TOPICS_PREALLOC, "{}", got.capacity());
+        // And through MessagePack: a 2³²-entry array header, then nothing.
+        let claim = b"\x82\xa2op\xa9subscribe\xa6topics\xdd\xff\xff\xff\xff";
+        assert_eq!(
+            ClientRequest::from_msgpack(claim).map_err(|e| e.code),
+            Err(ErrorCode::BadRequest)
+        );
+        // `null` topics is still a bad request.
+        assert_eq!(
+            ClientRequest::from_json(br#"{"op":"subscribe","topics":null}"#).map_err(|e| e.code),
             Err(ErrorCode::BadRequest)
         );
     }

@@ -126,8 +126,12 @@ impl Rules {
     }
 
     /// Checks one header; `buffered` is how much of a fragmented message is
-    /// already held (0 if none), so the limit covers the whole message.
-    /// Returns the opcode, now known to be defined.
+    /// already held (0 if none), so the limit covers the whole message a
+    /// continuation adds to. A text or binary frame starts a message of its
+    /// own: `buffered` does not count against it (inside a fragmented
+    /// message it is [`Violation::Interleaved`], which [`check_sequence`]
+    /// names, not a size error). Returns the opcode, now known to be
+    /// defined.
     ///
     /// On success the payload is at most `max_message` (or 125) bytes.
     #[inline]
@@ -150,8 +154,16 @@ impl Rules {
             if len > MAX_CONTROL_PAYLOAD {
                 return Err(Violation::ControlTooLong(len));
             }
-        } else if len.saturating_add(buffered) > self.max_message {
-            return Err(Violation::TooBig(self.max_message));
+        } else {
+            // Only a continuation adds to the message already held.
+            let held = if opcode == Opcode::Continuation {
+                buffered
+            } else {
+                0
+            };
+            if len.saturating_add(held) > self.max_message {
+                return Err(Violation::TooBig(self.max_message));
+            }
         }
         Ok(opcode)
     }
@@ -242,6 +254,26 @@ mod tests {
         assert!(rules.check(&header(0x80, true, 1096), 3000).is_ok());
         assert_eq!(
             rules.check(&header(0x80, true, 1097), 3000),
+            Err(Violation::TooBig(4096))
+        );
+    }
+
+    #[test]
+    fn only_a_continuation_adds_to_the_buffered_message() {
+        // Found by the frame_reader fuzz target: a new text frame inside a
+        // fragmented message was refused as too big (1009) when the two
+        // together passed the limit; it is an interleaved frame (1002).
+        let rules = Rules::server(4096);
+        assert_eq!(
+            rules.check(&header(0x81, true, 1097), 3000),
+            Ok(Opcode::Text)
+        );
+        assert_eq!(
+            check_sequence(Opcode::Text, true),
+            Err(Violation::Interleaved)
+        );
+        assert_eq!(
+            rules.check(&header(0x82, true, 4097), 3000),
             Err(Violation::TooBig(4096))
         );
     }
