@@ -60,6 +60,7 @@ fn soak_broker_process() {
                 ..Limits::default()
             },
             hdr_log: None,
+            allowed_origins: Default::default(),
         };
         let broker = tickcast_broker::start(config).await.unwrap();
         println!("{ANNOUNCE}{}", broker.local_addr());
