@@ -344,21 +344,11 @@ impl RawClient {
     /// Connects to `/ws?query` (or `/ws`) and completes the handshake,
     /// checking the `101` and the accept key.
     pub async fn connect(addr: SocketAddr, query: &str) -> Self {
-        let target = if query.is_empty() {
-            "/ws".to_owned()
-        } else {
-            format!("/ws?{query}")
+        let socket = match addr {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
         };
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        stream
-            .write_all(upgrade_request(addr, &target).as_bytes())
-            .await
-            .unwrap();
-        let (head, rest) = read_head(&mut stream).await;
-        let upgrade = handshake::parse_upgrade_response(head.as_bytes());
-        assert_eq!(upgrade, Ok(Some(head.len())), "no upgrade: {head}");
-        Self { stream, buf: rest }
+        Self::connect_with(socket.unwrap(), addr, query).await
     }
 
     /// Like [`RawClient::connect`], over `socket` (bound to a chosen source
@@ -368,9 +358,13 @@ impl RawClient {
         addr: SocketAddr,
         query: &str,
     ) -> Self {
+        let target = if query.is_empty() {
+            "/ws".to_owned()
+        } else {
+            format!("/ws?{query}")
+        };
         let mut stream = socket.connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
-        let target = format!("/ws?{query}");
         stream
             .write_all(upgrade_request(addr, &target).as_bytes())
             .await
