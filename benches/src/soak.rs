@@ -415,6 +415,7 @@ struct Counts {
     resets: AtomicU64,
     drops: AtomicU64,
     server_ended: AtomicU64,
+    server_resets: AtomicU64,
     errors: AtomicU64,
     open: AtomicI64,
     /// Close codes the broker sent, by code.
@@ -455,6 +456,7 @@ impl Counts {
             resets: get(&self.resets),
             drops: get(&self.drops),
             server_ended: get(&self.server_ended),
+            server_resets: get(&self.server_resets),
             errors: get(&self.errors),
             close_codes: self
                 .close_codes
@@ -504,6 +506,9 @@ pub struct ChurnReport {
     pub drops: u64,
     /// Connections the broker ended (close frame or end of stream).
     pub server_ended: u64,
+    /// Connections the broker reset while we read (it cut a slow reader
+    /// with bytes unread; counted apart from the errors).
+    pub server_resets: u64,
     /// Connections that ended on an error of ours or the socket's.
     pub errors: u64,
     /// The broker's close codes, by code.
@@ -562,7 +567,7 @@ impl SoakReport {
             out,
             "soak: {:.0} s, {} subscriber slots, {} connects ({} failed, {} slow, {} on *), \
              {} subscribes, {} unsubscribes, {} ticks; ends: {} clean ({} answered by a reset), \
-             {} reset, {} dropped, {} by the broker {:?}, {} errors",
+             {} reset, {} dropped, {} by the broker {:?}, {} reset by the broker, {} errors",
             self.ran_s,
             self.spec.subscribers,
             c.connects,
@@ -578,6 +583,7 @@ impl SoakReport {
             c.drops,
             c.server_ended,
             c.close_codes,
+            c.server_resets,
             c.errors
         );
         let stat = |k: &str| {
@@ -773,6 +779,11 @@ pub fn run_soak(spec: &SoakSpec, target: SoakTarget) -> Result<SoakReport> {
             break;
         }
         std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if Instant::now() > due + every {
+            // Over an interval late (the machine stalled, or the processes
+            // were stopped): skip, rather than take a burst of samples.
+            continue;
+        }
         let open = counts.open.load(Ordering::Relaxed).max(0) as u64;
         match sample(target, t0.elapsed().as_secs_f64(), open) {
             Ok(s) => samples.push(s),
@@ -1105,6 +1116,10 @@ async fn one_life(env: &SlotEnv, rng: &mut Pcg64Mcg, id: u32) -> Result<()> {
                 Ending::Clean
             };
             end_life(env, conn, ending).await
+        }
+        Err(e) if is_reset(&e) => {
+            bump(&counts.server_resets);
+            Ok(())
         }
         Err(e) => Err(e),
     }
