@@ -47,7 +47,8 @@ stop_broker() {
     fi
     wait "$broker_pid" 2>/dev/null || true
 }
-trap stop_broker EXIT INT TERM
+trap stop_broker EXIT
+trap 'exit 130' INT TERM
 
 addr=
 for _ in $(seq 100); do
@@ -65,7 +66,17 @@ for a in "${broker_args[@]}"; do
 done
 echo "broker pid $broker_pid on $addr (${broker_args[*]}); soak for $duration, results in $out/"
 
+# Interrupted, the loadgen ends the soak early and still writes its
+# (failed) report: pass the signal on, wait for it, then stop the broker.
+loadgen_pid=
+on_signal() {
+    [ -n "$loadgen_pid" ] && kill -TERM "$loadgen_pid" 2>/dev/null && wait "$loadgen_pid" 2>/dev/null
+    exit 130
+}
+trap on_signal INT TERM
 status=0
 target/release/loadgen soak --broker "$addr" --server-pid "$broker_pid" \
-    --duration "$duration" --symbols "$symbols" --out "$out" "${extra[@]}" || status=$?
+    --duration "$duration" --symbols "$symbols" --out "$out" "${extra[@]}" &
+loadgen_pid=$!
+wait "$loadgen_pid" || status=$?
 exit $status

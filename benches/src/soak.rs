@@ -778,7 +778,19 @@ pub fn run_soak(spec: &SoakSpec, target: SoakTarget) -> Result<SoakReport> {
         if due > end {
             break;
         }
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        // In steps of at most a second, to see an interruption soon.
+        while !interrupted() && Instant::now() < due {
+            let left = due.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_secs(1)));
+        }
+        if interrupted() {
+            failures.push(format!(
+                "interrupted (SIGINT or SIGTERM) at {:.0} s of {:.0}",
+                t0.elapsed().as_secs_f64(),
+                spec.duration_s
+            ));
+            break;
+        }
         if Instant::now() > due + every {
             // Over an interval late (the machine stalled, or the processes
             // were stopped): skip, rather than take a burst of samples.
@@ -922,6 +934,33 @@ fn sample(target: SoakTarget, t_s: f64, clients_open: u64) -> Result<Sample> {
         connections: field("connections")?,
         clients_open,
     })
+}
+
+/// Set by [`stop_on_signals`]' handler.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Makes SIGINT and SIGTERM end a running soak early instead of killing
+/// the process: the clients stop, the broker is drained and sampled, and the
+/// report (failed, "interrupted") is still written. For the command line;
+/// a second signal still finds the handler, so `kill -9` is the way out of
+/// a stuck one.
+pub fn stop_on_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only stores to an atomic.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
+    }
+}
+
+fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
 }
 
 /// The unlabelled counters (`…_total value`) of a Prometheus text page.

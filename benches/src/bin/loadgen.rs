@@ -228,6 +228,7 @@ fn soak(args: &SoakArgs) -> Result<()> {
         procstat::pin_to_cpu(cpu)?;
     }
     procstat::raise_fd_limit();
+    tickcast_benches::soak::stop_on_signals();
     let spec = SoakSpec {
         duration_s: args.duration.as_secs_f64(),
         sample_every_s: args.sample_every.as_secs_f64(),
