@@ -224,11 +224,11 @@ async fn sockets_that_never_finish_their_handshake_are_cut_or_refused() {
     broker.shutdown().await;
 }
 
-/// A raw client from `source` (a loopback address).
-async fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
+/// A socket bound to `source` (a loopback address), not yet connected.
+fn socket_from(source: [u8; 4]) -> TcpSocket {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::from((source, 0))).unwrap();
-    socket.connect(addr).await.unwrap()
+    socket
 }
 
 #[tokio::test]
@@ -245,11 +245,9 @@ async fn one_address_may_hold_only_its_share_of_connections() {
     let greedy = [127, 0, 0, 2];
     let mut held = Vec::new();
     for _ in 0..3 {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::from((greedy, 0))).unwrap();
-        held.push(RawClient::connect_with(socket, addr, "topics=AAPL").await);
+        held.push(RawClient::connect_with(socket_from(greedy), addr, "topics=AAPL").await);
     }
-    let mut fourth = connect_from(greedy, addr).await;
+    let mut fourth = socket_from(greedy).connect(addr).await.unwrap();
     let (got, _) = read_to_end_within(&mut fourth, Duration::from_secs(3)).await;
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
@@ -263,9 +261,7 @@ async fn one_address_may_hold_only_its_share_of_connections() {
     drop(held.pop());
     let deadline = Instant::now() + WAIT;
     loop {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::from((greedy, 0))).unwrap();
-        let mut s = socket.connect(addr).await.unwrap();
+        let mut s = socket_from(greedy).connect(addr).await.unwrap();
         s.write_all(common::upgrade_request(addr, "/ws").as_bytes())
             .await
             .unwrap();
