@@ -321,10 +321,10 @@ fn raise_open_file_limit(max_connections: usize) {
 /// (2026-12-02, a counting allocator beside mimalloc): with THP the broker
 /// sat at 42–47 MB resident for 6–9 MB of live heap, peaked at 68 MB, and
 /// kept 42 MB after every client had gone (live heap 2.4 MB); without it,
-/// 19–22 MB for the same heap, a 29 MB peak, and (see benches/README,
-/// "Soak") back near its idle level after the drain. The fan-out's working
-/// set is small and streamed, so huge pages buy it nothing measurable
-/// (benches/README, "A/B: no transparent huge pages").
+/// 19–22 MB for the same heap and a 29 MB peak, and over a one-hour soak
+/// the resident memory stayed flat (benches/README, "Soak"). The fan-out's
+/// working set is small and streamed, so huge pages buy it nothing
+/// measurable (benches/README, "A/B: no transparent huge pages").
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
