@@ -12,6 +12,16 @@ use std::time::Duration;
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 
+/// A certificate chain and private key, PEM files (`--tls-cert`,
+/// `--tls-key`; loaded by `tls.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Where the ticks come from.
 #[derive(Debug, Clone)]
 pub enum FeedConfig {
@@ -173,6 +183,9 @@ pub struct BrokerConfig {
     pub hdr_log: Option<PathBuf>,
     /// Which web pages may open a WebSocket (by their `Origin`).
     pub allowed_origins: AllowedOrigins,
+    /// Serve TLS (`https://`, `wss://`) on `listen` with this certificate
+    /// and key; plain when `None`.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Which browser origins may upgrade. A request without `Origin` (not a
@@ -276,6 +289,7 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             hdr_log: None,
             allowed_origins: AllowedOrigins::SameHost,
+            tls: None,
         }
     }
 }

@@ -32,6 +32,7 @@ pub mod fanout;
 pub mod feed;
 pub mod http;
 pub mod observe;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ use observe::metrics::Metrics;
 /// too, but without the close handshake.
 pub struct RunningBroker {
     addr: SocketAddr,
+    /// The client port's TLS, when it has it (reloaded by [`Self::reload_tls`]).
+    tls: Option<Arc<tls::TlsServer>>,
     ingest_addr: Option<SocketAddr>,
     fanout: Fanout,
     metrics: Arc<Metrics>,
@@ -95,6 +98,9 @@ pub enum StartError {
     /// The replay file cannot be read.
     #[error(transparent)]
     Replay(#[from] feed::ReplayError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Binds the listeners, starts the feed and serves until shut down.
@@ -102,6 +108,10 @@ pub enum StartError {
 /// Errors (address in use, unreadable replay file, invalid simulator
 /// settings) are returned here, before anything runs.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(tls::TlsServer::load(files)?)),
+        None => None,
+    };
     let listen = |addr: SocketAddr| async move {
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
@@ -194,11 +204,13 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             config.limits.max_handshakes,
         ),
         origins: config.allowed_origins.clone(),
+        tls: tls.clone(),
     });
     tasks.spawn(http::serve(listener, env, tasks.clone(), accepting.clone()));
 
     Ok(RunningBroker {
         addr,
+        tls,
         ingest_addr,
         fanout,
         metrics,
@@ -221,6 +233,21 @@ impl RunningBroker {
     /// The TCP ingest address, when the feed is `Ingest`.
     pub fn ingest_addr(&self) -> Option<SocketAddr> {
         self.ingest_addr
+    }
+
+    /// Whether the client port serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Reads the TLS certificate and key files again and uses them for new
+    /// handshakes (connections already up are not touched); on an error the
+    /// old pair stays. Without TLS, nothing to do.
+    pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The broker's counters and histograms.

@@ -13,7 +13,7 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
-    default_writer_shards, AllowedOrigins, Origin, WriteCoalesce, DEFAULT_SEND_SHARE,
+    default_writer_shards, AllowedOrigins, Origin, TlsFiles, WriteCoalesce, DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
@@ -131,6 +131,14 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     writer_shards: Option<u16>,
 
+    /// Serve https:// and wss:// on --listen with this certificate (PEM; the
+    /// chain may follow it in the file). SIGHUP reloads it and the key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
     hdr_log: Option<PathBuf>,
@@ -239,6 +247,10 @@ impl Args {
             limits,
             hdr_log: self.hdr_log,
             allowed_origins: self.allowed_origins.unwrap_or_default(),
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
         })
     }
 }
@@ -276,11 +288,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     raise_open_file_limit(config.limits.max_connections);
     let broker = tickcast_broker::start(config).await?;
     let addr = broker.local_addr();
-    tracing::info!("serving http://{addr}/ (dashboard), ws://{addr}/ws, http://{addr}/metrics");
+    let (http, ws) = if broker.is_tls() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    tracing::info!(
+        "serving {http}://{addr}/ (dashboard), {ws}://{addr}/ws, {http}://{addr}/metrics"
+    );
     if let Some(ingest) = broker.ingest_addr() {
         tracing::info!("accepting publishers on {ingest}");
     }
-    wait_for_signal().await?;
+    wait_for_signal(&broker).await?;
     tracing::info!("shutting down");
     let summary = broker.metrics().summary();
     broker.shutdown().await;
@@ -309,12 +328,23 @@ fn raise_open_file_limit(max_connections: usize) {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGINT or SIGTERM; on SIGHUP meanwhile, reloads the TLS
+/// certificate and key (a bad pair is logged and the old one kept).
+async fn wait_for_signal(broker: &tickcast_broker::RunningBroker) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        res = tokio::signal::ctrl_c() => res?,
-        _ = term.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            res = tokio::signal::ctrl_c() => return Ok(res?),
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => match broker.reload_tls() {
+                Ok(()) if broker.is_tls() => {
+                    tracing::info!("SIGHUP: TLS certificate and key reloaded");
+                }
+                Ok(()) => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+                Err(e) => tracing::error!("SIGHUP: kept the old TLS certificate: {e}"),
+            },
+        }
     }
-    Ok(())
 }

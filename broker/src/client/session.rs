@@ -16,7 +16,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::ClientRequest;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -24,6 +23,7 @@ use crate::client::reader::{close_reply_code, FrameReader, Message, ReadError};
 use crate::config::Limits;
 use crate::fanout::connection::CLOSE_GRACE;
 use crate::fanout::frame;
+use crate::fanout::stream::Stream;
 use crate::fanout::{Fanout, Member};
 use crate::observe::metrics::Metrics;
 
@@ -72,10 +72,10 @@ impl RateLimit {
 /// Serves one upgraded connection until it closes. `leftover` holds bytes
 /// the HTTP layer read past the upgrade request; `topics` come from the
 /// `?topics=` query and are subscribed before anything is read.
-pub async fn run(stream: TcpStream, leftover: Bytes, env: Arc<SessionEnv>, topics: Vec<String>) {
+pub async fn run(stream: Stream, leftover: Bytes, env: Arc<SessionEnv>, topics: Vec<String>) {
     let Ok(peer) = stream.peer_addr() else { return };
     let limits = &env.limits;
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = stream.split();
     let member = env.fanout.join(peer, wr);
     let conn = member.connection().clone();
     env.metrics.connections.add(1);
@@ -170,6 +170,11 @@ fn apply(env: &SessionEnv, member: &Member, request: ClientRequest) {
             }
         }
         ClientRequest::Unsubscribe { topics } => member.unsubscribe(&topics),
+        ClientRequest::Auth { .. } => reply_error(
+            env,
+            member,
+            &RequestError::new(ErrorCode::BadRequest, "this broker does not use tokens"),
+        ),
     }
 }
 

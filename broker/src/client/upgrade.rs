@@ -4,9 +4,9 @@
 //! the connection limit applied. hyper parses the request and
 //! fastwebsockets checks the handshake headers
 //! and builds the `101` response. Once upgraded, the connection is taken back
-//! as a plain `TcpStream` (hyper hands it over with any bytes it had read
-//! ahead), because the session splits it into an owned read half and write
-//! half with no lock between them. A refused upgrade is a [`Refusal`], which
+//! as a plain `TcpStream` or a TLS stream over one (hyper hands it over with
+//! any bytes it had read ahead), because the session splits it into a read
+//! half and a write half (`fanout/stream.rs`). A refused upgrade is a [`Refusal`], which
 //! the HTTP layer turns into a status and a one-line reason. [`take_over`]
 //! is the handshake and hand-over alone; the Autobahn echo server
 //! (`examples/echo.rs`) serves on it too.
@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::client::origin::{self, OriginRefusal};
 use crate::client::session::{self, SessionEnv};
 use crate::config::AllowedOrigins;
+use crate::fanout::stream::{Stream, Tls};
 
 /// Why an upgrade was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,8 +113,9 @@ impl Handover {
     /// Waits for hyper to hand the connection over (after the `101` is
     /// sent): the `TcpStream` and the bytes hyper had read past the request,
     /// to pass to [`FrameReader::new`](crate::client::reader::FrameReader::new).
-    /// `None` (logged) if the upgrade fails or the connection is not TCP.
-    pub async fn stream(self) -> Option<(TcpStream, Bytes)> {
+    /// `None` (logged) if the upgrade fails or the connection is neither
+    /// TCP nor TLS over TCP.
+    pub async fn stream(self) -> Option<(Stream, Bytes)> {
         let ws = match self.0.await {
             Ok(ws) => ws,
             Err(e) => {
@@ -122,10 +124,14 @@ impl Handover {
             }
         };
         let upgraded = ws.into_inner().into_inner();
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
+        let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => return Some((Stream::Plain(parts.io.into_inner()), parts.read_buf)),
+            Err(upgraded) => upgraded,
+        };
+        match upgraded.downcast::<TokioIo<Tls>>() {
+            Ok(parts) => Some((Stream::Tls(Box::new(parts.io.into_inner())), parts.read_buf)),
             Err(_) => {
-                warn!("upgraded connection is not a TCP stream");
+                warn!("upgraded connection is neither TCP nor TLS");
                 None
             }
         }

@@ -33,6 +33,7 @@ pub mod hub;
 pub mod inbox;
 pub mod outbox;
 pub mod replies;
+pub mod stream;
 pub mod subscriptions;
 pub mod symbols;
 pub mod window;
@@ -46,7 +47,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tickcast_protocol::control::RequestError;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Limits;
@@ -56,6 +56,7 @@ use frame::close_code;
 use hub::Hub;
 use inbox::{Delivery, Inbox, Item, Recipients};
 use replies::ReplyBudget;
+use stream::WriteHalf;
 use subscriptions::Route;
 use writer::ShardWriter;
 
@@ -130,7 +131,7 @@ impl Fanout {
 
     /// Places a new connection in the least loaded shard, which takes over
     /// its socket's write half.
-    pub fn join(&self, peer: SocketAddr, socket: OwnedWriteHalf) -> Member {
+    pub fn join(&self, peer: SocketAddr, socket: WriteHalf) -> Member {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Connection::new(id, peer, &self.inner.connections));
         let (shard, inbox) = self
@@ -312,7 +313,7 @@ mod tests {
             .unwrap();
         let (server, peer) = listener.accept().await.unwrap();
         let (_read, write) = server.into_split();
-        (fanout.join(peer, write), client)
+        (fanout.join(peer, write.into()), client)
     }
 
     #[tokio::test]

@@ -13,10 +13,14 @@
 //!
 //! Before a connection is served, `admission.rs` checks its address's
 //! count and the number of unfinished handshakes; hyper then gives it
-//! `--handshake-timeout` to send each request head. The upgrade itself is
+//! `--handshake-timeout` to send each request head. With TLS, the same
+//! deadline bounds the TLS handshake first, and a connection whose first
+//! byte is not a TLS handshake record (plain HTTP sent to the TLS port)
+//! gets a plain-text `400` saying so, then is closed. The upgrade itself is
 //! `client::upgrade`; this module only routes.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -28,7 +32,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tickcast_protocol::Tick;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -38,6 +42,7 @@ use crate::client::upgrade;
 use crate::config::AllowedOrigins;
 use crate::fanout::hub::Hub;
 use crate::observe::metrics::Live;
+use crate::tls::{self, Handshake, TlsServer};
 use admission::{Admission, Refused, Ticket};
 
 pub mod admission;
@@ -55,6 +60,8 @@ pub struct HttpEnv {
     pub admission: Arc<Admission>,
     /// Which web pages may upgrade.
     pub origins: AllowedOrigins,
+    /// TLS on the port (`--tls-cert`/`--tls-key`), or plain.
+    pub tls: Option<Arc<TlsServer>>,
 }
 
 /// The most a client's HTTP request head may take, in bytes (hyper's read
@@ -108,29 +115,73 @@ pub async fn serve(
         tasks.spawn(async move {
             let _handshake = handshake;
             let ticket = Arc::new(ticket);
-            let conn_env = env.clone();
-            let service = service_fn(move |req| {
-                let env = conn_env.clone();
-                let ticket = ticket.clone();
-                async move { Ok::<_, Infallible>(route(req, &env, ticket).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(env.sessions.limits.handshake_timeout)
-                .max_buf_size(MAX_REQUEST_HEAD)
-                .max_header_size(MAX_REQUEST_HEAD)
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
             tokio::select! {
-                res = conn => if let Err(e) = res {
-                    if e.is_timeout() {
-                        env.sessions.metrics.handshake_timeouts.add(1);
-                    }
-                    debug!(%peer, error = %e, "http connection ended");
-                },
+                _ = serve_connection(stream, peer, &env, ticket) => {}
                 _ = shutdown.cancelled() => {}
             }
         });
+    }
+}
+
+/// One accepted connection: its TLS handshake when the port has TLS, then
+/// HTTP until it upgrades or ends.
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    env: &Arc<HttpEnv>,
+    ticket: Arc<Ticket>,
+) {
+    let Some(tls) = &env.tls else {
+        return serve_http(TokioIo::new(stream), peer, env, ticket).await;
+    };
+    let metrics = &env.sessions.metrics;
+    let timeout = env.sessions.limits.handshake_timeout;
+    match tokio::time::timeout(timeout, tls::handshake(tls, stream)).await {
+        Err(_) => {
+            metrics.tls_handshake_failures.add(1);
+            metrics.handshake_timeouts.add(1);
+            debug!(%peer, "TLS handshake timed out");
+        }
+        Ok(Handshake::Done(stream)) => serve_http(TokioIo::new(*stream), peer, env, ticket).await,
+        Ok(Handshake::NotTls(stream)) => {
+            metrics.tls_not_tls.add(1);
+            debug!(%peer, "not TLS on the TLS port");
+            admission::answer_and_close(stream, "400 Bad Request", NOT_TLS).await;
+        }
+        Ok(Handshake::Failed(e)) => {
+            metrics.tls_handshake_failures.add(1);
+            debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Ok(Handshake::Gone) => {}
+    }
+}
+
+/// The answer to plain HTTP on a TLS port.
+const NOT_TLS: &str = "this port speaks TLS: use https:// or wss://";
+
+/// HTTP/1.1 on one connection (plain or TLS), with upgrades.
+async fn serve_http<I>(io: TokioIo<I>, peer: SocketAddr, env: &Arc<HttpEnv>, ticket: Arc<Ticket>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn_env = env.clone();
+    let service = service_fn(move |req| {
+        let env = conn_env.clone();
+        let ticket = ticket.clone();
+        async move { Ok::<_, Infallible>(route(req, &env, ticket).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(env.sessions.limits.handshake_timeout)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .max_header_size(MAX_REQUEST_HEAD)
+        .serve_connection(io, service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        if e.is_timeout() {
+            env.sessions.metrics.handshake_timeouts.add(1);
+        }
+        debug!(%peer, error = %e, "http connection ended");
     }
 }
 

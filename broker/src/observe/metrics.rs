@@ -219,6 +219,13 @@ metrics! {
     /// Clients closed (1008) for not reading the replies they asked for.
     reply_overflows: Counter = "tickcast_reply_overflows",
         "Clients closed for leaving too many replies unread";
+    /// TLS handshakes that failed or did not finish within the handshake
+    /// timeout.
+    tls_handshake_failures: Counter = "tickcast_tls_handshake_failures",
+        "TLS handshakes that failed or timed out";
+    /// Connections to a TLS port that spoke something else (plain HTTP).
+    tls_not_tls: Counter = "tickcast_tls_not_tls",
+        "Connections to a TLS port that did not start a TLS handshake";
     /// Failed accepts (out of file descriptors and the like).
     accept_errors: Counter = "tickcast_accept_errors",
         "Failed accepts on the client port (e.g. out of file descriptors)";
@@ -644,13 +651,15 @@ mod tests {
                 "tickcast_ticks_in_total",
                 "tickcast_ticks_rejected_total",
                 "tickcast_ticks_stale_total",
+                "tickcast_tls_handshake_failures_total",
+                "tickcast_tls_not_tls_total",
                 "tickcast_uptime_seconds",
                 "tickcast_writes_total"
             ]
         );
-        // 24 counters and gauges, the symbols, uptime, reply-bytes and
+        // 26 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 24 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 26 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

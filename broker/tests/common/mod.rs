@@ -4,6 +4,7 @@
 //! independently of ours.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod pki;
 pub mod witness;
 
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ pub async fn ingest_broker(limits: Limits) -> RunningBroker {
         limits,
         hdr_log: None,
         allowed_origins: Default::default(),
+        ..Default::default()
     };
     tickcast_broker::start(config).await.unwrap()
 }
