@@ -12,6 +12,29 @@ use std::time::Duration;
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 
+/// Token authentication (`auth/`): the key JWTs are verified with, and the
+/// issuer and audience they must name when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The verification key.
+    pub key: JwtKey,
+    /// Required `iss`, when given (`--jwt-issuer`).
+    pub issuer: Option<String>,
+    /// Required `aud`, when given (`--jwt-audience`).
+    pub audience: Option<String>,
+}
+
+/// Where the JWT key is; its type fixes the algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    /// A shared secret, the file's bytes with trailing newlines trimmed:
+    /// HS256 (`--jwt-secret-file`).
+    Secret(PathBuf),
+    /// A PEM public key: RS256, ES256 or EdDSA by its type
+    /// (`--jwt-public-key`).
+    PublicKey(PathBuf),
+}
+
 /// A certificate chain and private key, PEM files (`--tls-cert`,
 /// `--tls-key`; loaded by `tls.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +209,11 @@ pub struct BrokerConfig {
     /// Serve TLS (`https://`, `wss://`) on `listen` with this certificate
     /// and key; plain when `None`.
     pub tls: Option<TlsFiles>,
+    /// Require a token of every client (and publisher); none when `None`.
+    pub auth: Option<AuthConfig>,
+    /// Serve `/metrics` and `/healthz` here too, without a token (for a
+    /// Prometheus inside the firm).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Which browser origins may upgrade. A request without `Origin` (not a
@@ -290,6 +318,8 @@ impl Default for BrokerConfig {
             hdr_log: None,
             allowed_origins: AllowedOrigins::SameHost,
             tls: None,
+            auth: None,
+            metrics_listen: None,
         }
     }
 }

@@ -25,6 +25,7 @@
 //! [`start`] runs a broker inside the caller's tokio runtime; the binary
 //! (`main.rs`) is a thin CLI over it, and the tests use it directly.
 
+pub mod auth;
 pub mod bitmap;
 pub mod client;
 pub mod config;
@@ -58,6 +59,8 @@ use observe::metrics::Metrics;
 /// too, but without the close handshake.
 pub struct RunningBroker {
     addr: SocketAddr,
+    /// `--metrics-listen`'s address, when given.
+    metrics_addr: Option<SocketAddr>,
     /// The client port's TLS, when it has it (reloaded by [`Self::reload_tls`]).
     tls: Option<Arc<tls::TlsServer>>,
     ingest_addr: Option<SocketAddr>,
@@ -98,6 +101,9 @@ pub enum StartError {
     /// The replay file cannot be read.
     #[error(transparent)]
     Replay(#[from] feed::ReplayError),
+    /// The JWT key cannot be used.
+    #[error("JWT key: {0}")]
+    JwtKey(#[from] auth::KeyError),
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -108,6 +114,10 @@ pub enum StartError {
 /// Errors (address in use, unreadable replay file, invalid simulator
 /// settings) are returned here, before anything runs.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let auth = match &config.auth {
+        Some(cfg) => Some(Arc::new(auth::Verifier::load(cfg)?)),
+        None => None,
+    };
     let tls = match &config.tls {
         Some(files) => Some(Arc::new(tls::TlsServer::load(files)?)),
         None => None,
@@ -123,6 +133,17 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             addr: config.listen,
             source,
         })?;
+    let mut metrics_addr = None;
+    let observe_listener = match config.metrics_listen {
+        Some(at) => {
+            let (listener, bound) = listen(at)
+                .await
+                .map_err(|source| StartError::Listen { addr: at, source })?;
+            metrics_addr = Some(bound);
+            Some(listener)
+        }
+        None => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let (fanout, writers) =
         Fanout::new(config.limits.writer_shards, &config.limits, metrics.clone());
@@ -197,6 +218,8 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             fanout: fanout.clone(),
             metrics: metrics.clone(),
             limits: config.limits.clone(),
+            auth: auth.clone(),
+            users: Arc::new(auth::users::Users::default()),
         }),
         session_tasks: sessions.clone(),
         admission: http::admission::Admission::new(
@@ -206,10 +229,19 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         origins: config.allowed_origins.clone(),
         tls: tls.clone(),
     });
+    if let Some(listener) = observe_listener {
+        tasks.spawn(http::serve_observe(
+            listener,
+            env.sessions.clone(),
+            tasks.clone(),
+            accepting.clone(),
+        ));
+    }
     tasks.spawn(http::serve(listener, env, tasks.clone(), accepting.clone()));
 
     Ok(RunningBroker {
         addr,
+        metrics_addr,
         tls,
         ingest_addr,
         fanout,
@@ -233,6 +265,11 @@ impl RunningBroker {
     /// The TCP ingest address, when the feed is `Ingest`.
     pub fn ingest_addr(&self) -> Option<SocketAddr> {
         self.ingest_addr
+    }
+
+    /// The `/metrics`-only address (`--metrics-listen`), when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Whether the client port serves TLS.

@@ -13,7 +13,8 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
-    default_writer_shards, AllowedOrigins, Origin, TlsFiles, WriteCoalesce, DEFAULT_SEND_SHARE,
+    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, Origin, TlsFiles, WriteCoalesce,
+    DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
@@ -139,6 +140,25 @@ struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Require a JWT of every client, verified with this shared secret
+    /// (HS256; the file's bytes, trailing newline trimmed).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwt_public_key")]
+    jwt_secret_file: Option<PathBuf>,
+    /// Require a JWT of every client, verified with this PEM public key
+    /// (RS256, ES256 or EdDSA, by the key's type).
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+    /// With a JWT key: the `iss` every token must carry.
+    #[arg(long, value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+    /// With a JWT key: the `aud` every token must carry.
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Also serve /metrics and /healthz here, without a token (for a
+    /// Prometheus inside the firm).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
+
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
     hdr_log: Option<PathBuf>,
@@ -198,6 +218,21 @@ impl Args {
         if self.symbols == 0 {
             anyhow::bail!("--symbols must be at least 1");
         }
+        let key = match (self.jwt_secret_file, self.jwt_public_key) {
+            (Some(secret), _) => Some(JwtKey::Secret(secret)),
+            (None, Some(public)) => Some(JwtKey::PublicKey(public)),
+            (None, None) => None,
+        };
+        if key.is_none() && (self.jwt_issuer.is_some() || self.jwt_audience.is_some()) {
+            anyhow::bail!(
+                "--jwt-issuer and --jwt-audience need --jwt-secret-file or --jwt-public-key"
+            );
+        }
+        let auth = key.map(|key| AuthConfig {
+            key,
+            issuer: self.jwt_issuer,
+            audience: self.jwt_audience,
+        });
         let feed = if let Some(at) = self.ingest {
             FeedConfig::Ingest(at)
         } else if let Some(path) = self.replay {
@@ -251,6 +286,8 @@ impl Args {
                 .tls_cert
                 .zip(self.tls_key)
                 .map(|(cert, key)| TlsFiles { cert, key }),
+            auth,
+            metrics_listen: self.metrics_listen,
         })
     }
 }

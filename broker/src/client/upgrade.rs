@@ -1,7 +1,9 @@
 //! From an HTTP request on `/ws` to a running session.
 //!
 //! Before anything else the request's `Origin` is checked (`origin.rs`) and
-//! the connection limit applied. hyper parses the request and
+//! the connection limit applied; with tokens required, the token is
+//! verified (401 without a valid one) and its user's `max_conns` applied
+//! (429 past it), all before the `101`. hyper parses the request and
 //! fastwebsockets checks the handshake headers
 //! and builds the `101` response. Once upgraded, the connection is taken back
 //! as a plain `TcpStream` or a TLS stream over one (hyper hands it over with
@@ -24,8 +26,10 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::auth::users::TooMany;
+use crate::auth::{self, Refused};
 use crate::client::origin::{self, OriginRefusal};
-use crate::client::session::{self, SessionEnv};
+use crate::client::session::{self, Authorized, SessionEnv};
 use crate::config::AllowedOrigins;
 use crate::fanout::stream::{Stream, Tls};
 
@@ -47,6 +51,12 @@ pub enum Refusal {
     /// The page asking is not allowed to (`origin.rs`).
     #[error(transparent)]
     Origin(#[from] OriginRefusal),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthorized(#[from] Refused),
+    /// The token's user holds its `max_conns` already.
+    #[error("{0}")]
+    UserLimit(#[from] TooMany),
 }
 
 impl Refusal {
@@ -57,6 +67,8 @@ impl Refusal {
             Refusal::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BadTopics(_) | Refusal::BadHandshake(_) => StatusCode::BAD_REQUEST,
             Refusal::Origin(_) => StatusCode::FORBIDDEN,
+            Refusal::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Refusal::UserLimit(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -83,16 +95,34 @@ pub fn accept(
         env.metrics.connections_refused.add(1);
         return Err(Refusal::TooManyConnections);
     }
+    let authorized = authorize(&req, env)?;
     let topics = query_topics(req.uri().query()).map_err(Refusal::BadTopics)?;
     let (response, handover) = take_over(&mut req)?;
     let env = env.clone();
     sessions.spawn(async move {
         let _hold = hold;
         if let Some((stream, leftover)) = handover.stream().await {
-            session::run(stream, leftover, env, topics).await;
+            session::run(stream, leftover, env, topics, authorized).await;
         }
     });
     Ok(response)
+}
+
+/// With tokens required: the request's token, verified, and a place in its
+/// user's connection count. `None` when the broker takes anyone.
+fn authorize(req: &Request<Incoming>, env: &SessionEnv) -> Result<Option<Authorized>, Refusal> {
+    let Some(verifier) = &env.auth else {
+        return Ok(None);
+    };
+    let grant = auth::token_from(req.headers(), req.uri().query())
+        .ok_or(Refused::Missing)
+        .and_then(|token| verifier.verify(token))
+        .inspect_err(|_| env.metrics.auth_refused.add(1))?;
+    let hold = env
+        .users
+        .admit(&grant.user, grant.max_conns)
+        .inspect_err(|_| env.metrics.user_limit_refused.add(1))?;
+    Ok(Some(Authorized { grant, hold }))
 }
 
 /// Answers a WebSocket upgrade request: checks the handshake headers and

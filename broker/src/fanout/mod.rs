@@ -49,6 +49,7 @@ use bytes::Bytes;
 use tickcast_protocol::control::RequestError;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::entitlements::Entitlements;
 use crate::config::Limits;
 use crate::observe::metrics::Metrics;
 use connection::{Connection, ConnectionInfo};
@@ -223,10 +224,22 @@ impl Member {
 
     /// Subscribes (see [`Hub::subscribe`]); the ack is charged to the
     /// connection's replies.
-    pub fn subscribe(&self, topics: &[String], max_topics: usize) -> Result<(), RequestError> {
-        let ack = self.hub.subscribe(self.route, topics, max_topics)?;
+    pub fn subscribe(
+        &self,
+        topics: &[String],
+        max_topics: usize,
+        access: &Arc<Entitlements>,
+    ) -> Result<(), RequestError> {
+        let ack = self.hub.subscribe(self.route, topics, max_topics, access)?;
         self.charge(ack);
         Ok(())
+    }
+
+    /// Changes the connection's entitlements (see [`Hub::regrant`]); the
+    /// ack is charged to the connection's replies.
+    pub fn regrant(&self, old: &Entitlements, access: &Arc<Entitlements>) {
+        let ack = self.hub.regrant(self.route, old, access);
+        self.charge(ack);
     }
 
     /// Unsubscribes (see [`Hub::unsubscribe`]); the ack is charged to the
@@ -326,13 +339,17 @@ mod tests {
         let (fanout, _writers) = Fanout::new(1, &limits, metrics.clone());
         let (member, _client) = member(&fanout).await;
         let topics: Vec<String> = (0..10).map(|i| format!("SYM{i}")).collect();
-        assert!(member.subscribe(&topics, 100).is_ok());
+        assert!(member
+            .subscribe(&topics, 100, &Arc::new(Entitlements::All))
+            .is_ok());
         let ack = fanout.reply_bytes();
         assert!(ack > 50, "the ack is charged: {ack}");
         assert!(!member.overflowed());
         // Each subscribe's ack lists all ten: a few of them pass 300 bytes.
         for _ in 0..5 {
-            assert!(member.subscribe(&topics, 100).is_ok());
+            assert!(member
+                .subscribe(&topics, 100, &Arc::new(Entitlements::All))
+                .is_ok());
         }
         assert!(member.overflowed());
         assert_eq!(metrics.reply_overflows.get(), 1, "counted once");

@@ -226,6 +226,18 @@ metrics! {
     /// Connections to a TLS port that spoke something else (plain HTTP).
     tls_not_tls: Counter = "tickcast_tls_not_tls",
         "Connections to a TLS port that did not start a TLS handshake";
+    /// Tokens refused (at upgrade, HTTP, an `auth` renewal, or a publisher's).
+    auth_refused: Counter = "tickcast_auth_refused",
+        "Tokens refused (missing, bad signature, expired, wrong claims)";
+    /// Upgrades refused (HTTP 429) because the user held its `max_conns`.
+    user_limit_refused: Counter = "tickcast_user_limit_refused",
+        "WebSocket upgrades refused at the user's max_conns";
+    /// Connections closed (4001) because their token expired.
+    tokens_expired: Counter = "tickcast_tokens_expired",
+        "Connections closed because their token expired";
+    /// Subscribes refused for topics outside the connection's entitlements.
+    not_entitled: Counter = "tickcast_not_entitled",
+        "Subscribes refused as not entitled";
     /// Failed accepts (out of file descriptors and the like).
     accept_errors: Counter = "tickcast_accept_errors",
         "Failed accepts on the client port (e.g. out of file descriptors)";
@@ -624,6 +636,7 @@ mod tests {
             families,
             [
                 "tickcast_accept_errors_total",
+                "tickcast_auth_refused_total",
                 "tickcast_bytes_out_total",
                 "tickcast_conflated_total",
                 "tickcast_connections",
@@ -632,6 +645,7 @@ mod tests {
                 "tickcast_dropped_total",
                 "tickcast_frames_out_total",
                 "tickcast_handshake_timeouts_total",
+                "tickcast_not_entitled_total",
                 "tickcast_overload_conflated_total",
                 "tickcast_ping_timeouts_total",
                 "tickcast_protocol_errors_total",
@@ -653,13 +667,15 @@ mod tests {
                 "tickcast_ticks_stale_total",
                 "tickcast_tls_handshake_failures_total",
                 "tickcast_tls_not_tls_total",
+                "tickcast_tokens_expired_total",
                 "tickcast_uptime_seconds",
+                "tickcast_user_limit_refused_total",
                 "tickcast_writes_total"
             ]
         );
-        // 26 counters and gauges, the symbols, uptime, reply-bytes and
+        // 30 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 26 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 30 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

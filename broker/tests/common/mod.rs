@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod pki;
+pub mod tokens;
 pub mod witness;
 
 use std::collections::HashMap;

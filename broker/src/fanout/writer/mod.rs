@@ -526,7 +526,13 @@ mod tests {
         let (server, peer) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
         let (_read_half, write_half) = server.into_split();
         let member = fanout.join(peer, write_half.into());
-        assert!(member.subscribe(&["AAPL".to_owned()], 10).is_ok());
+        assert!(member
+            .subscribe(
+                &["AAPL".to_owned()],
+                10,
+                &Arc::new(crate::auth::entitlements::Entitlements::All)
+            )
+            .is_ok());
         settle().await;
         tokio::time::advance(Duration::from_millis(300)).await;
         settle().await;
