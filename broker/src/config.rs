@@ -209,6 +209,10 @@ pub struct BrokerConfig {
     /// Serve TLS (`https://`, `wss://`) on `listen` with this certificate
     /// and key; plain when `None`.
     pub tls: Option<TlsFiles>,
+    /// TLS on the ingest port too, with the same certificate.
+    pub ingest_tls: bool,
+    /// Take publishers on a non-loopback ingest address without a JWT key.
+    pub ingest_insecure: bool,
     /// Require a token of every client (and publisher); none when `None`.
     pub auth: Option<AuthConfig>,
     /// Serve `/metrics` and `/healthz` here too, without a token (for a
@@ -318,6 +322,8 @@ impl Default for BrokerConfig {
             hdr_log: None,
             allowed_origins: AllowedOrigins::SameHost,
             tls: None,
+            ingest_tls: false,
+            ingest_insecure: false,
             auth: None,
             metrics_listen: None,
         }

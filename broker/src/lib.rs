@@ -101,6 +101,17 @@ pub enum StartError {
     /// The replay file cannot be read.
     #[error(transparent)]
     Replay(#[from] feed::ReplayError),
+    /// `--ingest` on an address other machines reach, with nothing to
+    /// tell publishers apart.
+    #[error(
+        "refusing to take publishers on {0} without a JWT key: anyone who reaches it could \
+         publish prices; configure --jwt-secret-file or --jwt-public-key, or pass \
+         --ingest-insecure"
+    )]
+    InsecureIngest(SocketAddr),
+    /// `--ingest-tls` without a certificate.
+    #[error("--ingest-tls needs --tls-cert and --tls-key")]
+    IngestTlsWithoutCert,
     /// The JWT key cannot be used.
     #[error("JWT key: {0}")]
     JwtKey(#[from] auth::KeyError),
@@ -169,6 +180,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             });
         }
         FeedConfig::Ingest(at) => {
+            if !at.ip().is_loopback() && auth.is_none() && !config.ingest_insecure {
+                return Err(StartError::InsecureIngest(at));
+            }
+            if config.ingest_tls && tls.is_none() {
+                return Err(StartError::IngestTlsWithoutCert);
+            }
             let (ingest, bound) = listen(at)
                 .await
                 .map_err(|source| StartError::Ingest { addr: at, source })?;
@@ -176,10 +193,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             let stop = running.clone();
             let m = metrics.clone();
             let most = config.limits.max_publishers;
+            let security = feed::ingest::IngestSecurity {
+                auth: auth.clone(),
+                tls: if config.ingest_tls { tls.clone() } else { None },
+            };
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = feed::run_ingest(ingest, hub, m, most) => {}
+                    _ = feed::run_ingest(ingest, hub, m, most, security) => {}
                 }
             });
         }

@@ -140,6 +140,14 @@ struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// TLS on the ingest port too, with --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["ingest", "tls_cert"])]
+    ingest_tls: bool,
+    /// Take publishers on a non-loopback --ingest address even without a
+    /// JWT key (anyone who reaches it can publish).
+    #[arg(long, requires = "ingest")]
+    ingest_insecure: bool,
+
     /// Require a JWT of every client, verified with this shared secret
     /// (HS256; the file's bytes, trailing newline trimmed).
     #[arg(long, value_name = "FILE", conflicts_with = "jwt_public_key")]
@@ -287,6 +295,8 @@ impl Args {
                 .zip(self.tls_key)
                 .map(|(cert, key)| TlsFiles { cert, key }),
             auth,
+            ingest_tls: self.ingest_tls,
+            ingest_insecure: self.ingest_insecure,
             metrics_listen: self.metrics_listen,
         })
     }

@@ -362,7 +362,8 @@ async fn http_routes_need_a_token_and_the_metrics_port_does_not() {
     );
 
     // /symbols lists only what the token is entitled to.
-    let mut publisher = Publisher::connect(&broker).await;
+    let mut publisher =
+        Publisher::connect_with_token(&broker, &tokens::publisher("feed", &["*"])).await;
     publisher.publish(&["AAPL", "MSFT", "BRK.A", "BRKX"]).await;
     common::wait_ticks_in(&broker, 4).await;
     let (_, body) = get(addr, "/symbols", Some(&t)).await;
@@ -424,7 +425,8 @@ async fn an_expiring_token_ends_the_session_with_4001_unless_renewed() {
         Received::Close(Some(4001), "token expired".into())
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut publisher = Publisher::connect(&broker).await;
+    let mut publisher =
+        Publisher::connect_with_token(&broker, &tokens::publisher("feed", &["*"])).await;
     publisher.publish(&["AAPL"]).await;
     assert_eq!(renewing.expect_tick().await.sym, "AAPL");
     assert_eq!(broker.metrics().tokens_expired.get(), 1);

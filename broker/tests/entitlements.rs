@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::tokens::{secret_auth, token};
+use common::tokens::{self, secret_auth, token};
 use common::{limits, Publisher, Received, Subscriber};
 use tickcast_broker::{BrokerConfig, FeedConfig};
 use tickcast_protocol::{ErrorCode, ServerMessage};
@@ -46,7 +46,8 @@ async fn every_subscriber_gets_exactly_its_entitled_ticks_and_nothing_else() {
     .await
     .unwrap();
     let addr = broker.local_addr();
-    let mut publisher = Publisher::connect(&broker).await;
+    let mut publisher =
+        Publisher::connect_with_token(&broker, &tokens::publisher("feed", &["*"])).await;
     // Round 1, before anyone subscribes: what the snapshots will carry.
     let first = ["AAPL", "MSFT", "BRK.A", "BRK.B", "GOOG"];
     publisher.publish(&first).await;

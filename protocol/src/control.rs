@@ -284,6 +284,35 @@ impl ServerMessage {
     }
 }
 
+/// The first record a publisher sends to a broker that requires tokens, in
+/// the ingest framing like the ticks after it: the MessagePack map
+/// `{"type":"auth","token":"…"}` (a JSON object is accepted too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum PublisherRecord {
+    /// The publisher's token (a JWT with a `pub` claim).
+    Auth {
+        /// The token.
+        token: String,
+    },
+}
+
+impl PublisherRecord {
+    /// The record's payload (MessagePack).
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    /// Reads a record's payload: MessagePack, or JSON if it starts with `{`.
+    pub fn parse(payload: &[u8]) -> Option<Self> {
+        if payload.first() == Some(&b'{') {
+            serde_json::from_slice(payload).ok()
+        } else {
+            rmp_serde::from_slice(payload).ok()
+        }
+    }
+}
+
 /// One decoded broker → client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming<'a> {
@@ -362,6 +391,19 @@ mod tests {
         })
         .unwrap();
         assert_eq!(json["code"], "not_entitled");
+    }
+
+    #[test]
+    fn a_publisher_auth_record_reads_from_msgpack_and_json() {
+        let rec = PublisherRecord::Auth {
+            token: "t.t.t".into(),
+        };
+        assert_eq!(PublisherRecord::parse(&rec.to_msgpack()), Some(rec.clone()));
+        assert_eq!(
+            PublisherRecord::parse(br#"{"type":"auth","token":"t.t.t"}"#),
+            Some(rec)
+        );
+        assert_eq!(PublisherRecord::parse(b"\x81\xa4type\xa4tick"), None);
     }
 
     #[test]

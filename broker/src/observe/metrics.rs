@@ -226,6 +226,9 @@ metrics! {
     /// Connections to a TLS port that spoke something else (plain HTTP).
     tls_not_tls: Counter = "tickcast_tls_not_tls",
         "Connections to a TLS port that did not start a TLS handshake";
+    /// Ticks skipped because their symbol is outside the publisher's `pub`.
+    ticks_unauthorized: Counter = "tickcast_ticks_unauthorized",
+        "Ticks skipped as outside their publisher's pub claim";
     /// Tokens refused (at upgrade, HTTP, an `auth` renewal, or a publisher's).
     auth_refused: Counter = "tickcast_auth_refused",
         "Tokens refused (missing, bad signature, expired, wrong claims)";
@@ -665,6 +668,7 @@ mod tests {
                 "tickcast_ticks_in_total",
                 "tickcast_ticks_rejected_total",
                 "tickcast_ticks_stale_total",
+                "tickcast_ticks_unauthorized_total",
                 "tickcast_tls_handshake_failures_total",
                 "tickcast_tls_not_tls_total",
                 "tickcast_tokens_expired_total",
@@ -673,9 +677,9 @@ mod tests {
                 "tickcast_writes_total"
             ]
         );
-        // 30 counters and gauges, the symbols, uptime, reply-bytes and
+        // 31 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 30 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 31 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

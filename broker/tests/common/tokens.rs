@@ -101,3 +101,8 @@ pub fn rsa_pair(dir: &Path) -> KeyFiles {
         public,
     }
 }
+
+/// A publisher's token: `sub` may publish `symbols` (the `pub` claim).
+pub fn publisher(sub: &str, symbols: &[&str]) -> String {
+    hs256(&serde_json::json!({ "sub": sub, "pub": symbols, "exp": now() + 3600 }))
+}
