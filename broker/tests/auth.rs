@@ -371,6 +371,27 @@ async fn http_routes_need_a_token_and_the_metrics_port_does_not() {
     let mut names: Vec<&str> = syms.iter().filter_map(|s| s["sym"].as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["AAPL", "BRK.A"]);
+
+    // Per-user figures on /metrics: alice's connection and its deliveries.
+    let mut sub = Subscriber::connect(addr, &format!("token={t}&topics=AAPL")).await;
+    sub.expect_ack().await;
+    sub.expect_tick().await;
+    // The writer counts right after its write, which the client may read
+    // first: poll.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, page) = get(metrics, "/metrics", None).await;
+        assert!(
+            page.contains("tickcast_user_connections{user=\"alice\"} 1"),
+            "{page}"
+        );
+        // The ack and the snapshot.
+        if page.contains("tickcast_user_deliveries_total{user=\"alice\"} 2") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     broker.shutdown().await;
 }
 

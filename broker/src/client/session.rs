@@ -129,7 +129,8 @@ pub async fn run(
     let Ok(peer) = stream.peer_addr() else { return };
     let limits = &env.limits;
     let (mut rd, wr) = stream.split();
-    let member = env.fanout.join(peer, wr);
+    let user = authorized.as_ref().map(|a| a.hold.stats().clone());
+    let member = env.fanout.join_as(peer, wr, user);
     let conn = member.connection().clone();
     env.metrics.connections.add(1);
     env.metrics.connections_total.add(1);

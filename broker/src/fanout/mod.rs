@@ -50,6 +50,7 @@ use tickcast_protocol::control::RequestError;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::entitlements::Entitlements;
+use crate::auth::users::UserStats;
 use crate::config::Limits;
 use crate::observe::metrics::Metrics;
 use connection::{Connection, ConnectionInfo};
@@ -133,8 +134,19 @@ impl Fanout {
     /// Places a new connection in the least loaded shard, which takes over
     /// its socket's write half.
     pub fn join(&self, peer: SocketAddr, socket: WriteHalf) -> Member {
+        self.join_as(peer, socket, None)
+    }
+
+    /// [`Self::join`] for a connection whose deliveries count into its
+    /// user's figures.
+    pub fn join_as(
+        &self,
+        peer: SocketAddr,
+        socket: WriteHalf,
+        user: Option<Arc<UserStats>>,
+    ) -> Member {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Connection::new(id, peer, &self.inner.connections));
+        let conn = Arc::new(Connection::new(id, peer, &self.inner.connections).with_user(user));
         let (shard, inbox) = self
             .inner
             .inboxes

@@ -246,13 +246,19 @@ async fn route(req: Request<Incoming>, env: &HttpEnv, ticket: Arc<Ticket>) -> Re
 fn observe(path: &str, env: &SessionEnv) -> Response<Body> {
     match path {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/metrics" => with_type(
-            Response::new(Full::new(Bytes::from(env.metrics.prometheus(Live {
+        "/metrics" => {
+            let mut page = env.metrics.prometheus(Live {
                 symbols: env.fanout.hub().symbol_count(),
                 reply_bytes: env.fanout.reply_bytes(),
-            })))),
-            "text/plain; version=0.0.4; charset=utf-8",
-        ),
+            });
+            if env.auth.is_some() {
+                page.push_str(&env.users.prometheus());
+            }
+            with_type(
+                Response::new(Full::new(Bytes::from(page))),
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try /metrics or /healthz\n",

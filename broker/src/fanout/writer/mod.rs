@@ -384,6 +384,9 @@ impl ShardWriter {
             match written {
                 Err(_) => return fail(slot),
                 Ok((done, bytes)) => {
+                    if let Some(user) = &slot.conn.user {
+                        user.add_delivered(batch.len() as u64);
+                    }
                     account(batch, window, bytes, metrics, &mut slot.outbox);
                     if done {
                         return finish(slot);
