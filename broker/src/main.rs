@@ -28,7 +28,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "tickcast-broker", version, about, long_about = None)]
 #[command(group(ArgGroup::new("source").args(["feed", "ingest", "replay"])))]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// HTTP and WebSocket address.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
     listen: SocketAddr,
@@ -203,6 +207,83 @@ fn parse_allowed_origins(s: &str) -> Result<AllowedOrigins, String> {
         .map(AllowedOrigins::List)
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print an HS256 token signed with a secret file, for tests and trials
+    /// (production tokens come from the firm's identity provider).
+    Token {
+        /// The secret (the broker's --jwt-secret-file).
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// The user (`sub`).
+        #[arg(long, value_name = "USER")]
+        sub: String,
+        /// What it may receive (`syms`): symbols, PREFIX* patterns or `*`,
+        /// comma-separated.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        syms: Vec<String>,
+        /// What it may publish (`pub`), for a publisher's token.
+        #[arg(long = "pub", value_name = "LIST", value_delimiter = ',')]
+        publish: Option<Vec<String>>,
+        /// Connections the user may hold at once (`max_conns`).
+        #[arg(long, value_name = "N")]
+        max_conns: Option<u32>,
+        /// How long the token is valid.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// `iss`, for a broker with --jwt-issuer.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// `aud`, for a broker with --jwt-audience.
+        #[arg(long)]
+        audience: Option<String>,
+    },
+}
+
+/// `tickcast-broker token …`: the token on stdout.
+fn mint(command: Command) -> anyhow::Result<()> {
+    let Command::Token {
+        secret_file,
+        sub,
+        syms,
+        publish,
+        max_conns,
+        ttl,
+        issuer,
+        audience,
+    } = command;
+    let mut secret = std::fs::read(&secret_file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", secret_file.display()))?;
+    while matches!(secret.last(), Some(b'\n' | b'\r')) {
+        secret.pop();
+    }
+    if secret.is_empty() {
+        anyhow::bail!("{}: the secret is empty", secret_file.display());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut claims = serde_json::json!({ "sub": sub, "syms": syms, "exp": now + ttl.as_secs() });
+    let extra = [
+        ("pub", publish.map(serde_json::Value::from)),
+        ("max_conns", max_conns.map(serde_json::Value::from)),
+        ("iss", issuer.map(serde_json::Value::from)),
+        ("aud", audience.map(serde_json::Value::from)),
+    ];
+    for (claim, value) in extra {
+        if let Some(value) = value {
+            claims[claim] = value;
+        }
+    }
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FeedKind {
     /// The embedded simulator.
@@ -303,7 +384,16 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return match mint(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -453,3 +453,48 @@ async fn an_expiring_token_ends_the_session_with_4001_unless_renewed() {
     assert_eq!(broker.metrics().tokens_expired.get(), 1);
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_binary_mints_tokens_the_broker_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = secret_auth(dir.path());
+    let JwtKey::Secret(secret) = &auth.key else {
+        unreachable!()
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickcast-broker"))
+        .arg("token")
+        .arg("--secret-file")
+        .arg(secret)
+        .args([
+            "--sub",
+            "alice",
+            "--syms",
+            "AAPL,BRK.*",
+            "--ttl",
+            "10m",
+            "--max-conns",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let minted = String::from_utf8(out.stdout).unwrap();
+    let broker = broker_with(auth, None).await;
+    let addr = broker.local_addr();
+    let mut sub = Subscriber::connect(addr, &format!("token={}", minted.trim())).await;
+    assert_eq!(sub.subscribe(&["BRK.B"]).await, ["BRK.B"]);
+    sub.send_text(r#"{"op":"subscribe","topics":["MSFT"]}"#)
+        .await;
+    assert!(matches!(
+        sub.next().await,
+        Received::Control(ServerMessage::Error {
+            code: ErrorCode::NotEntitled,
+            ..
+        })
+    ));
+    broker.shutdown().await;
+}
