@@ -73,6 +73,9 @@ pub struct TlsServer {
     provider: Arc<CryptoProvider>,
     current: Arc<Current>,
     acceptor: TlsAcceptor,
+    /// The ingest port's: the same pair, no TLS 1.3 session tickets (see
+    /// [`TlsServer::accept_publisher`]).
+    publishers: TlsAcceptor,
 }
 
 /// The pair handshakes use now (see the module docs for its lock).
@@ -96,11 +99,14 @@ impl TlsServer {
             .with_no_client_auth()
             .with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut ingest = config.clone();
+        ingest.send_tls13_tickets = 0;
         Ok(Self {
             files: files.clone(),
             provider,
             current,
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            publishers: TlsAcceptor::from(Arc::new(ingest)),
         })
     }
 
@@ -117,6 +123,14 @@ impl TlsServer {
         let mut tls = self.acceptor.accept(stream).await?;
         tls.get_mut().1.set_buffer_limit(Some(SESSION_BUFFER));
         Ok(tls)
+    }
+
+    /// The handshake of a publisher (the ingest port), without TLS 1.3
+    /// session tickets: a publisher only writes, and tickets it never reads
+    /// turn its close into a reset, which can destroy its last ticks before
+    /// the broker has read them.
+    pub async fn accept_publisher(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        self.publishers.accept(stream).await
     }
 }
 

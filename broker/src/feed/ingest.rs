@@ -114,7 +114,7 @@ async fn serve_publisher(
     let Some(tls) = &security.tls else {
         return read_publisher(stream, peer, hub, metrics, security.auth).await;
     };
-    match tokio::time::timeout(AUTH_WITHIN, tls.accept(stream)).await {
+    match tokio::time::timeout(AUTH_WITHIN, tls.accept_publisher(stream)).await {
         Ok(Ok(stream)) => read_publisher(stream, peer, hub, metrics, security.auth).await,
         Ok(Err(e)) => {
             metrics.tls_handshake_failures.add(1);

@@ -19,7 +19,7 @@ use feed_simulator::replay::FileReplay;
 use feed_simulator::send::send_paced;
 use tickcast_protocol::control::PublisherRecord;
 use tickcast_protocol::framing::put_record;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
@@ -48,12 +48,7 @@ pub fn run(command: Command) -> Result<()> {
                 publish(market, duration, &mut stream)
                     .await
                     .with_context(|| format!("publishing to {to}"))?;
-                // Over TLS, the close_notify that says the stream is whole.
-                stream
-                    .shutdown()
-                    .await
-                    .with_context(|| format!("closing the connection to {to}"))?;
-                Ok(())
+                finish(&mut stream, &to).await
             })
         }
         Command::Replay {
@@ -107,11 +102,7 @@ fn run_replay(file: &Path, to: &str, conn: &ConnArgs, speed: Speed, looping: boo
         .await;
         bar.finish_and_clear();
         result.with_context(|| format!("replaying {} to {to}", file.display()))?;
-        stream
-            .shutdown()
-            .await
-            .with_context(|| format!("closing the connection to {to}"))?;
-        Ok(())
+        finish(&mut stream, to).await
     })
 }
 
@@ -177,8 +168,28 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// A connection to a broker's ingest: plain TCP or TLS.
-trait Wire: AsyncWrite + Unpin + Send {}
-impl<T: AsyncWrite + Unpin + Send> Wire for T {}
+trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
+
+/// How long closing may wait for the broker to close its side.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Ends the stream (over TLS a close_notify first, saying it is whole),
+/// then reads what the broker still sent (a TLS server's session tickets)
+/// until it closes: closing with unread bytes would send a reset, which
+/// can destroy the last ticks before the broker reads them.
+async fn finish(stream: &mut Box<dyn Wire>, to: &str) -> Result<()> {
+    stream
+        .shutdown()
+        .await
+        .with_context(|| format!("closing the connection to {to}"))?;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    Ok(())
+}
 
 /// Connects to `to` (with TLS if asked) and, given a token, sends it as the
 /// first record.
