@@ -5,7 +5,9 @@
 # simulated feed, and runs every client in tests/interop/ against it: Python
 # websocket-client, websockets and tornado, Node ws, and the dashboard in
 # headless Chromium (which also saves docs/dashboard.png), plus the
-# dashboard's MessagePack decoder tests. Installs what it needs, idempotently:
+# dashboard's MessagePack decoder tests; then a second broker serving TLS and
+# requiring tokens, against Python websockets over ssl with PyJWT tokens
+# (client_wss_jwt.py). Installs what it needs, idempotently:
 # a venv in .venv/, node_modules in tests/interop/node/, Debian's chromium.
 # Ends with `interop: N passed, N failed` and fails if any client failed.
 #
@@ -125,6 +127,35 @@ run python-tornado "$PY" "$INTEROP/python/client_tornado.py" "$BASE"
 run node-ws node "$INTEROP/node/ws_client.mjs" "$BASE"
 mkdir -p "$(dirname "$SCREENSHOT")"
 run dashboard node "$INTEROP/node/dashboard.mjs" "$BASE" "$SCREENSHOT"
+
+# A second broker serving TLS and requiring tokens: a certificate for
+# localhost made now with openssl, an HS256 secret; the Python client mints
+# its tokens with PyJWT.
+SECURE_DIR="$(mktemp -d -t tickcast-interop-secure.XXXXXX)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$SECURE_DIR/key.pem" -out "$SECURE_DIR/cert.pem" 2>/dev/null
+head -c 32 /dev/urandom | base64 >"$SECURE_DIR/secret"
+SECURE_PORT="$(free_port)"
+"$BROKER" --listen "127.0.0.1:$SECURE_PORT" --feed sim --symbols 50 --rate 2000 \
+    --tls-cert "$SECURE_DIR/cert.pem" --tls-key "$SECURE_DIR/key.pem" \
+    --jwt-secret-file "$SECURE_DIR/secret" </dev/null >>"$BROKER_LOG" 2>&1 &
+SECURE_PID=$!
+stop_secure() {
+    if kill -0 "$SECURE_PID" 2>/dev/null; then
+        kill "$SECURE_PID" 2>/dev/null || true
+        wait "$SECURE_PID" 2>/dev/null || true
+    fi
+    rm -rf "$SECURE_DIR"
+    stop_broker
+}
+trap stop_secure EXIT
+for _ in $(seq 1 100); do
+    curl -fsS --max-time 1 --cacert "$SECURE_DIR/cert.pem" "https://localhost:$SECURE_PORT/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+run python-wss-jwt "$PY" "$INTEROP/python/client_wss_jwt.py" "https://localhost:$SECURE_PORT" \
+    "$SECURE_DIR/cert.pem" "$SECURE_DIR/secret"
 
 if kill -0 "$BROKER_PID" 2>/dev/null; then
     passed=$((passed + 1))

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tickcast_broker::auth::entitlements::Entitlements;
 use tickcast_broker::config::SlowConsumerPolicy;
 use tickcast_broker::fanout::hub::{Hub, TickIn};
 use tickcast_broker::fanout::inbox::Inbox;
@@ -20,6 +21,11 @@ use tickcast_broker::fanout::window::{Frame, Window};
 use tickcast_broker::fanout::{frame, writer};
 use tickcast_broker::observe::metrics::Metrics;
 use tickcast_protocol::{Tick, TickRef};
+
+/// A subscriber entitled to every symbol (a broker without tokens).
+fn everything() -> Arc<Entitlements> {
+    Arc::new(Entitlements::All)
+}
 
 fn tick() -> Tick {
     Tick {
@@ -84,7 +90,7 @@ fn fanout(c: &mut Criterion) {
     let (hub, inbox, metrics) = hub();
     for slot in 0..1_000u32 {
         let route = Route { shard: 0, slot };
-        if let Err(e) = hub.subscribe(route, &["AAPL".to_owned()], 10) {
+        if let Err(e) = hub.subscribe(route, &["AAPL".to_owned()], 10, &everything()) {
             panic!("{e:?}");
         }
     }
@@ -146,6 +152,7 @@ fn subscribe_wildcard(c: &mut Criterion) {
     let (hub, inbox, names) = hub_with_symbols(100_000);
     let route = Route { shard: 0, slot: 0 };
     let star = ["*".to_owned()];
+    let all = everything();
     let mut g = c.benchmark_group("hub");
     g.sample_size(20);
     g.throughput(Throughput::Elements(names.len() as u64));
@@ -154,7 +161,7 @@ fn subscribe_wildcard(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                let subscribed = hub.subscribe(route, black_box(&star), 10);
+                let subscribed = hub.subscribe(route, black_box(&star), 10, &all);
                 total += start.elapsed();
                 assert!(subscribed.is_ok());
                 hub.unsubscribe(route, &star);
@@ -182,7 +189,7 @@ fn subscribe_wildcard(c: &mut Criterion) {
     };
     let started = Instant::now();
     for _ in 0..20 {
-        let subscribed = hub.subscribe(route, &star, 10);
+        let subscribed = hub.subscribe(route, &star, 10, &everything());
         assert!(subscribed.is_ok());
         hub.unsubscribe(route, &star);
         drain(&inbox);

@@ -38,6 +38,7 @@ impl Broker {
             },
             hdr_log: None,
             allowed_origins: Default::default(),
+            ..Default::default()
         };
         let broker = runtime.block_on(tickcast_broker::start(config)).unwrap();
         let endpoints = Endpoints {

@@ -61,6 +61,7 @@ fn soak_broker_process() {
             },
             hdr_log: None,
             allowed_origins: Default::default(),
+            ..Default::default()
         };
         let broker = tickcast_broker::start(config).await.unwrap();
         println!("{ANNOUNCE}{}", broker.local_addr());

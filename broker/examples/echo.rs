@@ -45,6 +45,7 @@ use tickcast_broker::client::reader::{close_reply_code, FrameReader, Message};
 use tickcast_broker::client::upgrade;
 use tickcast_broker::fanout::connection::CLOSE_GRACE;
 use tickcast_broker::fanout::frame::{self, Opcode};
+use tickcast_broker::fanout::stream::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -113,7 +114,8 @@ async fn serve_http(stream: TcpStream, peer: SocketAddr) {
                     .headers_mut()
                     .insert(SERVER, HeaderValue::from_static(AGENT));
                 tokio::spawn(async move {
-                    if let Some((stream, leftover)) = handover.stream().await {
+                    // It serves plain TCP only, so the stream is plain.
+                    if let Some((Stream::Plain(stream), leftover)) = handover.stream().await {
                         echo(stream, leftover).await;
                     }
                 });

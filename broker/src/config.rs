@@ -12,6 +12,39 @@ use std::time::Duration;
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 
+/// Token authentication (`auth/`): the key JWTs are verified with, and the
+/// issuer and audience they must name when given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The verification key.
+    pub key: JwtKey,
+    /// Required `iss`, when given (`--jwt-issuer`).
+    pub issuer: Option<String>,
+    /// Required `aud`, when given (`--jwt-audience`).
+    pub audience: Option<String>,
+}
+
+/// Where the JWT key is; its type fixes the algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwtKey {
+    /// A shared secret, the file's bytes with trailing newlines trimmed:
+    /// HS256 (`--jwt-secret-file`).
+    Secret(PathBuf),
+    /// A PEM public key: RS256, ES256 or EdDSA by its type
+    /// (`--jwt-public-key`).
+    PublicKey(PathBuf),
+}
+
+/// A certificate chain and private key, PEM files (`--tls-cert`,
+/// `--tls-key`; loaded by `tls.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate, then any intermediates.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
 /// Where the ticks come from.
 #[derive(Debug, Clone)]
 pub enum FeedConfig {
@@ -173,6 +206,18 @@ pub struct BrokerConfig {
     pub hdr_log: Option<PathBuf>,
     /// Which web pages may open a WebSocket (by their `Origin`).
     pub allowed_origins: AllowedOrigins,
+    /// Serve TLS (`https://`, `wss://`) on `listen` with this certificate
+    /// and key; plain when `None`.
+    pub tls: Option<TlsFiles>,
+    /// TLS on the ingest port too, with the same certificate.
+    pub ingest_tls: bool,
+    /// Take publishers on a non-loopback ingest address without a JWT key.
+    pub ingest_insecure: bool,
+    /// Require a token of every client (and publisher); none when `None`.
+    pub auth: Option<AuthConfig>,
+    /// Serve `/metrics` and `/healthz` here too, without a token (for a
+    /// Prometheus inside the firm).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Which browser origins may upgrade. A request without `Origin` (not a
@@ -276,6 +321,11 @@ impl Default for BrokerConfig {
             limits: Limits::default(),
             hdr_log: None,
             allowed_origins: AllowedOrigins::SameHost,
+            tls: None,
+            ingest_tls: false,
+            ingest_insecure: false,
+            auth: None,
+            metrics_listen: None,
         }
     }
 }

@@ -25,6 +25,7 @@
 //! [`start`] runs a broker inside the caller's tokio runtime; the binary
 //! (`main.rs`) is a thin CLI over it, and the tests use it directly.
 
+pub mod auth;
 pub mod bitmap;
 pub mod client;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod fanout;
 pub mod feed;
 pub mod http;
 pub mod observe;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +59,10 @@ use observe::metrics::Metrics;
 /// too, but without the close handshake.
 pub struct RunningBroker {
     addr: SocketAddr,
+    /// `--metrics-listen`'s address, when given.
+    metrics_addr: Option<SocketAddr>,
+    /// The client port's TLS, when it has it (reloaded by [`Self::reload_tls`]).
+    tls: Option<Arc<tls::TlsServer>>,
     ingest_addr: Option<SocketAddr>,
     fanout: Fanout,
     metrics: Arc<Metrics>,
@@ -95,6 +101,23 @@ pub enum StartError {
     /// The replay file cannot be read.
     #[error(transparent)]
     Replay(#[from] feed::ReplayError),
+    /// `--ingest` on an address other machines reach, with nothing to
+    /// tell publishers apart.
+    #[error(
+        "refusing to take publishers on {0} without a JWT key: anyone who reaches it could \
+         publish prices; configure --jwt-secret-file or --jwt-public-key, or pass \
+         --ingest-insecure"
+    )]
+    InsecureIngest(SocketAddr),
+    /// `--ingest-tls` without a certificate.
+    #[error("--ingest-tls needs --tls-cert and --tls-key")]
+    IngestTlsWithoutCert,
+    /// The JWT key cannot be used.
+    #[error("JWT key: {0}")]
+    JwtKey(#[from] auth::KeyError),
+    /// The TLS certificate or key cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Binds the listeners, starts the feed and serves until shut down.
@@ -102,6 +125,14 @@ pub enum StartError {
 /// Errors (address in use, unreadable replay file, invalid simulator
 /// settings) are returned here, before anything runs.
 pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+    let auth = match &config.auth {
+        Some(cfg) => Some(Arc::new(auth::Verifier::load(cfg)?)),
+        None => None,
+    };
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(tls::TlsServer::load(files)?)),
+        None => None,
+    };
     let listen = |addr: SocketAddr| async move {
         let listener = TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
@@ -113,6 +144,17 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             addr: config.listen,
             source,
         })?;
+    let mut metrics_addr = None;
+    let observe_listener = match config.metrics_listen {
+        Some(at) => {
+            let (listener, bound) = listen(at)
+                .await
+                .map_err(|source| StartError::Listen { addr: at, source })?;
+            metrics_addr = Some(bound);
+            Some(listener)
+        }
+        None => None,
+    };
     let metrics = Arc::new(Metrics::default());
     let (fanout, writers) =
         Fanout::new(config.limits.writer_shards, &config.limits, metrics.clone());
@@ -138,6 +180,12 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             });
         }
         FeedConfig::Ingest(at) => {
+            if !at.ip().is_loopback() && auth.is_none() && !config.ingest_insecure {
+                return Err(StartError::InsecureIngest(at));
+            }
+            if config.ingest_tls && tls.is_none() {
+                return Err(StartError::IngestTlsWithoutCert);
+            }
             let (ingest, bound) = listen(at)
                 .await
                 .map_err(|source| StartError::Ingest { addr: at, source })?;
@@ -145,10 +193,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             let stop = running.clone();
             let m = metrics.clone();
             let most = config.limits.max_publishers;
+            let security = feed::ingest::IngestSecurity {
+                auth: auth.clone(),
+                tls: if config.ingest_tls { tls.clone() } else { None },
+            };
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = feed::run_ingest(ingest, hub, m, most) => {}
+                    _ = feed::run_ingest(ingest, hub, m, most, security) => {}
                 }
             });
         }
@@ -187,6 +239,8 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             fanout: fanout.clone(),
             metrics: metrics.clone(),
             limits: config.limits.clone(),
+            auth: auth.clone(),
+            users: Arc::new(auth::users::Users::default()),
         }),
         session_tasks: sessions.clone(),
         admission: http::admission::Admission::new(
@@ -194,11 +248,22 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             config.limits.max_handshakes,
         ),
         origins: config.allowed_origins.clone(),
+        tls: tls.clone(),
     });
+    if let Some(listener) = observe_listener {
+        tasks.spawn(http::serve_observe(
+            listener,
+            env.sessions.clone(),
+            tasks.clone(),
+            accepting.clone(),
+        ));
+    }
     tasks.spawn(http::serve(listener, env, tasks.clone(), accepting.clone()));
 
     Ok(RunningBroker {
         addr,
+        metrics_addr,
+        tls,
         ingest_addr,
         fanout,
         metrics,
@@ -221,6 +286,26 @@ impl RunningBroker {
     /// The TCP ingest address, when the feed is `Ingest`.
     pub fn ingest_addr(&self) -> Option<SocketAddr> {
         self.ingest_addr
+    }
+
+    /// The `/metrics`-only address (`--metrics-listen`), when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Whether the client port serves TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Reads the TLS certificate and key files again and uses them for new
+    /// handshakes (connections already up are not touched); on an error the
+    /// old pair stays. Without TLS, nothing to do.
+    pub fn reload_tls(&self) -> Result<(), tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The broker's counters and histograms.

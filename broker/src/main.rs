@@ -13,7 +13,8 @@ use clap::{ArgGroup, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
-    default_writer_shards, AllowedOrigins, Origin, WriteCoalesce, DEFAULT_SEND_SHARE,
+    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, Origin, TlsFiles, WriteCoalesce,
+    DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
@@ -27,7 +28,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "tickcast-broker", version, about, long_about = None)]
 #[command(group(ArgGroup::new("source").args(["feed", "ingest", "replay"])))]
+#[command(args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// HTTP and WebSocket address.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
     listen: SocketAddr,
@@ -131,6 +136,41 @@ struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     writer_shards: Option<u16>,
 
+    /// Serve https:// and wss:// on --listen with this certificate (PEM; the
+    /// chain may follow it in the file). SIGHUP reloads it and the key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// TLS on the ingest port too, with --tls-cert and --tls-key.
+    #[arg(long, requires_all = ["ingest", "tls_cert"])]
+    ingest_tls: bool,
+    /// Take publishers on a non-loopback --ingest address even without a
+    /// JWT key (anyone who reaches it can publish).
+    #[arg(long, requires = "ingest")]
+    ingest_insecure: bool,
+
+    /// Require a JWT of every client, verified with this shared secret
+    /// (HS256; the file's bytes, trailing newline trimmed).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwt_public_key")]
+    jwt_secret_file: Option<PathBuf>,
+    /// Require a JWT of every client, verified with this PEM public key
+    /// (RS256, ES256 or EdDSA, by the key's type).
+    #[arg(long, value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+    /// With a JWT key: the `iss` every token must carry.
+    #[arg(long, value_name = "ISSUER")]
+    jwt_issuer: Option<String>,
+    /// With a JWT key: the `aud` every token must carry.
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Also serve /metrics and /healthz here, without a token (for a
+    /// Prometheus inside the firm).
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<SocketAddr>,
+
     /// Write an HdrHistogram interval log of the stage latencies (one interval a second).
     #[arg(long, value_name = "FILE")]
     hdr_log: Option<PathBuf>,
@@ -167,6 +207,83 @@ fn parse_allowed_origins(s: &str) -> Result<AllowedOrigins, String> {
         .map(AllowedOrigins::List)
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Print an HS256 token signed with a secret file, for tests and trials
+    /// (production tokens come from the firm's identity provider).
+    Token {
+        /// The secret (the broker's --jwt-secret-file).
+        #[arg(long, value_name = "FILE")]
+        secret_file: PathBuf,
+        /// The user (`sub`).
+        #[arg(long, value_name = "USER")]
+        sub: String,
+        /// What it may receive (`syms`): symbols, PREFIX* patterns or `*`,
+        /// comma-separated.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        syms: Vec<String>,
+        /// What it may publish (`pub`), for a publisher's token.
+        #[arg(long = "pub", value_name = "LIST", value_delimiter = ',')]
+        publish: Option<Vec<String>>,
+        /// Connections the user may hold at once (`max_conns`).
+        #[arg(long, value_name = "N")]
+        max_conns: Option<u32>,
+        /// How long the token is valid.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// `iss`, for a broker with --jwt-issuer.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// `aud`, for a broker with --jwt-audience.
+        #[arg(long)]
+        audience: Option<String>,
+    },
+}
+
+/// `tickcast-broker token …`: the token on stdout.
+fn mint(command: Command) -> anyhow::Result<()> {
+    let Command::Token {
+        secret_file,
+        sub,
+        syms,
+        publish,
+        max_conns,
+        ttl,
+        issuer,
+        audience,
+    } = command;
+    let mut secret = std::fs::read(&secret_file)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", secret_file.display()))?;
+    while matches!(secret.last(), Some(b'\n' | b'\r')) {
+        secret.pop();
+    }
+    if secret.is_empty() {
+        anyhow::bail!("{}: the secret is empty", secret_file.display());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut claims = serde_json::json!({ "sub": sub, "syms": syms, "exp": now + ttl.as_secs() });
+    let extra = [
+        ("pub", publish.map(serde_json::Value::from)),
+        ("max_conns", max_conns.map(serde_json::Value::from)),
+        ("iss", issuer.map(serde_json::Value::from)),
+        ("aud", audience.map(serde_json::Value::from)),
+    ];
+    for (claim, value) in extra {
+        if let Some(value) = value {
+            claims[claim] = value;
+        }
+    }
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
+    )?;
+    println!("{token}");
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum FeedKind {
     /// The embedded simulator.
@@ -190,6 +307,21 @@ impl Args {
         if self.symbols == 0 {
             anyhow::bail!("--symbols must be at least 1");
         }
+        let key = match (self.jwt_secret_file, self.jwt_public_key) {
+            (Some(secret), _) => Some(JwtKey::Secret(secret)),
+            (None, Some(public)) => Some(JwtKey::PublicKey(public)),
+            (None, None) => None,
+        };
+        if key.is_none() && (self.jwt_issuer.is_some() || self.jwt_audience.is_some()) {
+            anyhow::bail!(
+                "--jwt-issuer and --jwt-audience need --jwt-secret-file or --jwt-public-key"
+            );
+        }
+        let auth = key.map(|key| AuthConfig {
+            key,
+            issuer: self.jwt_issuer,
+            audience: self.jwt_audience,
+        });
         let feed = if let Some(at) = self.ingest {
             FeedConfig::Ingest(at)
         } else if let Some(path) = self.replay {
@@ -239,12 +371,29 @@ impl Args {
             limits,
             hdr_log: self.hdr_log,
             allowed_origins: self.allowed_origins.unwrap_or_default(),
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
+            auth,
+            ingest_tls: self.ingest_tls,
+            ingest_insecure: self.ingest_insecure,
+            metrics_listen: self.metrics_listen,
         })
     }
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return match mint(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -277,11 +426,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     raise_open_file_limit(config.limits.max_connections);
     let broker = tickcast_broker::start(config).await?;
     let addr = broker.local_addr();
-    tracing::info!("serving http://{addr}/ (dashboard), ws://{addr}/ws, http://{addr}/metrics");
+    let (http, ws) = if broker.is_tls() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    tracing::info!(
+        "serving {http}://{addr}/ (dashboard), {ws}://{addr}/ws, {http}://{addr}/metrics"
+    );
     if let Some(ingest) = broker.ingest_addr() {
         tracing::info!("accepting publishers on {ingest}");
     }
-    wait_for_signal().await?;
+    wait_for_signal(&broker).await?;
     tracing::info!("shutting down");
     let summary = broker.metrics().summary();
     broker.shutdown().await;
@@ -332,12 +488,23 @@ fn disable_transparent_huge_pages() {
     }
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
+/// Waits for SIGINT or SIGTERM; on SIGHUP meanwhile, reloads the TLS
+/// certificate and key (a bad pair is logged and the old one kept).
+async fn wait_for_signal(broker: &tickcast_broker::RunningBroker) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        res = tokio::signal::ctrl_c() => res?,
-        _ = term.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            res = tokio::signal::ctrl_c() => return Ok(res?),
+            _ = term.recv() => return Ok(()),
+            _ = hangup.recv() => match broker.reload_tls() {
+                Ok(()) if broker.is_tls() => {
+                    tracing::info!("SIGHUP: TLS certificate and key reloaded");
+                }
+                Ok(()) => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+                Err(e) => tracing::error!("SIGHUP: kept the old TLS certificate: {e}"),
+            },
+        }
     }
-    Ok(())
 }

@@ -319,6 +319,7 @@ async fn broker_with_origins(allowed: AllowedOrigins) -> RunningBroker {
         limits: common::limits(),
         hdr_log: None,
         allowed_origins: allowed,
+        ..Default::default()
     })
     .await
     .unwrap()

@@ -7,6 +7,8 @@
 //! come after every tick of the old subscription).
 
 use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
@@ -18,26 +20,73 @@ use tickcast_protocol::{ClientRequest, WILDCARD};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::endpoint::Endpoint;
+use crate::auth::{self, Renewal, Token};
+use crate::endpoint::{Endpoint, Scheme};
 use crate::sequence::{SeqTracker, Verdict};
 use crate::session::Session;
 use crate::subscriptions::{request_frame, Subscriptions};
+use crate::transport::Target;
 use crate::{transport, ClientError, Event, ReceivedTick, ReconnectPolicy, Stats};
 
 /// How long [`Client::close`] waits for the broker to answer the close.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// Settings for a [`Client`], made by [`Client::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientBuilder {
     url: String,
     reconnect: ReconnectPolicy,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
     event_capacity: usize,
+    token: Option<String>,
+    renewal: Option<Renewal>,
+    ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    // The token stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.url)
+            .field("reconnect", &self.reconnect)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("event_capacity", &self.event_capacity)
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .field("renewal", &self.renewal.is_some())
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 impl ClientBuilder {
+    /// The token (a JWT) for a broker that requires one: sent as
+    /// `Authorization: Bearer` on the connection and every reconnection.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Called before the token expires for a fresh one, which is sent to
+    /// the broker (`{"op":"auth"}`) and used for later reconnections; the
+    /// broker's answer is [`Event::Authenticated`]. Without it the broker
+    /// closes the connection (4001) when the token expires.
+    pub fn token_renewal<F, Fut>(mut self, renewal: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        self.renewal = Some(Arc::new(move || Box::pin(renewal())));
+        self
+    }
+
+    /// For `wss://`: trust the CA certificates in this PEM file instead of
+    /// the system's root certificates.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
     /// How to reconnect after the connection is lost (default:
     /// [`ReconnectPolicy::default`], forever).
     pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
@@ -73,11 +122,30 @@ impl ClientBuilder {
     /// reconnection only applies to a connection that was up.
     pub async fn connect(self) -> Result<Client, ClientError> {
         let endpoint = Endpoint::parse(&self.url)?;
-        let conn = transport::connect(&endpoint, self.connect_timeout).await?;
+        let tls = match endpoint.scheme {
+            Scheme::Ws => None,
+            Scheme::Wss => Some(
+                tickcast_protocol::tls::client_config(self.ca_file.as_deref())
+                    .map_err(|e| ClientError::Tls(e.to_string()))?,
+            ),
+        };
+        let token = self.token.map(|t| Arc::new(Token::new(t)));
+        let target = Target {
+            endpoint,
+            tls,
+            token: token.clone(),
+        };
+        let conn = transport::connect(&target, self.connect_timeout).await?;
         let subs = Arc::new(Subscriptions::default());
+        let renewing = match (token, self.renewal) {
+            (Some(token), Some(renewal)) => {
+                Some(tokio::spawn(auth::renew(token, renewal, subs.clone())))
+            }
+            _ => None,
+        };
         let (events_tx, events) = mpsc::channel(self.event_capacity);
         let session = Session {
-            endpoint,
+            target,
             policy: self.reconnect,
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
@@ -87,6 +155,7 @@ impl ClientBuilder {
         Ok(Client {
             events,
             subs,
+            renewing,
             session: tokio::spawn(session.run(conn)),
             tracker: SeqTracker::default(),
             stats: Stats::default(),
@@ -103,6 +172,8 @@ pub struct Client {
     events: mpsc::Receiver<Event>,
     subs: Arc<Subscriptions>,
     session: JoinHandle<()>,
+    /// The token renewal task, when there is one.
+    renewing: Option<JoinHandle<()>>,
     tracker: SeqTracker,
     stats: Stats,
     /// A tick held back while the [`Event::Gap`] or [`Event::SeqReset`]
@@ -124,6 +195,9 @@ impl Client {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(60)),
             event_capacity: 1024,
+            token: None,
+            renewal: None,
+            ca_file: None,
         }
     }
 
@@ -221,7 +295,10 @@ impl Client {
                 self.tracker.on_reconnect();
             }
             Event::Error(_) => self.stats.errors += 1,
-            Event::Gap { .. } | Event::SeqReset { .. } | Event::Reconnecting { .. } => {}
+            Event::Gap { .. }
+            | Event::SeqReset { .. }
+            | Event::Reconnecting { .. }
+            | Event::Authenticated { .. } => {}
         }
         Some(event)
     }
@@ -294,6 +371,9 @@ impl Stream for Client {
 impl Drop for Client {
     fn drop(&mut self) {
         self.session.abort();
+        if let Some(renewing) = &self.renewing {
+            renewing.abort();
+        }
     }
 }
 

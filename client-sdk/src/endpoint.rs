@@ -9,6 +9,8 @@ use crate::ClientError;
 pub(crate) enum Scheme {
     /// Plain TCP (`ws://`).
     Ws,
+    /// TLS over TCP (`wss://`).
+    Wss,
 }
 
 /// Where to connect and what to ask for.
@@ -27,7 +29,7 @@ pub(crate) struct Endpoint {
 }
 
 impl Endpoint {
-    /// Parses `ws://host[:port][/path][?query]`.
+    /// Parses `ws[s]://host[:port][/path][?query]`.
     pub fn parse(url: &str) -> Result<Self, ClientError> {
         let invalid = |reason| ClientError::InvalidUrl {
             url: url.to_owned(),
@@ -38,12 +40,8 @@ impl Endpoint {
             .map_err(|_| invalid("not a URL of the form ws://host:port/path"))?;
         let (scheme, default_port) = match uri.scheme_str() {
             Some("ws") => (Scheme::Ws, 80),
-            Some("wss") => {
-                return Err(invalid(
-                    "wss:// (TLS) is not supported yet; use ws:// or a TLS-terminating proxy",
-                ))
-            }
-            _ => return Err(invalid("the scheme must be ws://")),
+            Some("wss") => (Scheme::Wss, 443),
+            _ => return Err(invalid("the scheme must be ws:// or wss://")),
         };
         let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
         let host = authority.host();
@@ -95,14 +93,9 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_garbage() {
-        for url in [
-            "http://h/ws",
-            "wss://h/ws",
-            "h:80",
-            "",
-            "ws://",
-            "not a url",
-        ] {
+        let e = Endpoint::parse("wss://broker.example/ws").unwrap();
+        assert_eq!((e.scheme, e.port), (Scheme::Wss, 443));
+        for url in ["http://h/ws", "h:80", "", "ws://", "not a url"] {
             assert!(
                 matches!(Endpoint::parse(url), Err(ClientError::InvalidUrl { .. })),
                 "{url}"

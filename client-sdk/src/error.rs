@@ -49,6 +49,10 @@ pub enum ClientError {
         /// The configured limit.
         timeout: Duration,
     },
+    /// TLS could not be set up (a CA file, the system's roots, the
+    /// handshake: an untrusted or mismatched certificate).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The server answered, but not with a WebSocket upgrade.
     #[error("WebSocket handshake with {addr} failed: {source}")]
     Handshake {

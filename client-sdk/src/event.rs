@@ -79,6 +79,13 @@ pub enum Event {
         /// The attempt that succeeded.
         attempt: u32,
     },
+    /// The broker accepted a renewed token (see
+    /// [`crate::ClientBuilder::token_renewal`]); it now expires at `exp`
+    /// (seconds since the Unix epoch).
+    Authenticated {
+        /// When the new token expires.
+        exp: u64,
+    },
     /// Something went wrong that the client survived (a malformed frame, a
     /// refused request), or, as the last event before the stream ends,
     /// [`ClientError::GaveUp`].

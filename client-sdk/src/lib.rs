@@ -30,11 +30,15 @@
 //! comes with its raw frame bytes ([`ReceivedTick::raw`]) for programs that
 //! forward them without re-encoding.
 //!
-//! Transport: `ws://` over TCP. TLS (`wss://`) is not built in yet; the
-//! module that opens connections is the single place it plugs in.
+//! Transport: `ws://` over TCP, or `wss://` over rustls trusting the
+//! system's root certificates or a CA file ([`ClientBuilder::ca_file`]). A
+//! broker that requires tokens gets one from [`ClientBuilder::token`] on
+//! every (re)connection, renewed before expiry by
+//! [`ClientBuilder::token_renewal`].
 
 #![deny(missing_docs)]
 
+mod auth;
 mod client;
 mod endpoint;
 mod error;
@@ -46,6 +50,7 @@ mod stats;
 mod subscriptions;
 mod transport;
 
+pub use auth::Renewal;
 pub use client::{Client, ClientBuilder};
 pub use error::{BoxError, ClientError};
 pub use event::{Event, ReceivedTick};

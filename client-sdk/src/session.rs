@@ -24,9 +24,8 @@ use tickcast_protocol::ServerMessage;
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::endpoint::Endpoint;
 use crate::subscriptions::{request_frame, FrameSender, Subscriptions};
-use crate::transport::{self, WsReader, WsWriter};
+use crate::transport::{self, Target, WsReader, WsWriter};
 use crate::{ClientError, Event, ReceivedTick, ReconnectPolicy};
 
 /// Frames waiting for the writer. Requests are rare; the bound only matters
@@ -38,7 +37,7 @@ const NO_STATUS: u16 = 1005;
 
 /// Everything the session task needs.
 pub(crate) struct Session {
-    pub endpoint: Endpoint,
+    pub target: Target,
     pub policy: ReconnectPolicy,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
@@ -149,7 +148,7 @@ impl Session {
             if self.subs.is_closing() {
                 return None;
             }
-            match transport::connect(&self.endpoint, self.connect_timeout).await {
+            match transport::connect(&self.target, self.connect_timeout).await {
                 Ok(conn) => {
                     debug!(attempt, "tickcast connection restored");
                     // Sent before the new connection's first frame, so the
@@ -192,6 +191,9 @@ fn decode(payload: Payload<'_>, received_ns: u64) -> Event {
         }
         Ok(Incoming::Control(ServerMessage::Error { code, message })) => {
             return Event::Error(ClientError::Refused { code, message })
+        }
+        Ok(Incoming::Control(ServerMessage::Authenticated { exp, .. })) => {
+            return Event::Authenticated { exp }
         }
         Err(e) => return Event::Error(e.into()),
     };

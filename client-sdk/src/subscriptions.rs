@@ -63,6 +63,11 @@ impl Subscriptions {
         })
     }
 
+    /// The current connection's writer, if one is up.
+    pub fn writer(&self) -> Option<FrameSender> {
+        self.lock().writer.clone()
+    }
+
     /// The connection is gone; requests wait for the next one.
     pub fn detach(&self) {
         self.lock().writer = None;

@@ -414,3 +414,121 @@ fn replay_at_speed_ten_keeps_a_tenth_of_the_recorded_gaps() {
         assert!(g.ts - got[0].ts + 1_000_000 >= due, "tick sent early");
     }
 }
+
+#[path = "../../broker/tests/common/pki.rs"]
+mod pki;
+
+/// Accepts one TLS connection with `cert` and reads it to its end (the
+/// close_notify): the records' payloads.
+fn read_tls_records(listener: &TcpListener, cert: &pki::ServerCert) -> Vec<Vec<u8>> {
+    let bytes = read_tls(listener, cert).unwrap();
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut out = Vec::new();
+    while let Some(payload) = split_record(&mut buf).unwrap() {
+        out.push(payload.to_vec());
+    }
+    assert!(buf.is_empty());
+    out
+}
+
+/// The TLS server side of one connection: everything it received.
+fn read_tls(listener: &TcpListener, cert: &pki::ServerCert) -> std::io::Result<Vec<u8>> {
+    use rustls::pki_types::pem::PemObject;
+    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, accept_one(listener));
+    let mut bytes = Vec::new();
+    tls.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[test]
+fn publish_and_replay_send_the_token_first_over_tls_with_a_given_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::TestCa::new();
+    let cert = ca.server_cert();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.root_pem()).unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "a.b.c\n").unwrap();
+    let (feed, recorded) = recorded_feed(dir.path());
+    let conn = [
+        "--token-file",
+        path_str(&token_file),
+        "--tls",
+        "--ca",
+        path_str(&ca_file),
+        "--server-name",
+        "localhost",
+    ];
+    let publish: Vec<&str> = vec!["publish", "--rate", "500", "--duration", "200ms"];
+    let replay: Vec<&str> = vec!["replay", path_str(&feed), "--speed", "max"];
+    for (what, args) in [("publish", publish), ("replay", replay)] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut cmd = bin();
+        cmd.args(&args)
+            .args(["--to", &addr])
+            .args(conn)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let records = read_tls_records(&listener, &cert);
+        let out = finish(child);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let first = tickcast_protocol::control::PublisherRecord::parse(&records[0]);
+        assert_eq!(
+            first,
+            Some(tickcast_protocol::control::PublisherRecord::Auth {
+                token: "a.b.c".into()
+            }),
+            "{what}: the token, newline trimmed, comes first"
+        );
+        let ticks: Vec<Tick> = records[1..]
+            .iter()
+            .map(|r| Tick::decode(r).unwrap())
+            .collect();
+        assert!(!ticks.is_empty(), "{what}");
+        if what == "replay" {
+            assert_eq!(ticks.len(), recorded.len());
+        }
+    }
+
+    // A CA that did not sign the broker's certificate: a one-line error.
+    let stranger = pki::TestCa::new();
+    let other_ca = dir.path().join("other.pem");
+    std::fs::write(&other_ca, stranger.root_pem()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || read_tls(&listener, &cert).is_err());
+    let out = run(&[
+        "publish",
+        "--rate",
+        "500",
+        "--duration",
+        "200ms",
+        "--to",
+        &addr,
+        "--tls",
+        "--ca",
+        path_str(&other_ca),
+        "--server-name",
+        "localhost",
+    ]);
+    assert_one_line_error(&out, "TLS handshake");
+    assert!(server.join().unwrap(), "the handshake must fail");
+}

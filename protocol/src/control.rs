@@ -3,12 +3,15 @@
 //! Client → broker: `{"op":"subscribe","topics":["AAPL","MSFT"]}` or
 //! `{"op":"unsubscribe","topics":[…]}`, as a text frame holding JSON or a
 //! binary frame holding MessagePack with the same schema. A topic is a symbol
-//! or `"*"` for every symbol.
+//! or `"*"` for every symbol. On a broker with authentication,
+//! `{"op":"auth","token":"…"}` renews the connection's token (its expiry and
+//! entitlements) before it expires.
 //!
 //! Broker → client, always a binary frame with one MessagePack map:
 //! ticks (see [`crate::tick`]), `{"type":"subscribed","topics":[…]}` after every
 //! subscribe/unsubscribe with the full current list, and
-//! `{"type":"error","code":…,"message":…}` for a bad request.
+//! `{"type":"error","code":…,"message":…}` for a bad request, and
+//! `{"type":"authenticated","sub":…,"exp":…}` after an accepted `auth`.
 //!
 //! These are rare next to ticks, so they go through serde (`serde_json`,
 //! `rmp-serde`) rather than the hand-written tick codec.
@@ -31,6 +34,11 @@ pub enum ClientRequest {
         /// Symbols, or `"*"`.
         topics: Vec<String>,
     },
+    /// Renew the connection's token (a JWT): its expiry and entitlements.
+    Auth {
+        /// The new token.
+        token: String,
+    },
 }
 
 /// Machine-readable reason in an `error` reply. Serialised in snake case,
@@ -50,6 +58,13 @@ pub enum ErrorCode {
     RateLimited,
     /// The symbol is not one the broker can track (its symbol table is full).
     UnknownSymbol,
+    /// A topic is outside the connection's entitlements (its token's `syms`).
+    NotEntitled,
+    /// The connection's token expired (the broker closes it with 4001).
+    TokenExpired,
+    /// An `auth` token was refused (bad signature, expired, another user…);
+    /// the connection keeps its current token.
+    BadToken,
 }
 
 /// A message from the broker that is not a tick.
@@ -60,6 +75,13 @@ pub enum ServerMessage {
     Subscribed {
         /// Every topic the connection is now subscribed to, sorted.
         topics: Vec<String>,
+    },
+    /// An `auth` renewal was accepted.
+    Authenticated {
+        /// The token's user.
+        sub: String,
+        /// When the new token expires, seconds since the Unix epoch.
+        exp: u64,
     },
     /// A request was refused; the connection stays open.
     Error {
@@ -118,7 +140,13 @@ struct RawRequest {
     op: String,
     #[serde(default, deserialize_with = "topics")]
     topics: Option<Vec<String>>,
+    #[serde(default)]
+    token: Option<String>,
 }
+
+/// The longest token an `auth` request may carry, in bytes (the control
+/// message limit, 4 KiB by default, bounds it anyway).
+pub const MAX_TOKEN_LEN: usize = 4096;
 
 /// The most topics room is made for before they have been read.
 const TOPICS_PREALLOC: usize = 64;
@@ -177,11 +205,22 @@ impl ClientRequest {
         let make = match raw.op.as_str() {
             "subscribe" => |topics| ClientRequest::Subscribe { topics },
             "unsubscribe" => |topics| ClientRequest::Unsubscribe { topics },
+            "auth" => {
+                return match raw.token {
+                    Some(token) if !token.is_empty() && token.len() <= MAX_TOKEN_LEN => {
+                        Ok(ClientRequest::Auth { token })
+                    }
+                    _ => Err(RequestError::new(
+                        ErrorCode::BadRequest,
+                        format!("`auth` needs a `token` string of 1-{MAX_TOKEN_LEN} bytes"),
+                    )),
+                }
+            }
             other => {
                 return Err(RequestError::new(
                     ErrorCode::UnknownOp,
                     format!(
-                        "unknown op `{}`; expected `subscribe` or `unsubscribe`",
+                        "unknown op `{}`; expected `subscribe`, `unsubscribe` or `auth`",
                         truncate(other)
                     ),
                 ))
@@ -245,6 +284,35 @@ impl ServerMessage {
     }
 }
 
+/// The first record a publisher sends to a broker that requires tokens, in
+/// the ingest framing like the ticks after it: the MessagePack map
+/// `{"type":"auth","token":"…"}` (a JSON object is accepted too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum PublisherRecord {
+    /// The publisher's token (a JWT with a `pub` claim).
+    Auth {
+        /// The token.
+        token: String,
+    },
+}
+
+impl PublisherRecord {
+    /// The record's payload (MessagePack).
+    pub fn to_msgpack(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    /// Reads a record's payload: MessagePack, or JSON if it starts with `{`.
+    pub fn parse(payload: &[u8]) -> Option<Self> {
+        if payload.first() == Some(&b'{') {
+            serde_json::from_slice(payload).ok()
+        } else {
+            rmp_serde::from_slice(payload).ok()
+        }
+    }
+}
+
 /// One decoded broker → client frame.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming<'a> {
@@ -287,6 +355,55 @@ mod tests {
             ClientRequest::from_json(want.to_json().as_bytes()),
             Ok(want)
         );
+    }
+
+    #[test]
+    fn auth_parses_and_needs_a_token() {
+        let want = ClientRequest::Auth {
+            token: "a.b.c".into(),
+        };
+        assert_eq!(
+            ClientRequest::from_json(br#"{"op":"auth","token":"a.b.c"}"#),
+            Ok(want.clone())
+        );
+        assert_eq!(ClientRequest::from_msgpack(&want.to_msgpack()), Ok(want));
+        let code = |body: &[u8]| ClientRequest::from_json(body).map_err(|e| e.code);
+        assert_eq!(code(br#"{"op":"auth"}"#), Err(ErrorCode::BadRequest));
+        assert_eq!(
+            code(br#"{"op":"auth","token":""}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            code(br#"{"op":"auth","token":7}"#),
+            Err(ErrorCode::BadRequest)
+        );
+        let msg = ServerMessage::Authenticated {
+            sub: "alice".into(),
+            exp: 9,
+        };
+        assert_eq!(
+            decode_server_frame(&msg.to_msgpack()),
+            Ok(Incoming::Control(msg))
+        );
+        let json = serde_json::to_value(ServerMessage::Error {
+            code: ErrorCode::NotEntitled,
+            message: String::new(),
+        })
+        .unwrap();
+        assert_eq!(json["code"], "not_entitled");
+    }
+
+    #[test]
+    fn a_publisher_auth_record_reads_from_msgpack_and_json() {
+        let rec = PublisherRecord::Auth {
+            token: "t.t.t".into(),
+        };
+        assert_eq!(PublisherRecord::parse(&rec.to_msgpack()), Some(rec.clone()));
+        assert_eq!(
+            PublisherRecord::parse(br#"{"type":"auth","token":"t.t.t"}"#),
+            Some(rec)
+        );
+        assert_eq!(PublisherRecord::parse(b"\x81\xa4type\xa4tick"), None);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`control`]: the client ↔ broker control messages on the WebSocket
 //!   (`subscribe`, `unsubscribe`, their acknowledgements and errors).
 //!
+//! - [`tls`] (feature `tls`): the client side of TLS for our own clients.
+//!
 //! The full specification is `docs/PROTOCOL.md` at the root of the repository.
 
 pub mod clock;
@@ -19,6 +21,8 @@ pub mod control;
 pub mod framing;
 mod msgpack;
 pub mod tick;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use control::{ClientRequest, ErrorCode, ServerMessage};
 pub use framing::{FrameError, MAX_RECORD_LEN};

@@ -10,20 +10,32 @@
 //! the write half when the connection joined. When the client goes, the
 //! session drops its subscriptions, lets the writer finish the close
 //! handshake (within a grace period), and drops the membership.
+//!
+//! With authentication the session owns its [`Authorized`] state: the
+//! token's grant and its user's connection count. Its entitlements go with
+//! every subscribe; its `exp` is a deadline in the same `select!` as the
+//! reads: at it, the client gets `token_expired` and a 4001 close, unless an
+//! `auth` request brought a fresh token (same `sub`) before, which moves the
+//! deadline and, if its `syms` differ, re-resolves the subscription
+//! (`Member::regrant`).
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tickcast_protocol::control::{ErrorCode, RequestError};
-use tickcast_protocol::ClientRequest;
-use tokio::net::TcpStream;
+use tickcast_protocol::{ClientRequest, ServerMessage};
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::auth::entitlements::Entitlements;
+use crate::auth::users::{Hold, Users};
+use crate::auth::{Grant, Verifier};
 use crate::client::reader::{close_reply_code, FrameReader, Message, ReadError};
 use crate::config::Limits;
 use crate::fanout::connection::CLOSE_GRACE;
 use crate::fanout::frame;
+use crate::fanout::stream::Stream;
 use crate::fanout::{Fanout, Member};
 use crate::observe::metrics::Metrics;
 
@@ -35,6 +47,41 @@ pub struct SessionEnv {
     pub metrics: Arc<Metrics>,
     /// Per-connection limits.
     pub limits: Limits,
+    /// Token verification, when the broker requires tokens.
+    pub auth: Option<Arc<Verifier>>,
+    /// Connections per user (`max_conns`).
+    pub users: Arc<Users>,
+}
+
+/// The close code for an expired token (4000-4999: for applications).
+pub const TOKEN_EXPIRED_CLOSE: u16 = 4001;
+
+/// A connection's verified token and its place in its user's count.
+#[derive(Debug)]
+pub struct Authorized {
+    /// What the token grants.
+    pub grant: Grant,
+    /// The user's connection count, released when the session ends.
+    pub hold: Hold,
+}
+
+/// When a token that expires at `exp` (Unix seconds) stops being valid,
+/// as a tokio deadline (now if it already has).
+fn deadline(exp: u64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let left = (exp as f64 - now).max(0.0);
+    Instant::now() + Duration::from_secs_f64(left)
+}
+
+/// A session's own state besides its socket.
+struct State {
+    rate: RateLimit,
+    /// What it may receive: its token's `syms`, or everything.
+    access: Arc<Entitlements>,
+    auth: Option<(Authorized, Instant)>,
 }
 
 /// A token bucket for control messages: `burst` at once, `rate` a second.
@@ -72,34 +119,67 @@ impl RateLimit {
 /// Serves one upgraded connection until it closes. `leftover` holds bytes
 /// the HTTP layer read past the upgrade request; `topics` come from the
 /// `?topics=` query and are subscribed before anything is read.
-pub async fn run(stream: TcpStream, leftover: Bytes, env: Arc<SessionEnv>, topics: Vec<String>) {
+pub async fn run(
+    stream: Stream,
+    leftover: Bytes,
+    env: Arc<SessionEnv>,
+    topics: Vec<String>,
+    authorized: Option<Authorized>,
+) {
     let Ok(peer) = stream.peer_addr() else { return };
     let limits = &env.limits;
-    let (mut rd, wr) = stream.into_split();
-    let member = env.fanout.join(peer, wr);
+    let (mut rd, wr) = stream.split();
+    let user = authorized.as_ref().map(|a| a.hold.stats().clone());
+    let member = env.fanout.join_as(peer, wr, user);
     let conn = member.connection().clone();
     env.metrics.connections.add(1);
     env.metrics.connections_total.add(1);
     debug!(id = conn.id, %peer, "connected");
     let mut reader = FrameReader::new(limits.max_control_bytes, &leftover);
     drop(leftover);
-    let mut rate = RateLimit::new(limits.control_rate, limits.control_burst);
+    let mut st = State {
+        rate: RateLimit::new(limits.control_rate, limits.control_burst),
+        access: authorized
+            .as_ref()
+            .map_or_else(|| Arc::new(Entitlements::All), |a| a.grant.syms.clone()),
+        auth: authorized.map(|a| {
+            let at = deadline(a.grant.expires);
+            (a, at)
+        }),
+    };
 
     if !topics.is_empty() {
-        apply(&env, &member, ClientRequest::Subscribe { topics });
+        apply(&env, &member, &mut st, ClientRequest::Subscribe { topics });
     }
     loop {
+        let expiry = st.auth.as_ref().map(|(_, at)| *at);
         let msg = tokio::select! {
             msg = reader.next_message(&mut rd) => msg,
             _ = conn.cancelled() => break,
+            _ = async {
+                match expiry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                env.metrics.tokens_expired.add(1);
+                debug!(id = conn.id, %peer, "token expired");
+                let expired = RequestError::new(
+                    ErrorCode::TokenExpired,
+                    "the token expired; send {\"op\":\"auth\",\"token\":…} before it does",
+                );
+                reply_error(&env, &member, &expired);
+                member.close(TOKEN_EXPIRED_CLOSE, "token expired", false);
+                break;
+            }
         };
         conn.heard_from();
         match msg {
             Ok(Message::Text(body)) => {
-                on_request(&env, &member, &mut rate, ClientRequest::from_json(&body))
+                on_request(&env, &member, &mut st, ClientRequest::from_json(&body))
             }
             Ok(Message::Binary(body)) => {
-                on_request(&env, &member, &mut rate, ClientRequest::from_msgpack(&body))
+                on_request(&env, &member, &mut st, ClientRequest::from_msgpack(&body))
             }
             Ok(Message::Ping(payload)) => member.reply(frame::pong(&payload)),
             Ok(Message::Pong) => {}
@@ -143,10 +223,10 @@ pub async fn run(stream: TcpStream, leftover: Bytes, env: Arc<SessionEnv>, topic
 fn on_request(
     env: &SessionEnv,
     member: &Member,
-    rate: &mut RateLimit,
+    st: &mut State,
     request: Result<ClientRequest, RequestError>,
 ) {
-    if !rate.allow() {
+    if !st.rate.allow() {
         let limit = env.limits.control_rate;
         let refusal = RequestError::new(
             ErrorCode::RateLimited,
@@ -156,21 +236,65 @@ fn on_request(
         return;
     }
     match request {
-        Ok(request) => apply(env, member, request),
+        Ok(request) => apply(env, member, st, request),
         Err(e) => reply_error(env, member, &e),
     }
 }
 
 /// Carries out a valid request; the hub sends the ack.
-fn apply(env: &SessionEnv, member: &Member, request: ClientRequest) {
+fn apply(env: &SessionEnv, member: &Member, st: &mut State, request: ClientRequest) {
     match request {
         ClientRequest::Subscribe { topics } => {
-            if let Err(e) = member.subscribe(&topics, env.limits.max_topics) {
+            if let Err(e) = member.subscribe(&topics, env.limits.max_topics, &st.access) {
+                if e.code == ErrorCode::NotEntitled {
+                    env.metrics.not_entitled.add(1);
+                }
                 reply_error(env, member, &e);
             }
         }
         ClientRequest::Unsubscribe { topics } => member.unsubscribe(&topics),
+        ClientRequest::Auth { token } => {
+            if let Err(e) = renew(env, member, st, &token) {
+                reply_error(env, member, &e);
+            }
+        }
     }
+}
+
+/// An `auth` request: a fresh token for the same user moves the expiry and
+/// brings its entitlements.
+fn renew(
+    env: &SessionEnv,
+    member: &Member,
+    st: &mut State,
+    token: &str,
+) -> Result<(), RequestError> {
+    let (Some(verifier), Some((current, at))) = (&env.auth, &mut st.auth) else {
+        return Err(RequestError::new(
+            ErrorCode::BadRequest,
+            "this broker does not use tokens",
+        ));
+    };
+    let bad = |why: String| {
+        env.metrics.auth_refused.add(1);
+        RequestError::new(ErrorCode::BadToken, why)
+    };
+    let grant = verifier.verify(token).map_err(|e| bad(e.to_string()))?;
+    if grant.user != current.grant.user {
+        return Err(bad("the token is for another user".to_owned()));
+    }
+    *at = deadline(grant.expires);
+    if *grant.syms != *st.access {
+        member.regrant(&st.access, &grant.syms);
+        st.access = grant.syms.clone();
+    }
+    let reply = ServerMessage::Authenticated {
+        sub: grant.user.to_string(),
+        exp: grant.expires,
+    };
+    current.grant = grant;
+    member.reply(frame::binary(&reply.to_msgpack()));
+    Ok(())
 }
 
 fn reply_error(env: &SessionEnv, member: &Member, e: &RequestError) {

@@ -1,12 +1,14 @@
 //! From an HTTP request on `/ws` to a running session.
 //!
 //! Before anything else the request's `Origin` is checked (`origin.rs`) and
-//! the connection limit applied. hyper parses the request and
+//! the connection limit applied; with tokens required, the token is
+//! verified (401 without a valid one) and its user's `max_conns` applied
+//! (429 past it), all before the `101`. hyper parses the request and
 //! fastwebsockets checks the handshake headers
 //! and builds the `101` response. Once upgraded, the connection is taken back
-//! as a plain `TcpStream` (hyper hands it over with any bytes it had read
-//! ahead), because the session splits it into an owned read half and write
-//! half with no lock between them. A refused upgrade is a [`Refusal`], which
+//! as a plain `TcpStream` or a TLS stream over one (hyper hands it over with
+//! any bytes it had read ahead), because the session splits it into a read
+//! half and a write half (`fanout/stream.rs`). A refused upgrade is a [`Refusal`], which
 //! the HTTP layer turns into a status and a one-line reason. [`take_over`]
 //! is the handshake and hand-over alone; the Autobahn echo server
 //! (`examples/echo.rs`) serves on it too.
@@ -24,9 +26,12 @@ use tokio::net::TcpStream;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::auth::users::TooMany;
+use crate::auth::{self, Refused};
 use crate::client::origin::{self, OriginRefusal};
-use crate::client::session::{self, SessionEnv};
+use crate::client::session::{self, Authorized, SessionEnv};
 use crate::config::AllowedOrigins;
+use crate::fanout::stream::{Stream, Tls};
 
 /// Why an upgrade was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +51,12 @@ pub enum Refusal {
     /// The page asking is not allowed to (`origin.rs`).
     #[error(transparent)]
     Origin(#[from] OriginRefusal),
+    /// No valid token.
+    #[error("{0}")]
+    Unauthorized(#[from] Refused),
+    /// The token's user holds its `max_conns` already.
+    #[error("{0}")]
+    UserLimit(#[from] TooMany),
 }
 
 impl Refusal {
@@ -56,6 +67,8 @@ impl Refusal {
             Refusal::TooManyConnections => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::BadTopics(_) | Refusal::BadHandshake(_) => StatusCode::BAD_REQUEST,
             Refusal::Origin(_) => StatusCode::FORBIDDEN,
+            Refusal::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Refusal::UserLimit(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -82,16 +95,34 @@ pub fn accept(
         env.metrics.connections_refused.add(1);
         return Err(Refusal::TooManyConnections);
     }
+    let authorized = authorize(&req, env)?;
     let topics = query_topics(req.uri().query()).map_err(Refusal::BadTopics)?;
     let (response, handover) = take_over(&mut req)?;
     let env = env.clone();
     sessions.spawn(async move {
         let _hold = hold;
         if let Some((stream, leftover)) = handover.stream().await {
-            session::run(stream, leftover, env, topics).await;
+            session::run(stream, leftover, env, topics, authorized).await;
         }
     });
     Ok(response)
+}
+
+/// With tokens required: the request's token, verified, and a place in its
+/// user's connection count. `None` when the broker takes anyone.
+fn authorize(req: &Request<Incoming>, env: &SessionEnv) -> Result<Option<Authorized>, Refusal> {
+    let Some(verifier) = &env.auth else {
+        return Ok(None);
+    };
+    let grant = auth::token_from(req.headers(), req.uri().query())
+        .ok_or(Refused::Missing)
+        .and_then(|token| verifier.verify(token))
+        .inspect_err(|_| env.metrics.auth_refused.add(1))?;
+    let hold = env
+        .users
+        .admit(&grant.user, grant.max_conns)
+        .inspect_err(|_| env.metrics.user_limit_refused.add(1))?;
+    Ok(Some(Authorized { grant, hold }))
 }
 
 /// Answers a WebSocket upgrade request: checks the handshake headers and
@@ -112,8 +143,9 @@ impl Handover {
     /// Waits for hyper to hand the connection over (after the `101` is
     /// sent): the `TcpStream` and the bytes hyper had read past the request,
     /// to pass to [`FrameReader::new`](crate::client::reader::FrameReader::new).
-    /// `None` (logged) if the upgrade fails or the connection is not TCP.
-    pub async fn stream(self) -> Option<(TcpStream, Bytes)> {
+    /// `None` (logged) if the upgrade fails or the connection is neither
+    /// TCP nor TLS over TCP.
+    pub async fn stream(self) -> Option<(Stream, Bytes)> {
         let ws = match self.0.await {
             Ok(ws) => ws,
             Err(e) => {
@@ -122,10 +154,14 @@ impl Handover {
             }
         };
         let upgraded = ws.into_inner().into_inner();
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) => Some((parts.io.into_inner(), parts.read_buf)),
+        let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => return Some((Stream::Plain(parts.io.into_inner()), parts.read_buf)),
+            Err(upgraded) => upgraded,
+        };
+        match upgraded.downcast::<TokioIo<Tls>>() {
+            Ok(parts) => Some((Stream::Tls(Box::new(parts.io.into_inner())), parts.read_buf)),
             Err(_) => {
-                warn!("upgraded connection is not a TCP stream");
+                warn!("upgraded connection is neither TCP nor TLS");
                 None
             }
         }

@@ -11,11 +11,14 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::auth::users::UserStats;
 
 /// How long a closing connection may take to finish the close handshake
 /// before it is cut.
@@ -42,6 +45,8 @@ pub struct Connection {
     cancel: CancellationToken,
     /// The writer has sent the close frame (or given up on the socket).
     closed: Notify,
+    /// Its user's figures (with tokens), counted into by its writer.
+    pub user: Option<Arc<UserStats>>,
 }
 
 impl Connection {
@@ -56,7 +61,14 @@ impl Connection {
             replies_queued: AtomicI64::new(0),
             cancel: parent.child_token(),
             closed: Notify::new(),
+            user: None,
         }
+    }
+
+    /// The same, counting its deliveries into `user`'s figures.
+    pub fn with_user(mut self, user: Option<Arc<UserStats>>) -> Self {
+        self.user = user;
+        self
     }
 
     /// The client sent something: it is alive, and answers any ping.

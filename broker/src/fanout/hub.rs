@@ -31,6 +31,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tickcast_protocol::control::RequestError;
 use tickcast_protocol::ServerMessage;
 
+use crate::auth::entitlements::Entitlements;
 use crate::fanout::frame;
 use crate::fanout::inbox::{Delivery, Inbox, Recipients};
 use crate::fanout::subscriptions::{Route, Snapshot, Subscriptions};
@@ -122,7 +123,7 @@ impl Hub {
             let mut guard = self.state.lock();
             let st = &mut *guard;
             for t in batch {
-                let Some(id) = st.symbols.intern(t.sym) else {
+                let Some(id) = st.subscriptions.intern(&mut st.symbols, t.sym) else {
                     rejected += 1;
                     continue;
                 };
@@ -183,12 +184,13 @@ impl Hub {
         route: Route,
         topics: &[String],
         max_topics: usize,
+        access: &Arc<Entitlements>,
     ) -> Result<usize, RequestError> {
         let mut guard = self.state.lock();
         let st = &mut *guard;
-        let done = st
-            .subscriptions
-            .subscribe(&mut st.symbols, route, topics, max_topics)?;
+        let done =
+            st.subscriptions
+                .subscribe(&mut st.symbols, route, topics, max_topics, access)?;
         let inbox = &self.inboxes[route.shard as usize];
         let ack = ack_frame(done.topics);
         let ack_len = ack.len();
@@ -238,6 +240,28 @@ impl Hub {
         let ack = ack_frame(left);
         let ack_len = ack.len();
         self.inboxes[route.shard as usize].push_deliveries(&mut vec![control(route, ack)]);
+        ack_len
+    }
+
+    /// Changes a connection's entitlements from `old` to `access` (a renewed
+    /// token; see `Subscriptions::regrant`), then sends the ack and a
+    /// snapshot of each symbol its `*` newly covers; returns the ack's size.
+    pub fn regrant(&self, route: Route, old: &Entitlements, access: &Arc<Entitlements>) -> usize {
+        let mut guard = self.state.lock();
+        let st = &mut *guard;
+        let (topics, newly) = st
+            .subscriptions
+            .regrant(&mut st.symbols, route, old, access);
+        let ack = ack_frame(topics);
+        let ack_len = ack.len();
+        let now = now_ns();
+        let mut out = vec![control(route, ack)];
+        out.extend(
+            newly
+                .into_iter()
+                .filter_map(|id| snapshot(&st.symbols, id, route, now)),
+        );
+        self.inboxes[route.shard as usize].push_deliveries(&mut out);
         ack_len
     }
 
@@ -306,6 +330,10 @@ mod tests {
         (hub, inboxes.remove(0), metrics)
     }
 
+    fn all() -> Arc<Entitlements> {
+        Arc::new(Entitlements::All)
+    }
+
     fn route(slot: u32) -> Route {
         Route { shard: 0, slot }
     }
@@ -315,7 +343,7 @@ mod tests {
     }
 
     fn subscribe(hub: &Hub, slot: u32, list: &[&str]) {
-        if let Err(e) = hub.subscribe(route(slot), &topics(list), 10) {
+        if let Err(e) = hub.subscribe(route(slot), &topics(list), 10, &all()) {
             panic!("{e:?}");
         }
     }
@@ -401,6 +429,45 @@ mod tests {
         hub.remove(route(0));
         publish(&hub, &[("S1", 5)]);
         assert_eq!(delivered(&inbox, 2), [vec![], vec!["S1:5"]]);
+    }
+
+    #[test]
+    fn a_restricted_wildcard_gets_its_symbols_only_and_leaves_exactly_them() {
+        let (hub, inbox, _) = hub();
+        let some = Arc::new(Entitlements::parse(&["S1", "B.*"]).unwrap_or_else(|e| panic!("{e}")));
+        publish(&hub, &[("S1", 1), ("S2", 1), ("B.1", 1)]);
+        let sub = |slot, list: &[&str]| {
+            hub.subscribe(route(slot), &topics(list), 10, &some)
+                .map(|_| ())
+                .map_err(|e| e.code)
+        };
+        assert_eq!(
+            sub(0, &["S2"]),
+            Err(tickcast_protocol::ErrorCode::NotEntitled)
+        );
+        assert_eq!(sub(0, &["S1"]), Ok(()));
+        assert_eq!(sub(0, &["*"]), Ok(()));
+        // A new symbol inside the pattern joins on its first tick; one
+        // outside never reaches it.
+        publish(
+            &hub,
+            &[("S1", 2), ("S2", 2), ("B.1", 2), ("B.2", 1), ("S3", 1)],
+        );
+        assert_eq!(
+            delivered(&inbox, 1),
+            [vec![
+                "ack", "S1:1", "ack", "B.1:1", "S1:2", "B.1:2", "B.2:1"
+            ]]
+        );
+        // Off `*`: only the named S1 is left.
+        hub.unsubscribe(route(0), &topics(&["*"]));
+        publish(&hub, &[("S1", 3), ("B.1", 3), ("B.2", 2)]);
+        assert_eq!(delivered(&inbox, 1), [vec!["ack", "S1:3"]]);
+        // Back on `*`, then gone: nothing at all.
+        assert_eq!(sub(0, &["*"]), Ok(()));
+        hub.remove(route(0));
+        publish(&hub, &[("S1", 4), ("B.1", 4), ("B.3", 1)]);
+        assert_eq!(delivered(&inbox, 1), [vec!["ack", "B.1:3", "B.2:2"]]);
     }
 
     #[test]
@@ -513,7 +580,7 @@ mod tests {
         publish(&hub, &[("NEW", 1)]);
         assert_eq!(metrics.ticks_rejected.get(), 1);
         assert_eq!(hub.symbol_count(), MAX_SYMBOLS);
-        let refused = hub.subscribe(route(0), &topics(&["NEW2"]), 10);
+        let refused = hub.subscribe(route(0), &topics(&["NEW2"]), 10, &all());
         assert!(refused.is_err());
         delivered(&inbox, 1);
     }

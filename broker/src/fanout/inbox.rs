@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{oneshot, Notify};
 
 use crate::fanout::connection::{Connection, ConnectionInfo};
+use crate::fanout::stream::WriteHalf;
 use crate::fanout::subscriptions::Slots;
 use crate::fanout::symbols::SymbolId;
 
@@ -48,7 +48,7 @@ pub enum Item {
         /// What its session shares with the writer.
         conn: Arc<Connection>,
         /// The socket's write half, owned by the writer from here on.
-        socket: OwnedWriteHalf,
+        socket: WriteHalf,
     },
     /// A frame to deliver.
     Deliver(Delivery),
@@ -142,7 +142,7 @@ impl Inbox {
     }
 
     /// Gives a new connection a slot and hands its socket to the writer.
-    pub fn attach(&self, conn: Arc<Connection>, socket: OwnedWriteHalf) -> u32 {
+    pub fn attach(&self, conn: Arc<Connection>, socket: WriteHalf) -> u32 {
         let mut st = self.state.lock();
         let slot = st.free.pop().unwrap_or_else(|| {
             st.next_slot += 1;

@@ -33,6 +33,7 @@ pub mod hub;
 pub mod inbox;
 pub mod outbox;
 pub mod replies;
+pub mod stream;
 pub mod subscriptions;
 pub mod symbols;
 pub mod window;
@@ -46,9 +47,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tickcast_protocol::control::RequestError;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::entitlements::Entitlements;
+use crate::auth::users::UserStats;
 use crate::config::Limits;
 use crate::observe::metrics::Metrics;
 use connection::{Connection, ConnectionInfo};
@@ -56,6 +58,7 @@ use frame::close_code;
 use hub::Hub;
 use inbox::{Delivery, Inbox, Item, Recipients};
 use replies::ReplyBudget;
+use stream::WriteHalf;
 use subscriptions::Route;
 use writer::ShardWriter;
 
@@ -130,9 +133,20 @@ impl Fanout {
 
     /// Places a new connection in the least loaded shard, which takes over
     /// its socket's write half.
-    pub fn join(&self, peer: SocketAddr, socket: OwnedWriteHalf) -> Member {
+    pub fn join(&self, peer: SocketAddr, socket: WriteHalf) -> Member {
+        self.join_as(peer, socket, None)
+    }
+
+    /// [`Self::join`] for a connection whose deliveries count into its
+    /// user's figures.
+    pub fn join_as(
+        &self,
+        peer: SocketAddr,
+        socket: WriteHalf,
+        user: Option<Arc<UserStats>>,
+    ) -> Member {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let conn = Arc::new(Connection::new(id, peer, &self.inner.connections));
+        let conn = Arc::new(Connection::new(id, peer, &self.inner.connections).with_user(user));
         let (shard, inbox) = self
             .inner
             .inboxes
@@ -222,10 +236,22 @@ impl Member {
 
     /// Subscribes (see [`Hub::subscribe`]); the ack is charged to the
     /// connection's replies.
-    pub fn subscribe(&self, topics: &[String], max_topics: usize) -> Result<(), RequestError> {
-        let ack = self.hub.subscribe(self.route, topics, max_topics)?;
+    pub fn subscribe(
+        &self,
+        topics: &[String],
+        max_topics: usize,
+        access: &Arc<Entitlements>,
+    ) -> Result<(), RequestError> {
+        let ack = self.hub.subscribe(self.route, topics, max_topics, access)?;
         self.charge(ack);
         Ok(())
+    }
+
+    /// Changes the connection's entitlements (see [`Hub::regrant`]); the
+    /// ack is charged to the connection's replies.
+    pub fn regrant(&self, old: &Entitlements, access: &Arc<Entitlements>) {
+        let ack = self.hub.regrant(self.route, old, access);
+        self.charge(ack);
     }
 
     /// Unsubscribes (see [`Hub::unsubscribe`]); the ack is charged to the
@@ -312,7 +338,7 @@ mod tests {
             .unwrap();
         let (server, peer) = listener.accept().await.unwrap();
         let (_read, write) = server.into_split();
-        (fanout.join(peer, write), client)
+        (fanout.join(peer, write.into()), client)
     }
 
     #[tokio::test]
@@ -325,13 +351,17 @@ mod tests {
         let (fanout, _writers) = Fanout::new(1, &limits, metrics.clone());
         let (member, _client) = member(&fanout).await;
         let topics: Vec<String> = (0..10).map(|i| format!("SYM{i}")).collect();
-        assert!(member.subscribe(&topics, 100).is_ok());
+        assert!(member
+            .subscribe(&topics, 100, &Arc::new(Entitlements::All))
+            .is_ok());
         let ack = fanout.reply_bytes();
         assert!(ack > 50, "the ack is charged: {ack}");
         assert!(!member.overflowed());
         // Each subscribe's ack lists all ten: a few of them pass 300 bytes.
         for _ in 0..5 {
-            assert!(member.subscribe(&topics, 100).is_ok());
+            assert!(member
+                .subscribe(&topics, 100, &Arc::new(Entitlements::All))
+                .is_ok());
         }
         assert!(member.overflowed());
         assert_eq!(metrics.reply_overflows.get(), 1, "counted once");

@@ -304,6 +304,10 @@ impl Outbox {
             disconnected: false,
             replies: 0,
         };
+        // A graceful close goes after this visit's pending frames: held
+        // aside while they are taken, or they would be refused as coming
+        // after the close (they were dropped so until 2026-12-02).
+        let graceful = self.graceful_close.take();
         let mut direct = !blocked && self.is_empty() && !self.is_closing();
         let mut direct_bytes = 0;
         for &at in pending {
@@ -329,7 +333,7 @@ impl Outbox {
                 Pushed::Queued | Pushed::Held | Pushed::Closed => {}
             }
         }
-        if let Some(close) = self.graceful_close.take() {
+        if let Some(close) = graceful {
             self.bytes += close.len();
             self.queue.push_back(Queued {
                 frame: close,
@@ -511,6 +515,26 @@ mod tests {
         let got = ob.collect(&at, &w, false, &mut batch, usize::MAX);
         assert_eq!(firsts(&batch, &w), vec![1, 2, 0x88]);
         assert_eq!(got.take, Take::Last);
+    }
+
+    #[test]
+    fn a_reply_pending_when_a_graceful_close_arrives_goes_out_before_it() {
+        // An error reply and then a close (an expired token): the reply is
+        // pending when the writer takes both in one pass.
+        let mut ob = Outbox::new(1_000, SlowConsumerPolicy::Conflate);
+        let mut w = Window::default();
+        let at = w.push(Frame {
+            bytes: tick(7, 20),
+            sym: None,
+            enqueued_ns: 0,
+        });
+        assert!(ob.close(frame::close(4001, "token expired"), false));
+        let mut batch = Batch::default();
+        let got = ob.collect(&[at], &w, false, &mut batch, usize::MAX);
+        assert_eq!(firsts(&batch, &w), vec![7]);
+        assert!(got.more, "the close is next");
+        let (frames, take) = drain(&mut ob);
+        assert_eq!((frames, take), (vec![0x88], Take::Last));
     }
 
     #[test]

@@ -22,6 +22,24 @@
 //! A connection on `*` is in the `*` list only, not in its symbols' lists,
 //! so it gets each tick once.
 //!
+//! **Entitlements.** A subscribe names the connection's entitlements
+//! (`auth/entitlements.rs`); a named topic outside them refuses the whole
+//! request (`not_entitled`). A connection on `*` entitled to everything is
+//! in the `*` list as above. One entitled to a subset is *not*: it is put in
+//! the list of each entitled symbol instead, resolved once per symbol —
+//! for every known symbol when it subscribes to `*`, and for a new symbol
+//! when the symbol first appears ([`Subscriptions::on_new_symbol`], called
+//! wherever a symbol is interned). So the per-tick path stays exactly as it
+//! is: a tick carries its symbol's list and the `*` list, and no pattern is
+//! ever checked per tick or per delivery. What it costs instead: one
+//! pattern check per (restricted `*` connection, new symbol), and at a `*`
+//! subscribe one check and one list copy per known symbol, under the hub's
+//! lock (100,000 symbols × a copy of a few slots: milliseconds, paid once,
+//! where a check per tick per subscriber would be paid millions of times a
+//! second). A restricted `*` subscriber's snapshot is its entitled symbols
+//! only, and its memberships are kept (`joined`) so leaving `*` or going
+//! away leaves exactly those lists.
+//!
 //! Locking: a `Subscriptions` sits inside the hub's state, under the hub's
 //! lock, and only the hub calls it. It takes no lock of its own and holds
 //! nothing that anyone else mutates.
@@ -32,6 +50,7 @@ use std::sync::Arc;
 use tickcast_protocol::control::{ErrorCode, RequestError};
 use tickcast_protocol::WILDCARD;
 
+use crate::auth::entitlements::Entitlements;
 use crate::fanout::symbols::{SymbolId, SymbolTable};
 
 /// Where a connection sits: its writer shard and its slot in that shard.
@@ -76,6 +95,16 @@ pub struct Subscriptions {
     wildcard: Vec<Option<Slots>>,
     /// What each connection holds, by name (`*` included).
     topics: HashMap<Route, BTreeSet<Arc<str>>>,
+    /// Connections on `*` entitled to a subset (see the module docs).
+    restricted: HashMap<Route, Restricted>,
+}
+
+/// A connection on `*` whose entitlements are a subset.
+#[derive(Debug)]
+struct Restricted {
+    access: Arc<Entitlements>,
+    /// Every symbol whose list it is in (all its entitled, known symbols).
+    joined: Vec<SymbolId>,
 }
 
 impl Subscriptions {
@@ -86,7 +115,30 @@ impl Subscriptions {
             by_symbol: Vec::new(),
             wildcard: vec![None; shards],
             topics: HashMap::new(),
+            restricted: HashMap::new(),
         }
+    }
+
+    /// A symbol was just added to the table: each connection on `*` with
+    /// entitlements that cover it joins its lists (one check each).
+    pub fn on_new_symbol(&mut self, table: &SymbolTable, sym: SymbolId) {
+        let name = &table.get(sym).name;
+        for (route, r) in &mut self.restricted {
+            if r.access.allows(name) {
+                join_at(&mut self.by_symbol, self.shards, sym, *route);
+                r.joined.push(sym);
+            }
+        }
+    }
+
+    /// Interns `name`, telling [`Self::on_new_symbol`] if it is new.
+    pub fn intern(&mut self, table: &mut SymbolTable, name: &str) -> Option<SymbolId> {
+        let before = table.len();
+        let id = table.intern(name)?;
+        if table.len() > before && !self.restricted.is_empty() {
+            self.on_new_symbol(table, id);
+        }
+        Some(id)
     }
 
     /// The subscribers of `sym` in `shard` that are not on `*`.
@@ -103,14 +155,16 @@ impl Subscriptions {
         self.wildcard[shard].as_ref()
     }
 
-    /// Adds `topics` to a connection's subscription. All or nothing: on an
-    /// error nothing changes. New symbols are interned into `table`.
+    /// Adds `topics` to a connection's subscription, within `access` (its
+    /// entitlements). All or nothing: on an error nothing changes. New
+    /// symbols are interned into `table`.
     pub fn subscribe(
         &mut self,
         table: &mut SymbolTable,
         route: Route,
         topics: &[String],
         max_topics: usize,
+        access: &Arc<Entitlements>,
     ) -> Result<Subscribed, RequestError> {
         let current = self.topics.get(&route);
         let fresh: BTreeSet<&str> = topics
@@ -128,6 +182,23 @@ impl Subscriptions {
                 ),
             ));
         }
+        let refused: Vec<&str> = fresh
+            .iter()
+            .copied()
+            .filter(|t| *t != WILDCARD && !access.allows(t))
+            .collect();
+        if !refused.is_empty() {
+            let shown: Vec<&str> = refused.iter().copied().take(4).collect();
+            let more = if refused.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            };
+            return Err(RequestError::new(
+                ErrorCode::NotEntitled,
+                format!("not entitled to {}{more}", shown.join(", ")),
+            ));
+        }
         let unknown = fresh
             .iter()
             .filter(|t| **t != WILDCARD && table.id(t).is_none())
@@ -141,14 +212,17 @@ impl Subscriptions {
         let was_wildcard = self.is_wildcard(route);
         let now_wildcard = was_wildcard || fresh.contains(WILDCARD);
         let onto_wildcard = now_wildcard && !was_wildcard;
+        let restrict = onto_wildcard && !access.is_all();
         let mut held_before = Vec::new();
-        if onto_wildcard {
+        if onto_wildcard && !restrict {
             // Its per-symbol lists would deliver each tick a second time.
             held_before = self.held_symbols(table, route);
             for &id in &held_before {
                 self.leave_symbol(id, route);
             }
             join(&mut self.wildcard[route.shard as usize], route.slot);
+        } else if restrict {
+            held_before = self.held_symbols(table, route);
         }
         let mut added = Vec::new();
         for topic in fresh {
@@ -160,7 +234,7 @@ impl Subscriptions {
                 continue;
             }
             // Room was checked above.
-            let Some(id) = table.intern(topic) else {
+            let Some(id) = self.intern(table, topic) else {
                 continue;
             };
             if !now_wildcard {
@@ -170,7 +244,9 @@ impl Subscriptions {
             self.topics.entry(route).or_default().insert(name);
             added.push(id);
         }
-        let snapshot = if onto_wildcard {
+        let snapshot = if restrict {
+            Snapshot::Symbols(self.enter_restricted(table, route, access, &held_before))
+        } else if onto_wildcard {
             held_before.sort_unstable();
             Snapshot::AllExcept(held_before)
         } else if was_wildcard {
@@ -197,14 +273,29 @@ impl Subscriptions {
             return Vec::new();
         };
         let removed: Vec<&String> = topics.iter().filter(|t| list.remove(t.as_str())).collect();
+        let mut off_restricted = false;
         for topic in removed {
             if topic == WILDCARD {
-                leave(&mut self.wildcard[route.shard as usize], route.slot);
+                match self.restricted.remove(&route) {
+                    Some(r) => {
+                        // Off a restricted `*`: out of every list but those
+                        // of the symbols it still holds by name.
+                        off_restricted = true;
+                        let held = self.topics.get(&route);
+                        for id in r.joined {
+                            let name = &table.get(id).name;
+                            if !held.is_some_and(|h| h.contains(name)) {
+                                leave_at(&mut self.by_symbol, self.shards, id, route);
+                            }
+                        }
+                    }
+                    None => leave(&mut self.wildcard[route.shard as usize], route.slot),
+                }
             } else if let (Some(id), false) = (table.id(topic), was_wildcard) {
                 self.leave_symbol(id, route);
             }
         }
-        if was_wildcard && !self.is_wildcard(route) {
+        if was_wildcard && !self.is_wildcard(route) && !off_restricted {
             // Off `*`: the symbols it still holds get it back.
             for id in self.held_symbols(table, route) {
                 self.join_symbol(id, route);
@@ -219,7 +310,11 @@ impl Subscriptions {
 
     /// Forgets a connection entirely (it is going away).
     pub fn remove(&mut self, table: &SymbolTable, route: Route) {
-        if self.is_wildcard(route) {
+        if let Some(r) = self.restricted.remove(&route) {
+            for id in r.joined {
+                self.leave_symbol(id, route);
+            }
+        } else if self.is_wildcard(route) {
             leave(&mut self.wildcard[route.shard as usize], route.slot);
         } else {
             for id in self.held_symbols(table, route) {
@@ -255,19 +350,93 @@ impl Subscriptions {
     }
 
     fn join_symbol(&mut self, sym: SymbolId, route: Route) {
-        let at = sym as usize * self.shards + route.shard as usize;
-        if self.by_symbol.len() <= at {
-            self.by_symbol
-                .resize((sym as usize + 1) * self.shards, None);
-        }
-        join(&mut self.by_symbol[at], route.slot);
+        join_at(&mut self.by_symbol, self.shards, sym, route);
     }
 
     fn leave_symbol(&mut self, sym: SymbolId, route: Route) {
-        let at = sym as usize * self.shards + route.shard as usize;
-        if let Some(list) = self.by_symbol.get_mut(at) {
-            leave(list, route.slot);
+        leave_at(&mut self.by_symbol, self.shards, sym, route);
+    }
+
+    /// Puts a connection onto a restricted `*`: into the list of every
+    /// known symbol `access` allows that it does not already hold by name
+    /// (`held`, in those lists already). Returns those symbols: its
+    /// snapshot.
+    fn enter_restricted(
+        &mut self,
+        table: &SymbolTable,
+        route: Route,
+        access: &Arc<Entitlements>,
+        held: &[SymbolId],
+    ) -> Vec<SymbolId> {
+        let mut joined = Vec::new();
+        let mut fresh = Vec::new();
+        // Ids are positions in the table.
+        for (id, s) in (0..).zip(table.iter()) {
+            if !access.allows(&s.name) {
+                continue;
+            }
+            joined.push(id);
+            if !held.contains(&id) {
+                self.join_symbol(id, route);
+                fresh.push(id);
+            }
         }
+        self.restricted.insert(
+            route,
+            Restricted {
+                access: access.clone(),
+                joined,
+            },
+        );
+        fresh
+    }
+
+    /// Changes a connection's entitlements (a renewed token): named topics
+    /// they no longer allow are dropped, and a `*` is re-resolved against
+    /// them. Returns the topics it now holds and the symbols it must get a
+    /// snapshot of (newly covered by its `*`).
+    pub fn regrant(
+        &mut self,
+        table: &mut SymbolTable,
+        route: Route,
+        old: &Entitlements,
+        access: &Arc<Entitlements>,
+    ) -> (Vec<String>, Vec<SymbolId>) {
+        let held = self.list(route);
+        let was_wildcard = self.is_wildcard(route);
+        self.remove(table, route);
+        let kept: Vec<String> = held
+            .into_iter()
+            .filter(|t| t == WILDCARD || access.allows(t))
+            .collect();
+        // Every kept topic is allowed and known, and fewer than before:
+        // this cannot fail.
+        let _ = self.subscribe(table, route, &kept, usize::MAX, access);
+        let newly = if was_wildcard {
+            (0..)
+                .zip(table.iter())
+                .filter(|(_, s)| access.allows(&s.name) && !old.allows(&s.name))
+                .map(|(id, _)| id)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (self.list(route), newly)
+    }
+}
+
+fn join_at(by_symbol: &mut Vec<Option<Slots>>, shards: usize, sym: SymbolId, route: Route) {
+    let at = sym as usize * shards + route.shard as usize;
+    if by_symbol.len() <= at {
+        by_symbol.resize((sym as usize + 1) * shards, None);
+    }
+    join(&mut by_symbol[at], route.slot);
+}
+
+fn leave_at(by_symbol: &mut [Option<Slots>], shards: usize, sym: SymbolId, route: Route) {
+    let at = sym as usize * shards + route.shard as usize;
+    if let Some(list) = by_symbol.get_mut(at) {
+        leave(list, route.slot);
     }
 }
 
@@ -302,6 +471,10 @@ mod tests {
         list.map(|s| s.to_vec()).unwrap_or_default()
     }
 
+    fn all() -> Arc<Entitlements> {
+        Arc::new(Entitlements::All)
+    }
+
     const A: Route = Route { shard: 0, slot: 4 };
     const B: Route = Route { shard: 1, slot: 4 };
 
@@ -310,12 +483,12 @@ mod tests {
         let mut table = SymbolTable::default();
         let mut subs = Subscriptions::new(2);
         let got = subs
-            .subscribe(&mut table, A, &topics(&["S2", "S1"]), 10)
+            .subscribe(&mut table, A, &topics(&["S2", "S1"]), 10, &all())
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(got.topics, ["S1", "S2"]);
         assert_eq!(got.snapshot, Snapshot::Symbols(vec![0, 1]));
         let s1 = table.id("S1").unwrap_or_default();
-        subs.subscribe(&mut table, B, &topics(&["S1"]), 10)
+        subs.subscribe(&mut table, B, &topics(&["S1"]), 10, &all())
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(slots(subs.of_symbol(s1, 0)), [4]);
         assert_eq!(slots(subs.of_symbol(s1, 1)), [4]);
@@ -324,7 +497,7 @@ mod tests {
         // the snapshot is everything it did not hold.
         let before = subs.of_symbol(s1, 0).cloned();
         let got = subs
-            .subscribe(&mut table, A, &topics(&["*", "S3"]), 10)
+            .subscribe(&mut table, A, &topics(&["*", "S3"]), 10, &all())
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(got.topics, ["*", "S1", "S2", "S3"]);
         assert_eq!(got.snapshot, Snapshot::AllExcept(vec![0, 1]));
@@ -359,10 +532,10 @@ mod tests {
     fn limits_refuse_the_whole_request() {
         let mut table = SymbolTable::default();
         let mut subs = Subscriptions::new(1);
-        subs.subscribe(&mut table, A, &topics(&["S1", "S2"]), 3)
+        subs.subscribe(&mut table, A, &topics(&["S1", "S2"]), 3, &all())
             .unwrap_or_else(|e| panic!("{e:?}"));
         let err = subs
-            .subscribe(&mut table, A, &topics(&["S1", "S3", "S4"]), 3)
+            .subscribe(&mut table, A, &topics(&["S1", "S3", "S4"]), 3, &all())
             .err();
         assert_eq!(err.map(|e| e.code), Some(ErrorCode::TooManyTopics));
         assert_eq!(table.id("S3"), None, "nothing was interned");

@@ -5,21 +5,55 @@
 //! published as one batch (at most [`MAX_BATCH`] at a time); a malformed
 //! record ends that publisher, after every valid tick before it, even in the
 //! same read, has been published.
+//!
+//! With a JWT key configured, a publisher's first record must be
+//! `{"type":"auth","token":"…"}` (`PublisherRecord`) within
+//! [`AUTH_WITHIN`], its token verified like a client's and carrying a `pub`
+//! claim; anything else drops the publisher. Its ticks for symbols outside
+//! `pub` are skipped and counted (`tickcast_ticks_unauthorized_total`), the
+//! rest published; once its token expires it is dropped. With
+//! `--ingest-tls` the port speaks TLS with the client port's certificate,
+//! under the same handshake deadline.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tickcast_protocol::clock::now_ns;
+use tickcast_protocol::control::PublisherRecord;
 use tickcast_protocol::framing::parse_record;
 use tickcast_protocol::TickRef;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::auth::entitlements::Entitlements;
+use crate::auth::Verifier;
 use crate::fanout::hub::{Hub, TickIn};
 use crate::feed::sink::MAX_BATCH;
 use crate::observe::metrics::Metrics;
+use crate::tls::TlsServer;
+
+/// How long a publisher has to finish its TLS handshake and send its auth
+/// record.
+pub const AUTH_WITHIN: Duration = Duration::from_secs(10);
+
+/// What the ingest port requires of publishers.
+#[derive(Clone, Default)]
+pub struct IngestSecurity {
+    /// Tokens, when configured.
+    pub auth: Option<Arc<Verifier>>,
+    /// TLS (`--ingest-tls`).
+    pub tls: Option<Arc<TlsServer>>,
+}
+
+/// What an authenticated publisher may do.
+struct Publishing {
+    allowed: Arc<Entitlements>,
+    /// Unix seconds.
+    expires: u64,
+}
 
 /// Read buffer of one publisher connection.
 const INGEST_BUFFER: usize = 64 * 1024;
@@ -34,6 +68,7 @@ pub async fn run_ingest(
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     max_publishers: usize,
+    security: IngestSecurity,
 ) {
     let mut publishers = JoinSet::new();
     loop {
@@ -51,7 +86,13 @@ pub async fn run_ingest(
             Ok((stream, peer)) => {
                 info!(%peer, "publisher connected");
                 let _ = stream.set_nodelay(true);
-                publishers.spawn(read_publisher(stream, peer, hub.clone(), metrics.clone()));
+                publishers.spawn(serve_publisher(
+                    stream,
+                    peer,
+                    hub.clone(),
+                    metrics.clone(),
+                    security.clone(),
+                ));
             }
             Err(e) => {
                 warn!(error = %e, "ingest accept failed");
@@ -61,18 +102,143 @@ pub async fn run_ingest(
     }
 }
 
-/// Reads one publisher until it disconnects or sends something malformed.
-/// A bad record ends the connection, but every valid tick before it, even in
-/// the same read, is published first.
-async fn read_publisher(
-    mut stream: TcpStream,
+/// One publisher: its TLS handshake and its authentication when required,
+/// then its ticks.
+async fn serve_publisher(
+    stream: TcpStream,
     peer: std::net::SocketAddr,
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    security: IngestSecurity,
+) {
+    let Some(tls) = &security.tls else {
+        return read_publisher(stream, peer, hub, metrics, security.auth).await;
+    };
+    match tokio::time::timeout(AUTH_WITHIN, tls.accept_publisher(stream)).await {
+        Ok(Ok(stream)) => read_publisher(stream, peer, hub, metrics, security.auth).await,
+        Ok(Err(e)) => {
+            metrics.tls_handshake_failures.add(1);
+            warn!(%peer, error = %e, "publisher TLS handshake failed");
+        }
+        Err(_) => {
+            metrics.tls_handshake_failures.add(1);
+            warn!(%peer, "publisher TLS handshake timed out");
+        }
+    }
+}
+
+/// Reads a publisher's first record, which must be a valid token with a
+/// `pub` claim; `None` (logged, counted) if it is not.
+async fn authenticate<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    peer: std::net::SocketAddr,
+    verifier: &Verifier,
+    metrics: &Metrics,
+) -> Option<(Publishing, usize)> {
+    let read = async {
+        loop {
+            match parse_record(buf) {
+                Ok(Some((payload, len))) => {
+                    return Ok(Some((PublisherRecord::parse(payload), len)))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            match stream.read_buf(buf).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(_) => {}
+            }
+        }
+    };
+    let refused = |why: &str| {
+        metrics.auth_refused.add(1);
+        metrics.publishers_dropped.add(1);
+        warn!(%peer, "publisher refused: {why}");
+        None
+    };
+    let (record, len) = match tokio::time::timeout(AUTH_WITHIN, read).await {
+        Err(_) => return refused("no auth record in time"),
+        Ok(Err(e)) => return refused(&format!("bad first record: {e}")),
+        Ok(Ok(None)) => return refused("gone before authenticating"),
+        Ok(Ok(Some(got))) => got,
+    };
+    let Some(PublisherRecord::Auth { token }) = record else {
+        return refused("the first record must be {\"type\":\"auth\",\"token\":…}");
+    };
+    match verifier.verify(&token) {
+        Err(e) => refused(&e.to_string()),
+        Ok(grant) => match grant.publish {
+            None => refused("the token has no `pub` claim"),
+            Some(allowed) => {
+                info!(%peer, user = %grant.user, "publisher authenticated");
+                Some((
+                    Publishing {
+                        allowed,
+                        expires: grant.expires,
+                    },
+                    len,
+                ))
+            }
+        },
+    }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// Reads one publisher until it disconnects or sends something malformed.
+/// A bad record ends the connection, but every valid tick before it, even in
+/// the same read, is published first.
+async fn read_publisher<S: AsyncRead + Unpin>(
+    mut stream: S,
+    peer: std::net::SocketAddr,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    auth: Option<Arc<Verifier>>,
 ) {
     let mut buf = BytesMut::with_capacity(INGEST_BUFFER);
     let mut offset: u64 = 0;
+    let publishing = match &auth {
+        None => None,
+        Some(verifier) => {
+            match authenticate(&mut stream, &mut buf, peer, verifier, &metrics).await {
+                Some((publishing, len)) => {
+                    buf.advance(len);
+                    offset = len as u64;
+                    Some(publishing)
+                }
+                None => return,
+            }
+        }
+    };
+    // `None`: everything (no tokens, or a `pub` of `*`).
+    let allowed = publishing
+        .as_ref()
+        .map(|p| p.allowed.clone())
+        .filter(|a| !a.is_all());
+    // The read that brought the auth record may have brought ticks too.
+    if !publish_buffered(
+        &mut buf,
+        &mut offset,
+        peer,
+        &hub,
+        &metrics,
+        allowed.as_deref(),
+    ) {
+        return;
+    }
     loop {
+        if publishing.as_ref().is_some_and(|p| unix_now() > p.expires) {
+            metrics.publishers_dropped.add(1);
+            warn!(%peer, "publisher token expired; disconnecting");
+            return;
+        }
         if buf.capacity() - buf.len() < INGEST_BUFFER / 4 {
             buf.reserve(INGEST_BUFFER);
         }
@@ -92,54 +258,87 @@ async fn read_publisher(
                 return;
             }
         }
-        let recv_ns = now_ns();
-        let mut used = 0;
-        let mut failure: Option<String> = None;
-        let mut batch: Vec<TickIn<'_>> = Vec::with_capacity(MAX_BATCH.min(buf.len() / 64 + 1));
-        loop {
-            match parse_record(&buf[used..]) {
-                Ok(Some((payload, len))) => match TickRef::decode(payload) {
-                    Ok(t) => {
-                        batch.push(TickIn {
-                            sym: t.sym,
-                            seq: t.seq,
-                            ts: t.ts,
-                            payload,
-                            recv_ns,
-                        });
-                        used += len;
-                        if batch.len() == MAX_BATCH {
-                            hub.publish(&batch);
-                            batch.clear();
-                        }
+        if !publish_buffered(
+            &mut buf,
+            &mut offset,
+            peer,
+            &hub,
+            &metrics,
+            allowed.as_deref(),
+        ) {
+            return;
+        }
+    }
+}
+
+/// Publishes every whole record in `buf` (ticks outside `allowed`, when
+/// given, are skipped and counted) and drops them from it; false if a
+/// record was malformed (the publisher is dropped).
+fn publish_buffered(
+    buf: &mut BytesMut,
+    offset: &mut u64,
+    peer: std::net::SocketAddr,
+    hub: &Hub,
+    metrics: &Metrics,
+    allowed: Option<&Entitlements>,
+) -> bool {
+    let recv_ns = now_ns();
+    let mut used = 0;
+    let mut failure: Option<String> = None;
+    let mut unauthorized = 0;
+    let mut batch: Vec<TickIn<'_>> = Vec::with_capacity(MAX_BATCH.min(buf.len() / 64 + 1));
+    loop {
+        match parse_record(&buf[used..]) {
+            Ok(Some((payload, len))) => match TickRef::decode(payload) {
+                Ok(t) if allowed.is_some_and(|a| !a.allows(t.sym)) => {
+                    unauthorized += 1;
+                    used += len;
+                }
+                Ok(t) => {
+                    batch.push(TickIn {
+                        sym: t.sym,
+                        seq: t.seq,
+                        ts: t.ts,
+                        payload,
+                        recv_ns,
+                    });
+                    used += len;
+                    if batch.len() == MAX_BATCH {
+                        hub.publish(&batch);
+                        batch.clear();
                     }
-                    Err(e) => {
-                        failure = Some(format!(
-                            "invalid tick at stream offset {}: {e}",
-                            offset + used as u64
-                        ));
-                        break;
-                    }
-                },
-                Ok(None) => break,
+                }
                 Err(e) => {
                     failure = Some(format!(
-                        "bad record at stream offset {}: {e}",
-                        offset + used as u64
+                        "invalid tick at stream offset {}: {e}",
+                        *offset + used as u64
                     ));
                     break;
                 }
+            },
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(format!(
+                    "bad record at stream offset {}: {e}",
+                    *offset + used as u64
+                ));
+                break;
             }
         }
-        hub.publish(&batch);
-        drop(batch);
-        if let Some(reason) = failure {
-            metrics.ticks_rejected.add(1);
-            metrics.publishers_dropped.add(1);
-            warn!(%peer, "{reason}; disconnecting the publisher");
-            return;
-        }
-        buf.advance(used);
-        offset += used as u64;
     }
+    hub.publish(&batch);
+    drop(batch);
+    if unauthorized > 0 {
+        metrics.ticks_unauthorized.add(unauthorized);
+        warn!(%peer, unauthorized, "ticks outside the publisher's `pub` claim skipped");
+    }
+    if let Some(reason) = failure {
+        metrics.ticks_rejected.add(1);
+        metrics.publishers_dropped.add(1);
+        warn!(%peer, "{reason}; disconnecting the publisher");
+        return false;
+    }
+    buf.advance(used);
+    *offset += used as u64;
+    true
 }

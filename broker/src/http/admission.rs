@@ -164,14 +164,22 @@ impl Drop for Handshake {
 /// Answers a refused connection `503` with the reason and closes it,
 /// within [`REFUSE_WITHIN`]; at once, with no answer, when
 /// [`MAX_REFUSING`] are already being refused.
-pub async fn refuse(admission: Arc<Admission>, mut stream: TcpStream, why: Refused) {
+pub async fn refuse(admission: Arc<Admission>, stream: TcpStream, why: Refused) {
     if admission.refusing.fetch_add(1, Ordering::Relaxed) >= MAX_REFUSING {
         admission.refusing.fetch_sub(1, Ordering::Relaxed);
         return;
     }
-    let reason = why.reason();
+    answer_and_close(stream, "503 Service Unavailable", why.reason()).await;
+    admission.refusing.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Writes a canned HTTP answer with a one-line `reason`, closes our side,
+/// then reads what the client still sends until it closes, so our close is
+/// a FIN and not a reset that could destroy the answer before the client
+/// reads it; within [`REFUSE_WITHIN`].
+pub async fn answer_and_close(mut stream: TcpStream, status: &str, reason: &str) {
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\n\
          content-length: {}\r\nconnection: close\r\n\r\n{reason}\n",
         reason.len() + 1
     );
@@ -183,7 +191,6 @@ pub async fn refuse(admission: Arc<Admission>, mut stream: TcpStream, why: Refus
         Ok::<_, std::io::Error>(())
     })
     .await;
-    admission.refusing.fetch_sub(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]

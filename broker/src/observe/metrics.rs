@@ -219,6 +219,28 @@ metrics! {
     /// Clients closed (1008) for not reading the replies they asked for.
     reply_overflows: Counter = "tickcast_reply_overflows",
         "Clients closed for leaving too many replies unread";
+    /// TLS handshakes that failed or did not finish within the handshake
+    /// timeout.
+    tls_handshake_failures: Counter = "tickcast_tls_handshake_failures",
+        "TLS handshakes that failed or timed out";
+    /// Connections to a TLS port that spoke something else (plain HTTP).
+    tls_not_tls: Counter = "tickcast_tls_not_tls",
+        "Connections to a TLS port that did not start a TLS handshake";
+    /// Ticks skipped because their symbol is outside the publisher's `pub`.
+    ticks_unauthorized: Counter = "tickcast_ticks_unauthorized",
+        "Ticks skipped as outside their publisher's pub claim";
+    /// Tokens refused (at upgrade, HTTP, an `auth` renewal, or a publisher's).
+    auth_refused: Counter = "tickcast_auth_refused",
+        "Tokens refused (missing, bad signature, expired, wrong claims)";
+    /// Upgrades refused (HTTP 429) because the user held its `max_conns`.
+    user_limit_refused: Counter = "tickcast_user_limit_refused",
+        "WebSocket upgrades refused at the user's max_conns";
+    /// Connections closed (4001) because their token expired.
+    tokens_expired: Counter = "tickcast_tokens_expired",
+        "Connections closed because their token expired";
+    /// Subscribes refused for topics outside the connection's entitlements.
+    not_entitled: Counter = "tickcast_not_entitled",
+        "Subscribes refused as not entitled";
     /// Failed accepts (out of file descriptors and the like).
     accept_errors: Counter = "tickcast_accept_errors",
         "Failed accepts on the client port (e.g. out of file descriptors)";
@@ -617,6 +639,7 @@ mod tests {
             families,
             [
                 "tickcast_accept_errors_total",
+                "tickcast_auth_refused_total",
                 "tickcast_bytes_out_total",
                 "tickcast_conflated_total",
                 "tickcast_connections",
@@ -625,6 +648,7 @@ mod tests {
                 "tickcast_dropped_total",
                 "tickcast_frames_out_total",
                 "tickcast_handshake_timeouts_total",
+                "tickcast_not_entitled_total",
                 "tickcast_overload_conflated_total",
                 "tickcast_ping_timeouts_total",
                 "tickcast_protocol_errors_total",
@@ -644,13 +668,18 @@ mod tests {
                 "tickcast_ticks_in_total",
                 "tickcast_ticks_rejected_total",
                 "tickcast_ticks_stale_total",
+                "tickcast_ticks_unauthorized_total",
+                "tickcast_tls_handshake_failures_total",
+                "tickcast_tls_not_tls_total",
+                "tickcast_tokens_expired_total",
                 "tickcast_uptime_seconds",
+                "tickcast_user_limit_refused_total",
                 "tickcast_writes_total"
             ]
         );
-        // 24 counters and gauges, the symbols, uptime, reply-bytes and
+        // 31 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 24 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 31 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

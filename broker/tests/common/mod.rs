@@ -4,6 +4,8 @@
 //! independently of ours.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod pki;
+pub mod tokens;
 pub mod witness;
 
 use std::collections::HashMap;
@@ -52,6 +54,7 @@ pub async fn ingest_broker(limits: Limits) -> RunningBroker {
         limits,
         hdr_log: None,
         allowed_origins: Default::default(),
+        ..Default::default()
     };
     tickcast_broker::start(config).await.unwrap()
 }
@@ -74,10 +77,14 @@ pub fn tick(sym: &str, seq: u64) -> Tick {
     }
 }
 
+/// A byte stream a test publishes over: TCP, or TLS over it.
+pub trait Conn: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Conn for T {}
+
 /// A publisher connected to the broker's ingest port; numbers each symbol's
 /// ticks from 1.
 pub struct Publisher {
-    stream: TcpStream,
+    stream: Box<dyn Conn>,
     seqs: HashMap<String, u64>,
 }
 
@@ -88,10 +95,32 @@ impl Publisher {
             .await
             .unwrap();
         stream.set_nodelay(true).unwrap();
+        Self::over(Box::new(stream))
+    }
+
+    /// A publisher writing to `stream` (a TLS connection, say).
+    pub fn over(stream: Box<dyn Conn>) -> Self {
         Self {
             stream,
             seqs: HashMap::new(),
         }
+    }
+
+    /// Connects and sends `token` as the first record (`{"type":"auth"}`).
+    pub async fn connect_with_token(broker: &RunningBroker, token: &str) -> Self {
+        let mut publisher = Self::connect(broker).await;
+        publisher.authenticate(token).await;
+        publisher
+    }
+
+    /// Sends the auth record.
+    pub async fn authenticate(&mut self, token: &str) {
+        let record = tickcast_protocol::control::PublisherRecord::Auth {
+            token: token.to_owned(),
+        };
+        let mut buf = BytesMut::new();
+        tickcast_protocol::framing::put_record(&mut buf, &record.to_msgpack());
+        self.stream.write_all(&buf).await.unwrap();
     }
 
     /// Publishes the next tick of each symbol in `syms`, in one write.

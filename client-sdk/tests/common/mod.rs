@@ -151,6 +151,7 @@ pub fn broker_config(feed: tickcast_broker::FeedConfig) -> tickcast_broker::Brok
         limits: limits(),
         hdr_log: None,
         allowed_origins: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -1,7 +1,7 @@
 //! `control_message`: `ClientRequest::from_json` and `from_msgpack`, the
 //! parsers of what any client may send in a text or binary frame.
 
-use tickcast_protocol::control::{validate_topic, MAX_ERROR_MESSAGE};
+use tickcast_protocol::control::{validate_topic, MAX_ERROR_MESSAGE, MAX_TOKEN_LEN};
 use tickcast_protocol::{ClientRequest, ErrorCode};
 
 use crate::alloc;
@@ -25,10 +25,15 @@ pub fn control_message(data: &[u8]) {
     for parsed in [json, msgpack] {
         match parsed {
             Ok(req) => {
-                let (ClientRequest::Subscribe { topics } | ClientRequest::Unsubscribe { topics }) =
-                    &req;
-                for topic in topics {
-                    assert!(validate_topic(topic).is_ok(), "accepted topic {topic:?}");
+                match &req {
+                    ClientRequest::Subscribe { topics } | ClientRequest::Unsubscribe { topics } => {
+                        for topic in topics {
+                            assert!(validate_topic(topic).is_ok(), "accepted topic {topic:?}");
+                        }
+                    }
+                    ClientRequest::Auth { token } => {
+                        assert!(!token.is_empty() && token.len() <= MAX_TOKEN_LEN);
+                    }
                 }
                 assert_eq!(
                     ClientRequest::from_json(req.to_json().as_bytes()),

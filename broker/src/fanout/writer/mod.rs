@@ -195,7 +195,7 @@ impl ShardWriter {
     fn mark_drained(&mut self, cx: &mut Context<'_>) -> bool {
         let mut any = false;
         for i in self.blocked.iter().collect::<Vec<_>>() {
-            let writable = match &self.slots[i] {
+            let writable = match &mut self.slots[i] {
                 Some(slot) => slot.side.poll_writable(cx).is_ready(),
                 None => true,
             };
@@ -384,6 +384,9 @@ impl ShardWriter {
             match written {
                 Err(_) => return fail(slot),
                 Ok((done, bytes)) => {
+                    if let Some(user) = &slot.conn.user {
+                        user.add_delivered(batch.len() as u64);
+                    }
                     account(batch, window, bytes, metrics, &mut slot.outbox);
                     if done {
                         return finish(slot);
@@ -525,8 +528,14 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let (server, peer) = listener.accept().await.unwrap_or_else(|e| panic!("{e}"));
         let (_read_half, write_half) = server.into_split();
-        let member = fanout.join(peer, write_half);
-        assert!(member.subscribe(&["AAPL".to_owned()], 10).is_ok());
+        let member = fanout.join(peer, write_half.into());
+        assert!(member
+            .subscribe(
+                &["AAPL".to_owned()],
+                10,
+                &Arc::new(crate::auth::entitlements::Entitlements::All)
+            )
+            .is_ok());
         settle().await;
         tokio::time::advance(Duration::from_millis(300)).await;
         settle().await;

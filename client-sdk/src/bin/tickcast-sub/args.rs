@@ -1,8 +1,9 @@
 //! Command-line arguments of `tickcast-sub`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Parser;
 
 /// Broker URL used when none is given.
@@ -29,9 +30,37 @@ pub struct Args {
     /// Print rate, latency percentiles and gaps to stderr once a second.
     #[arg(long)]
     pub stats: bool,
+    /// The token (a JWT) for a broker that requires one. Visible to other
+    /// users in the process list: prefer --token-file.
+    #[arg(long, value_name = "JWT", conflicts_with = "token_file")]
+    pub token: Option<String>,
+    /// Read the token from this file (trailing newline trimmed).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// For wss://: trust the CA certificates in this PEM file instead of
+    /// the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
 }
 
 impl Args {
+    /// The token, from --token or --token-file.
+    pub fn token(&self) -> anyhow::Result<Option<String>> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            bail!("the token file {} is empty", path.display());
+        }
+        Ok(Some(token.to_owned()))
+    }
+
     /// The broker URL and the topics.
     pub fn target(&self) -> anyhow::Result<(String, Vec<String>)> {
         let (url, topics) = match self.words.split_first() {

@@ -53,7 +53,14 @@ async fn main() -> ExitCode {
 
 async fn run(args: &Args) -> anyhow::Result<()> {
     let (url, topics) = args.target()?;
-    let mut client = Client::connect(&url).await?;
+    let mut builder = Client::builder(url);
+    if let Some(token) = args.token()? {
+        builder = builder.token(token);
+    }
+    if let Some(ca) = &args.ca {
+        builder = builder.ca_file(ca);
+    }
+    let mut client = builder.connect().await?;
     client.subscribe(topics).await?;
     if args.count == Some(0) {
         client.close().await;

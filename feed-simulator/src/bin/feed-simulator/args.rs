@@ -55,6 +55,8 @@ pub enum Command {
         #[arg(long, value_name = "HOST:PORT")]
         to: String,
         #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
         market: MarketArgs,
         /// Stop after this long, e.g. `30s` (default: run until stopped).
         #[arg(long, value_parser = humantime::parse_duration)]
@@ -70,6 +72,8 @@ pub enum Command {
         /// The broker's ingest address.
         #[arg(long, value_name = "HOST:PORT")]
         to: String,
+        #[command(flatten)]
+        conn: ConnArgs,
         /// Playback speed: `1` (real time), `10`, `0.5`, … or `max`.
         #[arg(long, default_value = "1")]
         speed: Speed,
@@ -110,6 +114,26 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+/// How to reach a broker that requires tokens or TLS.
+#[derive(Debug, clap::Args)]
+pub struct ConnArgs {
+    /// Authenticate with the JWT in this file (trailing newline trimmed);
+    /// it needs a `pub` claim covering the symbols sent.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Connect with TLS (the broker's --ingest-tls), trusting the system's
+    /// root certificates unless --ca is given.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: trust the CA certificates in this PEM file instead.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub ca: Option<PathBuf>,
+    /// With --tls: the name the broker's certificate must carry (default:
+    /// the host of --to).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub server_name: Option<String>,
 }
 
 /// Parameters of the simulated market.

@@ -17,9 +17,14 @@ use feed_simulator::publish::publish;
 use feed_simulator::record::record;
 use feed_simulator::replay::FileReplay;
 use feed_simulator::send::send_paced;
+use tickcast_protocol::control::PublisherRecord;
+use tickcast_protocol::framing::put_record;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
-use crate::args::Command;
+use crate::args::{Command, ConnArgs};
 use crate::progress;
 
 /// Runs one parsed subcommand.
@@ -33,24 +38,26 @@ pub fn run(command: Command) -> Result<()> {
         } => run_record(&market.config(open_burst), duration, &out),
         Command::Publish {
             to,
+            conn,
             market,
             duration,
         } => {
             let market = Market::new(&market.config(false))?;
             runtime()?.block_on(async {
-                let mut stream = connect(&to).await?;
+                let mut stream = connect(&to, &conn).await?;
                 publish(market, duration, &mut stream)
                     .await
                     .with_context(|| format!("publishing to {to}"))?;
-                Ok(())
+                finish(&mut stream, &to).await
             })
         }
         Command::Replay {
             file,
             to,
+            conn,
             speed,
             looping,
-        } => run_replay(&file, &to, speed, looping),
+        } => run_replay(&file, &to, &conn, speed, looping),
         Command::Inspect {
             file,
             head,
@@ -80,11 +87,11 @@ fn run_record(cfg: &MarketConfig, duration: Duration, out: &Path) -> Result<()> 
     Ok(())
 }
 
-fn run_replay(file: &Path, to: &str, speed: Speed, looping: bool) -> Result<()> {
+fn run_replay(file: &Path, to: &str, conn: &ConnArgs, speed: Speed, looping: bool) -> Result<()> {
     let mut source = FileReplay::open(file, looping)
         .with_context(|| format!("cannot open feed file {}", file.display()))?;
     runtime()?.block_on(async {
-        let mut stream = connect(to).await?;
+        let mut stream = connect(to, conn).await?;
         // A looped replay has no end to count towards: a spinner then.
         let len = source.records_per_lap().filter(|_| !looping);
         let bar = progress::bar(len, "ticks");
@@ -95,7 +102,7 @@ fn run_replay(file: &Path, to: &str, speed: Speed, looping: bool) -> Result<()> 
         .await;
         bar.finish_and_clear();
         result.with_context(|| format!("replaying {} to {to}", file.display()))?;
-        Ok(())
+        finish(&mut stream, to).await
     })
 }
 
@@ -160,7 +167,46 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn connect(to: &str) -> Result<TcpStream> {
+/// A connection to a broker's ingest: plain TCP or TLS.
+trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
+
+/// How long closing may wait for the broker to close its side.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// Ends the stream (over TLS a close_notify first, saying it is whole),
+/// then reads what the broker still sent (a TLS server's session tickets)
+/// until it closes: closing with unread bytes would send a reset, which
+/// can destroy the last ticks before the broker reads them.
+async fn finish(stream: &mut Box<dyn Wire>, to: &str) -> Result<()> {
+    stream
+        .shutdown()
+        .await
+        .with_context(|| format!("closing the connection to {to}"))?;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(CLOSE_WAIT, async {
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+    Ok(())
+}
+
+/// Connects to `to` (with TLS if asked) and, given a token, sends it as the
+/// first record.
+async fn connect(to: &str, conn: &ConnArgs) -> Result<Box<dyn Wire>> {
+    // Read before connecting: a missing file is the clearer error.
+    let token = match &conn.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the token file {}", path.display()))?;
+            let token = text.trim().to_owned();
+            if token.is_empty() {
+                bail!("the token file {} is empty", path.display());
+            }
+            Some(token)
+        }
+        None => None,
+    };
     let stream = TcpStream::connect(to)
         .await
         .with_context(|| format!("cannot connect to {to}"))?;
@@ -168,5 +214,35 @@ async fn connect(to: &str) -> Result<TcpStream> {
     stream
         .set_nodelay(true)
         .with_context(|| format!("cannot configure the connection to {to}"))?;
-    Ok(stream)
+    let mut wire: Box<dyn Wire> = if conn.tls {
+        let config = tickcast_protocol::tls::client_config(conn.ca.as_deref())?;
+        let host = match &conn.server_name {
+            Some(name) => name.clone(),
+            None => host_of(to).to_owned(),
+        };
+        let name = ServerName::try_from(host.clone())
+            .with_context(|| format!("{host:?} is not a server name"))?;
+        let tls = TlsConnector::from(config)
+            .connect(name, stream)
+            .await
+            .with_context(|| format!("TLS handshake with {to}"))?;
+        Box::new(tls)
+    } else {
+        Box::new(stream)
+    };
+    if let Some(token) = token {
+        let record = PublisherRecord::Auth { token }.to_msgpack();
+        let mut buf = Vec::with_capacity(record.len() + 4);
+        put_record(&mut buf, &record);
+        wire.write_all(&buf)
+            .await
+            .with_context(|| format!("sending the token to {to}"))?;
+    }
+    Ok(wire)
+}
+
+/// The host part of `host:port` (`[::1]:9000` → `::1`).
+fn host_of(to: &str) -> &str {
+    let host = to.rsplit_once(':').map_or(to, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
 }
