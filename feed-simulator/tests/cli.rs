@@ -414,3 +414,106 @@ fn replay_at_speed_ten_keeps_a_tenth_of_the_recorded_gaps() {
         assert!(g.ts - got[0].ts + 1_000_000 >= due, "tick sent early");
     }
 }
+
+/// A small mbp-1 DBN file from the `dbn` crate's encoder: one symbol
+/// mapping, then `n` quotes of AAPL one microsecond apart.
+fn dbn_file(path: &Path, n: u64) {
+    use dbn::encode::{dbn::Encoder, EncodeRecord};
+    use dbn::{rtype, BidAskPair, Mbp1Msg, Metadata, RecordHeader, SType, Schema};
+    const DAY: u64 = 1_767_571_200_000_000_000;
+    let metadata = Metadata::builder()
+        .dataset("XNAS.ITCH")
+        .schema(Some(Schema::Mbp1))
+        .start(DAY)
+        .stype_in(Some(SType::RawSymbol))
+        .stype_out(SType::InstrumentId)
+        .build();
+    let mut enc = Encoder::new(std::fs::File::create(path).unwrap(), &metadata).unwrap();
+    let mapping = dbn::SymbolMappingMsg::new(
+        7,
+        DAY,
+        SType::RawSymbol,
+        "AAPL",
+        SType::InstrumentId,
+        "AAPL",
+        DAY,
+        u64::MAX,
+    )
+    .unwrap();
+    enc.encode_record(&mapping).unwrap();
+    for i in 0..n {
+        let ts = DAY + 52_200_000_000_000 + i * 1_000;
+        enc.encode_record(&Mbp1Msg {
+            hd: RecordHeader::new::<Mbp1Msg>(rtype::MBP_1, 2, 7, ts),
+            price: 189_500_000_000,
+            size: 100,
+            action: b'A' as std::ffi::c_char,
+            side: b'B' as std::ffi::c_char,
+            flags: Default::default(),
+            depth: 0,
+            ts_recv: ts,
+            ts_in_delta: 0,
+            sequence: 0,
+            levels: [BidAskPair {
+                bid_px: 189_500_000_000,
+                ask_px: 189_520_000_000,
+                bid_sz: 100 + i as u32,
+                ask_sz: 200,
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn import_dbn_reports_counts_and_keeps_what_precedes_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let dbn = dir.path().join("day.dbn");
+    let out_file = dir.path().join("day.feed");
+    dbn_file(&dbn, 3);
+    let out = run(&[
+        "import",
+        "--dbn",
+        path_str(&dbn),
+        "--out",
+        path_str(&out_file),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("imported 3 ticks of 1 symbols")
+            && stderr.contains("4 input records read, 1 skipped"),
+        "{stderr}"
+    );
+    assert_eq!(FeedReader::open(&out_file).unwrap().count(), 3);
+
+    // Cut the last record short: two ticks kept, the offset named.
+    let bytes = std::fs::read(&dbn).unwrap();
+    std::fs::write(&dbn, &bytes[..bytes.len() - 7]).unwrap();
+    let offset = bytes.len() - 80;
+    let out = run(&[
+        "import",
+        "--dbn",
+        path_str(&dbn),
+        "--out",
+        path_str(&out_file),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(&format!("byte offset {offset}")),
+        "{stderr}"
+    );
+    let kept: Vec<Tick> = FeedReader::open(&out_file)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kept.len(), 2);
+
+    // Neither --csv nor --dbn: a usage error.
+    let out = run(&["import", "--out", path_str(&out_file)]);
+    assert_eq!(out.status.code(), Some(2));
+}

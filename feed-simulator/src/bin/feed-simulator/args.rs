@@ -16,7 +16,8 @@ use feed_simulator::pacing::Speed;
 /// Generates a simulated market (real tickers, per-symbol random-walk prices
 /// on a one-cent grid, ten quotes per trade, skewed activity, Poisson
 /// arrivals), records it to feed files, streams it to a broker's TCP ingest,
-/// replays and inspects feed files, and imports real data from CSV.
+/// replays and inspects feed files, and imports real data (CSV, Databento
+/// DBN, NASDAQ ITCH 5.0).
 #[derive(Debug, Parser)]
 #[command(name = "feed-simulator", version)]
 pub struct Cli {
@@ -96,16 +97,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Convert a CSV of quotes and trades into a feed file.
+    /// Convert real market data into a feed file: a CSV of quotes and
+    /// trades, a Databento DBN file, or a NASDAQ TotalView-ITCH 5.0 file.
     ///
-    /// Columns (header row required, any order): ts (integer ns since the
-    /// epoch or RFC 3339 UTC), sym, kind (quote|trade); bid, ask, bid_size,
-    /// ask_size for quotes; price, size for trades. Rows must be in time
-    /// order. See docs/FEED_FORMAT.md.
+    /// CSV columns (header row required, any order): ts (integer ns since
+    /// the epoch or RFC 3339 UTC), sym, kind (quote|trade); bid, ask,
+    /// bid_size, ask_size for quotes; price, size for trades; rows in time
+    /// order. DBN: schemas mbp-1, tbbo, bbo-1s, bbo-1m, trades, mbp-10 (top
+    /// level), plain or zstd. A damaged DBN or ITCH file keeps every tick
+    /// before the damage and names its byte offset. See docs/FEED_FORMAT.md.
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "dbn"])))]
     Import {
-        /// The CSV file to read.
+        /// A CSV file of quotes and trades.
         #[arg(long, value_name = "FILE")]
-        csv: PathBuf,
+        csv: Option<PathBuf>,
+        /// A Databento DBN file (plain or zstd-compressed).
+        #[arg(long, value_name = "FILE")]
+        dbn: Option<PathBuf>,
         /// The feed file to write.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
