@@ -2,6 +2,8 @@
 //! `record`, `inspect`, `import`, `publish` and `replay` doing their job over
 //! real files and real sockets on 127.0.0.1.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -516,4 +518,55 @@ fn import_dbn_reports_counts_and_keeps_what_precedes_damage() {
     // Neither --csv nor --dbn: a usage error.
     let out = run(&["import", "--out", path_str(&out_file)]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn import_itch_needs_a_date_and_keeps_a_symbol_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let itch = dir.path().join("day.itch");
+    let out_file = dir.path().join("day.feed");
+    let mut s = support::itch::ItchStream::default();
+    let open = 34_200_000_000_000;
+    s.stock_directory(1, open, "AAPL");
+    s.stock_directory(2, open, "MSFT");
+    s.add(1, open, 1, true, 100, "AAPL", 1_895_000);
+    s.add(1, open + 1, 2, false, 100, "AAPL", 1_895_200);
+    s.add(2, open + 2, 3, true, 100, "MSFT", 4_121_000);
+    s.add(2, open + 3, 4, false, 100, "MSFT", 4_121_300);
+    std::fs::write(&itch, &s.bytes).unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "import",
+            "--itch",
+            path_str(&itch),
+            "--out",
+            path_str(&out_file),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = run_args(args(&["--date", "2026-01-05", "--symbols", "MSFT"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("imported 1 ticks of 1 symbols")
+            && stderr.contains("6 input records read, 5 skipped"),
+        "{stderr}"
+    );
+    let ticks: Vec<Tick> = FeedReader::open(&out_file)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ticks.len(), 1);
+    assert_eq!(ticks[0].sym, "MSFT");
+    // 09:30:00.000000003 New York = 14:30 UTC in January.
+    assert_eq!(ticks[0].ts, 1_767_623_400_000_000_003);
+
+    let out = run_args(args(&[]));
+    assert_eq!(out.status.code(), Some(2), "--itch without --date");
+    let out = run_args(args(&["--date", "2026-02-30"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
 }

@@ -15,12 +15,14 @@
 
 mod csv_rows;
 mod dbn_records;
+mod itch;
 mod sink;
 
 use std::io;
 
 pub use csv_rows::import_csv;
 pub use dbn_records::import_dbn;
+pub use itch::{import_itch, ItchOptions};
 
 /// How often (in input records) the progress callback hears from an import.
 const PROGRESS_EVERY: u64 = 16 * 1024;

@@ -36,7 +36,7 @@ struct SymbolState {
     /// Whether `last` is a real trade (until then it is the first quote's
     /// mid).
     traded: bool,
-    /// Whether the symbol has had a quote.
+    /// Whether the symbol has had an uncrossed quote.
     quoted: bool,
     volume: u64,
     /// The `seq` of the last tick written (0: none yet).
@@ -115,10 +115,11 @@ impl<W: Write + Seek> TickSink<W> {
         (s.bid, s.bid_size) = bid;
         (s.ask, s.ask_size) = ask;
         s.has_book = true;
-        if !s.traded && !s.quoted {
+        // The first quote that can be a tick's (a crossed one cannot).
+        if !s.traded && !s.quoted && bid.0 <= ask.0 {
             s.last = (bid.0 + ask.0) / 2.0;
+            s.quoted = true;
         }
-        s.quoted = true;
         changed
     }
 

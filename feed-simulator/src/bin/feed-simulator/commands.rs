@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use feed_simulator::file::FeedReader;
-use feed_simulator::import::{import_csv, import_dbn, ImportReport, ImportStats};
+use feed_simulator::import::{
+    import_csv, import_dbn, import_itch, ImportReport, ImportStats, ItchOptions,
+};
 use feed_simulator::inspect::summarize;
 use feed_simulator::market::{Market, MarketConfig};
 use feed_simulator::pacing::{Pacer, Speed};
@@ -57,16 +59,34 @@ pub fn run(command: Command) -> Result<()> {
             top,
             json,
         } => run_inspect(&file, head, top, json),
-        Command::Import { csv, dbn, out } => match (csv, dbn) {
-            (Some(csv), _) => run_import(&csv, &out),
-            (None, Some(dbn)) => {
-                run_import_records(&dbn, "DBN", &out, |input, output, progress| {
-                    import_dbn(input, output, progress)
-                })
+        Command::Import {
+            csv,
+            dbn,
+            itch,
+            date,
+            symbols,
+            out,
+        } => {
+            if let Some(csv) = csv {
+                return run_import(&csv, &out);
             }
-            // clap requires one of them.
-            (None, None) => bail!("say what to import: --csv FILE or --dbn FILE"),
-        },
+            if let Some(dbn) = dbn {
+                return run_import_records(&dbn, "DBN", &out, |input, output, progress| {
+                    import_dbn(input, output, progress)
+                });
+            }
+            let (Some(itch), Some(date)) = (itch, date) else {
+                // clap requires one input, and --date with --itch.
+                bail!("say what to import: --csv FILE, --dbn FILE or --itch FILE --date DAY");
+            };
+            let options = ItchOptions {
+                day_start: date.new_york_midnight(),
+                symbols: symbols.map(|s| s.into_iter().collect()),
+            };
+            run_import_records(&itch, "ITCH", &out, |input, output, progress| {
+                import_itch(input, output, &options, progress)
+            })
+        }
     }
 }
 
