@@ -63,16 +63,7 @@ mapfile -t sections < <(printf '%s\n' "${sections[@]}" | sort -n -u)
 section_list="$(IFS=,; echo "${sections[*]}")"
 
 install_python() {
-    local stamp=".venv/.conformance-requirements"
-    if [[ ! -x .venv/bin/python ]]; then
-        log "creating .venv"
-        python3 -m venv .venv
-    fi
-    if ! cmp -s "$CONF/requirements.txt" "$stamp" || [[ ! -x .venv/bin/kosoku ]]; then
-        log "installing kosoku"
-        .venv/bin/pip install --quiet --disable-pip-version-check -r "$CONF/requirements.txt"
-        cp "$CONF/requirements.txt" "$stamp"
-    fi
+    bash scripts/venv.sh "$CONF/requirements.txt" conformance
 }
 
 install_python </dev/null

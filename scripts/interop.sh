@@ -24,16 +24,7 @@ cd "$ROOT"
 log() { printf 'interop: %s\n' "$*" >&2; }
 
 install_python() {
-    local stamp=".venv/.interop-requirements"
-    if [[ ! -x .venv/bin/python ]]; then
-        log "creating .venv"
-        python3 -m venv .venv
-    fi
-    if ! cmp -s "$INTEROP/python/requirements.txt" "$stamp"; then
-        log "installing Python packages"
-        .venv/bin/pip install --quiet --disable-pip-version-check -r "$INTEROP/python/requirements.txt"
-        cp "$INTEROP/python/requirements.txt" "$stamp"
-    fi
+    bash scripts/venv.sh "$INTEROP/python/requirements.txt" interop
 }
 
 install_node() {

@@ -3,7 +3,8 @@
 # Rust test (unit, integration over real sockets, doc tests), the Autobahn
 # conformance cases against the broker's frame code (kosoku, ~15 s), then the
 # interop suite with third-party clients (Python, Node, headless Chromium);
-# the last two install what they need. This is the README's test command; .ci/run calls it.
+# the last two install what they need, as does the venv step for the fixture
+# encoders some Rust tests run (databento-dbn). This is the README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,6 +28,9 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "Python fixture encoders for the Rust tests (feed-simulator/tests/python) into .venv"
+bash scripts/venv.sh feed-simulator/tests/python/requirements.txt fixtures
 
 step "cargo test --workspace"
 cargo test --workspace --locked

@@ -16,6 +16,7 @@
 //! - [`file`]: the feed file format (header + ingest-framed records).
 //! - [`record`], [`publish`], [`replay`], [`inspect`], [`import`]: one
 //!   module per command of the binary.
+//! - [`new_york`]: New York dates and midnights (ITCH times, the session).
 //! - [`send`]: the paced, batching TCP sender shared by publish and replay
 //!   (the pacing loop with a socket as its sink).
 
@@ -26,6 +27,7 @@ pub mod file;
 pub mod import;
 pub mod inspect;
 pub mod market;
+pub mod new_york;
 pub mod pacing;
 pub mod publish;
 pub mod record;

@@ -109,7 +109,7 @@ fn is_leap(year: u64) -> bool {
     year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
 }
 
-fn days_in_month(year: u64, month: u64) -> u64 {
+pub(crate) fn days_in_month(year: u64, month: u64) -> u64 {
     match month {
         2 if is_leap(year) => 29,
         2 => 28,
@@ -120,7 +120,7 @@ fn days_in_month(year: u64, month: u64) -> u64 {
 
 /// Days since 1970-01-01 of a date from 1970 on. The year is counted from
 /// March, so the leap day is the last day of its year.
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+pub(crate) fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y / 400;
     let year_of_era = y % 400;

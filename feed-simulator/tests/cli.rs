@@ -2,6 +2,8 @@
 //! `record`, `inspect`, `import`, `publish` and `replay` doing their job over
 //! real files and real sockets on 127.0.0.1.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -531,4 +533,158 @@ fn publish_and_replay_send_the_token_first_over_tls_with_a_given_ca() {
     ]);
     assert_one_line_error(&out, "TLS handshake");
     assert!(server.join().unwrap(), "the handshake must fail");
+}
+
+/// A small mbp-1 DBN file from the `dbn` crate's encoder: one symbol
+/// mapping, then `n` quotes of AAPL one microsecond apart.
+fn dbn_file(path: &Path, n: u64) {
+    use dbn::encode::{dbn::Encoder, EncodeRecord};
+    use dbn::{rtype, BidAskPair, Mbp1Msg, Metadata, RecordHeader, SType, Schema};
+    const DAY: u64 = 1_767_571_200_000_000_000;
+    let metadata = Metadata::builder()
+        .dataset("XNAS.ITCH")
+        .schema(Some(Schema::Mbp1))
+        .start(DAY)
+        .stype_in(Some(SType::RawSymbol))
+        .stype_out(SType::InstrumentId)
+        .build();
+    let mut enc = Encoder::new(std::fs::File::create(path).unwrap(), &metadata).unwrap();
+    let mapping = dbn::SymbolMappingMsg::new(
+        7,
+        DAY,
+        SType::RawSymbol,
+        "AAPL",
+        SType::InstrumentId,
+        "AAPL",
+        DAY,
+        u64::MAX,
+    )
+    .unwrap();
+    enc.encode_record(&mapping).unwrap();
+    for i in 0..n {
+        let ts = DAY + 52_200_000_000_000 + i * 1_000;
+        enc.encode_record(&Mbp1Msg {
+            hd: RecordHeader::new::<Mbp1Msg>(rtype::MBP_1, 2, 7, ts),
+            price: 189_500_000_000,
+            size: 100,
+            action: b'A' as std::ffi::c_char,
+            side: b'B' as std::ffi::c_char,
+            flags: Default::default(),
+            depth: 0,
+            ts_recv: ts,
+            ts_in_delta: 0,
+            sequence: 0,
+            levels: [BidAskPair {
+                bid_px: 189_500_000_000,
+                ask_px: 189_520_000_000,
+                bid_sz: 100 + i as u32,
+                ask_sz: 200,
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn import_dbn_reports_counts_and_keeps_what_precedes_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let dbn = dir.path().join("day.dbn");
+    let out_file = dir.path().join("day.feed");
+    dbn_file(&dbn, 3);
+    let out = run(&[
+        "import",
+        "--dbn",
+        path_str(&dbn),
+        "--out",
+        path_str(&out_file),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("imported 3 ticks of 1 symbols")
+            && stderr.contains("4 input records read, 1 skipped"),
+        "{stderr}"
+    );
+    assert_eq!(FeedReader::open(&out_file).unwrap().count(), 3);
+
+    // Cut the last record short: two ticks kept, the offset named.
+    let bytes = std::fs::read(&dbn).unwrap();
+    std::fs::write(&dbn, &bytes[..bytes.len() - 7]).unwrap();
+    let offset = bytes.len() - 80;
+    let out = run(&[
+        "import",
+        "--dbn",
+        path_str(&dbn),
+        "--out",
+        path_str(&out_file),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains(&format!("byte offset {offset}")),
+        "{stderr}"
+    );
+    let kept: Vec<Tick> = FeedReader::open(&out_file)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(kept.len(), 2);
+
+    // Neither --csv nor --dbn: a usage error.
+    let out = run(&["import", "--out", path_str(&out_file)]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn import_itch_needs_a_date_and_keeps_a_symbol_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let itch = dir.path().join("day.itch");
+    let out_file = dir.path().join("day.feed");
+    let mut s = support::itch::ItchStream::default();
+    let open = 34_200_000_000_000;
+    s.stock_directory(1, open, "AAPL");
+    s.stock_directory(2, open, "MSFT");
+    s.add(1, open, 1, true, 100, "AAPL", 1_895_000);
+    s.add(1, open + 1, 2, false, 100, "AAPL", 1_895_200);
+    s.add(2, open + 2, 3, true, 100, "MSFT", 4_121_000);
+    s.add(2, open + 3, 4, false, 100, "MSFT", 4_121_300);
+    std::fs::write(&itch, &s.bytes).unwrap();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "import",
+            "--itch",
+            path_str(&itch),
+            "--out",
+            path_str(&out_file),
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run_args = |a: Vec<String>| run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let out = run_args(args(&["--date", "2026-01-05", "--symbols", "MSFT"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("imported 1 ticks of 1 symbols")
+            && stderr.contains("6 input records read, 5 skipped"),
+        "{stderr}"
+    );
+    let ticks: Vec<Tick> = FeedReader::open(&out_file)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(ticks.len(), 1);
+    assert_eq!(ticks[0].sym, "MSFT");
+    // 09:30:00.000000003 New York = 14:30 UTC in January.
+    assert_eq!(ticks[0].ts, 1_767_623_400_000_000_003);
+
+    let out = run_args(args(&[]));
+    assert_eq!(out.status.code(), Some(2), "--itch without --date");
+    let out = run_args(args(&["--date", "2026-02-30"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("YYYY-MM-DD"));
 }

@@ -33,6 +33,7 @@ pub fn csv_import(data: &[u8]) {
         }
         Err(ImportError::Io(e)) => panic!("writing into memory failed: {e}"),
         Err(ImportError::MissingColumn(_) | ImportError::Csv(_)) => return,
+        Err(e @ ImportError::Unsupported { .. }) => panic!("a CSV is never unsupported: {e}"),
     };
     let file = out.into_inner();
     let mut reader = FeedReader::from_reader(&file[..]).expect("an imported header reads");

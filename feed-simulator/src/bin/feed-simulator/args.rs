@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use feed_simulator::market::MarketConfig;
+use feed_simulator::new_york::Date;
 use feed_simulator::pacing::Speed;
 
 /// Realistic, deterministic stock-tick feeds for tickcast.
@@ -16,7 +17,8 @@ use feed_simulator::pacing::Speed;
 /// Generates a simulated market (real tickers, per-symbol random-walk prices
 /// on a one-cent grid, ten quotes per trade, skewed activity, Poisson
 /// arrivals), records it to feed files, streams it to a broker's TCP ingest,
-/// replays and inspects feed files, and imports real data from CSV.
+/// replays and inspects feed files, and imports real data (CSV, Databento
+/// DBN, NASDAQ ITCH 5.0).
 #[derive(Debug, Parser)]
 #[command(name = "feed-simulator", version)]
 pub struct Cli {
@@ -100,16 +102,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Convert a CSV of quotes and trades into a feed file.
+    /// Convert real market data into a feed file: a CSV of quotes and
+    /// trades, a Databento DBN file, or a NASDAQ TotalView-ITCH 5.0 file.
     ///
-    /// Columns (header row required, any order): ts (integer ns since the
-    /// epoch or RFC 3339 UTC), sym, kind (quote|trade); bid, ask, bid_size,
-    /// ask_size for quotes; price, size for trades. Rows must be in time
-    /// order. See docs/FEED_FORMAT.md.
+    /// CSV columns (header row required, any order): ts (integer ns since
+    /// the epoch or RFC 3339 UTC), sym, kind (quote|trade); bid, ask,
+    /// bid_size, ask_size for quotes; price, size for trades; rows in time
+    /// order. DBN: schemas mbp-1, tbbo, bbo-1s, bbo-1m, trades, mbp-10 (top
+    /// level), plain or zstd. ITCH: the order messages rebuild each stock's
+    /// book; a tick on every change of its best bid or offer and on every
+    /// trade. A damaged DBN or ITCH file keeps every tick before the damage
+    /// and names its byte offset. See docs/FEED_FORMAT.md.
+    #[command(group(clap::ArgGroup::new("input").required(true).args(["csv", "dbn", "itch"])))]
     Import {
-        /// The CSV file to read.
+        /// A CSV file of quotes and trades.
         #[arg(long, value_name = "FILE")]
-        csv: PathBuf,
+        csv: Option<PathBuf>,
+        /// A Databento DBN file (plain or zstd-compressed).
+        #[arg(long, value_name = "FILE")]
+        dbn: Option<PathBuf>,
+        /// A NASDAQ TotalView-ITCH 5.0 file (2-byte length before each
+        /// message, uncompressed).
+        #[arg(long, value_name = "FILE", requires = "date")]
+        itch: Option<PathBuf>,
+        /// ITCH: the trading day (YYYY-MM-DD); its times count from
+        /// midnight New York.
+        #[arg(long, value_name = "YYYY-MM-DD", requires = "itch", value_parser = Date::parse)]
+        date: Option<Date>,
+        /// ITCH: import only these symbols (comma-separated).
+        #[arg(long, value_name = "SYM,SYM", requires = "itch", value_delimiter = ',')]
+        symbols: Option<Vec<String>>,
         /// The feed file to write.
         #[arg(long, value_name = "FILE")]
         out: PathBuf,

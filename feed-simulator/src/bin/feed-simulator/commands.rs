@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use feed_simulator::file::FeedReader;
-use feed_simulator::import::import_csv;
+use feed_simulator::import::{
+    import_csv, import_dbn, import_itch, ImportReport, ImportStats, ItchOptions,
+};
 use feed_simulator::inspect::summarize;
 use feed_simulator::market::{Market, MarketConfig};
 use feed_simulator::pacing::{Pacer, Speed};
@@ -64,7 +66,34 @@ pub fn run(command: Command) -> Result<()> {
             top,
             json,
         } => run_inspect(&file, head, top, json),
-        Command::Import { csv, out } => run_import(&csv, &out),
+        Command::Import {
+            csv,
+            dbn,
+            itch,
+            date,
+            symbols,
+            out,
+        } => {
+            if let Some(csv) = csv {
+                return run_import(&csv, &out);
+            }
+            if let Some(dbn) = dbn {
+                return run_import_records(&dbn, "DBN", &out, |input, output, progress| {
+                    import_dbn(input, output, progress)
+                });
+            }
+            let (Some(itch), Some(date)) = (itch, date) else {
+                // clap requires one input, and --date with --itch.
+                bail!("say what to import: --csv FILE, --dbn FILE or --itch FILE --date DAY");
+            };
+            let options = ItchOptions {
+                day_start: date.new_york_midnight(),
+                symbols: symbols.map(|s| s.into_iter().collect()),
+            };
+            run_import_records(&itch, "ITCH", &out, |input, output, progress| {
+                import_itch(input, output, &options, progress)
+            })
+        }
     }
 }
 
@@ -134,12 +163,7 @@ fn run_import(csv: &Path, out: &Path) -> Result<()> {
     bar.finish_and_clear();
     match result {
         Ok((_, stats)) => {
-            eprintln!(
-                "imported {} ticks of {} symbols into {}",
-                stats.records,
-                stats.symbols,
-                out.display()
-            );
+            report_import(&stats, out);
             Ok(())
         }
         Err(e) => {
@@ -147,6 +171,56 @@ fn run_import(csv: &Path, out: &Path) -> Result<()> {
             Err(e).with_context(|| format!("cannot import {}", csv.display()))
         }
     }
+}
+
+/// Imports a DBN or ITCH file (`kind` names it in messages) with `import`.
+/// A damaged input still leaves the file with every tick before the damage
+/// and then fails naming the offset; a failure before any record removes
+/// the output.
+fn run_import_records(
+    input: &Path,
+    kind: &str,
+    out: &Path,
+    // The importers buffer their input themselves.
+    import: impl FnOnce(
+        File,
+        File,
+        &mut dyn FnMut(u64),
+    ) -> Result<ImportReport<File>, feed_simulator::import::ImportError>,
+) -> Result<()> {
+    let file = File::open(input)
+        .with_context(|| format!("cannot open {kind} file {}", input.display()))?;
+    let len = file.metadata().map(|m| m.len()).ok();
+    let output = create(out)?;
+    let bar = progress::bar(len, "bytes");
+    let result = import(file, output, &mut |n| bar.set_position(n));
+    bar.finish_and_clear();
+    match result {
+        Ok(report) => {
+            report_import(&report.stats, out);
+            match report.damage {
+                Some(damage) => {
+                    Err(damage).with_context(|| format!("importing {}", input.display()))
+                }
+                None => Ok(()),
+            }
+        }
+        Err(e) => {
+            remove_partial(out);
+            Err(e).with_context(|| format!("cannot import {}", input.display()))
+        }
+    }
+}
+
+fn report_import(stats: &ImportStats, out: &Path) {
+    eprintln!(
+        "imported {} ticks of {} symbols into {} ({} input records read, {} skipped)",
+        stats.records,
+        stats.symbols,
+        out.display(),
+        stats.read,
+        stats.skipped
+    );
 }
 
 fn create(path: &Path) -> Result<File> {

@@ -1,56 +1,20 @@
 //! Importing a CSV of quotes and trades into a feed file.
 //!
-//! Real data comes as separate quote and trade events; a tick carries the
-//! whole top of book and last trade. The importer keeps that state per
-//! symbol, so every output tick is complete: a quote row updates the book
-//! and keeps the last trade, a trade row updates the last trade and the
-//! cumulative volume and keeps the book. Each symbol's `seq` counts from 1.
-//! The columns are specified in `docs/FEED_FORMAT.md`; every bad row is
-//! reported with its line number.
+//! A quote row updates the symbol's book and keeps its last trade, a trade
+//! row updates the last trade and the cumulative volume and keeps the book
+//! (the state is [`TickSink`]'s). The columns are specified in
+//! `docs/FEED_FORMAT.md`; every bad row is reported with its line number.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::collections::VecDeque;
+use std::io::{self, Read, Seek, Write};
 
 use csv::StringRecord;
 use tickcast_protocol::control::validate_topic;
-use tickcast_protocol::{TickRef, WILDCARD};
+use tickcast_protocol::WILDCARD;
 
-use crate::file::{FeedHeader, FeedWriter, Source};
+use super::sink::TickSink;
+use super::{ImportError, ImportStats, PROGRESS_EVERY};
 use crate::rfc3339;
-
-/// How often (in rows) the progress callback hears from [`import_csv`].
-const PROGRESS_EVERY: u64 = 16 * 1024;
-
-/// Why an import failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    /// A row has a bad value.
-    #[error("line {line}: {reason}")]
-    BadRow {
-        /// Line number in the CSV file (the header is line 1).
-        line: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The header row lacks a required column.
-    #[error("the CSV header has no `{0}` column")]
-    MissingColumn(&'static str),
-    /// The CSV itself is malformed (the message names the line).
-    #[error(transparent)]
-    Csv(#[from] csv::Error),
-    /// Writing the feed file failed.
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
-
-/// What an import produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ImportStats {
-    /// Ticks written.
-    pub records: u64,
-    /// Distinct symbols.
-    pub symbols: usize,
-}
 
 /// Positions of the columns in the header row.
 struct Columns {
@@ -83,18 +47,8 @@ impl Columns {
     }
 }
 
-/// The running state of one symbol; prices are as given (not rounded).
-#[derive(Debug, Clone, Copy)]
-struct SymbolState {
-    bid: f64,
-    ask: f64,
-    bid_size: u32,
-    ask_size: u32,
-    last: f64,
-    last_size: u32,
-    volume: u64,
-    seq: u64,
-}
+/// A quote row's book: (price, size) of the bid and of the ask.
+type Quote = ((f64, u32), (f64, u32));
 
 /// Converts the CSV on `csv` into a feed file written to `out`, calling
 /// `progress` with the CSV bytes consumed now and then. The header is
@@ -108,17 +62,8 @@ pub fn import_csv<R: Read, W: Write + Seek>(
         .trim(csv::Trim::All)
         .from_reader(LineEnds::new(csv));
     let cols = Columns::find(rows.headers()?)?;
-    let mut header = FeedHeader {
-        source: Source::Imported,
-        symbols: 0,
-        rate: 0.0,
-        seed: 0,
-        count: None,
-        open_burst: false,
-    };
-    let mut writer = FeedWriter::new(out, &header)?;
-    let mut books: HashMap<String, SymbolState> = HashMap::new();
-    let mut time_range: Option<(u64, u64)> = None;
+    let mut sink = TickSink::new(out)?;
+    let mut prev_ts: Option<u64> = None;
     let mut row = StringRecord::new();
     let mut rows_read = 0u64;
     while rows.read_record(&mut row)? {
@@ -128,88 +73,57 @@ pub fn import_csv<R: Read, W: Write + Seek>(
         };
         let bad = |reason: String| ImportError::BadRow { line, reason };
         let ts = parse_ts(field(&row, Some(cols.ts))).map_err(&bad)?;
-        if let Some((_, prev)) = time_range.filter(|&(_, prev)| ts < prev) {
+        if let Some(prev) = prev_ts.filter(|&prev| ts < prev) {
             return Err(bad(format!(
                 "ts {ts} is earlier than the previous row's {prev}; rows must be in time order"
             )));
         }
-        time_range = Some((time_range.map_or(ts, |r| r.0), ts));
+        prev_ts = Some(ts);
         let sym = field(&row, Some(cols.sym));
         if sym == WILDCARD || validate_topic(sym).is_err() {
             return Err(bad(format!(
                 "invalid symbol `{sym}`: use 1-32 letters, digits or .-_/:^"
             )));
         }
-        let state = match field(&row, Some(cols.kind)) {
+        match field(&row, Some(cols.kind)) {
             k if k.eq_ignore_ascii_case("quote") => {
-                let quote = parse_quote(&row, &cols).map_err(&bad)?;
-                let state = books.entry(sym.to_owned()).or_insert(SymbolState {
-                    last: (quote.bid + quote.ask) / 2.0,
-                    ..quote
-                });
-                state.bid = quote.bid;
-                state.ask = quote.ask;
-                state.bid_size = quote.bid_size;
-                state.ask_size = quote.ask_size;
-                state
+                let (bid, ask) = parse_quote(&row, &cols).map_err(&bad)?;
+                let id = sink.intern(sym);
+                sink.quote(id, bid, ask);
+                sink.emit(id, ts, None)?;
             }
             k if k.eq_ignore_ascii_case("trade") => {
                 let price = parse_price(&row, cols.price, "price").map_err(&bad)?;
                 let size = parse_size(&row, cols.size, "size").map_err(&bad)?;
-                let state = books.get_mut(sym).ok_or_else(|| {
-                    bad(format!(
+                let id = sink.intern(sym);
+                if !sink.has_book(id) {
+                    return Err(bad(format!(
                         "trade for `{sym}` before its first quote (a tick needs a full book)"
-                    ))
-                })?;
-                state.last = price;
-                state.last_size = size;
-                state.volume = state.volume.saturating_add(u64::from(size));
-                state
+                    )));
+                }
+                sink.trade(id, price, size, true);
+                sink.emit(id, ts, None)?;
             }
             other => {
                 return Err(bad(format!(
                     "kind must be `quote` or `trade`, not `{other}`"
                 )))
             }
-        };
-        state.seq += 1;
-        writer.write_tick(&TickRef {
-            sym,
-            seq: state.seq,
-            ts,
-            bid: state.bid,
-            ask: state.ask,
-            last: state.last,
-            bid_size: state.bid_size,
-            ask_size: state.ask_size,
-            last_size: state.last_size,
-            volume: state.volume,
-            orig_ts: None,
-        })?;
+        }
         rows_read += 1;
         if rows_read % PROGRESS_EVERY == 0 {
             progress(rows.position().byte());
         }
     }
     progress(rows.position().byte());
-    let records = writer.records();
-    let mut out = writer.finish()?;
-    header.symbols = u32::try_from(books.len()).unwrap_or(u32::MAX);
-    header.count = Some(records);
-    if let Some((first, last)) = time_range.filter(|_| records > 1) {
-        let span_s = (last - first) as f64 / 1e9;
-        if span_s > 0.0 {
-            header.rate = (records - 1) as f64 / span_s;
-        }
-    }
-    out.seek(SeekFrom::Start(0))?;
-    out.write_all(&header.to_bytes())?;
-    out.flush()?;
+    let (out, records, symbols) = sink.finish()?;
     Ok((
         out,
         ImportStats {
             records,
-            symbols: books.len(),
+            symbols,
+            read: rows_read,
+            skipped: 0,
         },
     ))
 }
@@ -290,23 +204,16 @@ fn parse_ts(text: &str) -> Result<u64, String> {
     u64::try_from(since_epoch.as_nanos()).map_err(|_| format!("ts `{text}` is out of range"))
 }
 
-/// The book of a quote row (last-trade fields zero).
-fn parse_quote(row: &StringRecord, cols: &Columns) -> Result<SymbolState, String> {
+/// The book of a quote row.
+fn parse_quote(row: &StringRecord, cols: &Columns) -> Result<Quote, String> {
     let bid = parse_price(row, cols.bid, "bid")?;
     let ask = parse_price(row, cols.ask, "ask")?;
     if bid > ask {
         return Err(format!("crossed quote: bid {bid} > ask {ask}"));
     }
-    Ok(SymbolState {
-        bid,
-        ask,
-        bid_size: parse_size(row, cols.bid_size, "bid_size")?,
-        ask_size: parse_size(row, cols.ask_size, "ask_size")?,
-        last: 0.0,
-        last_size: 0,
-        volume: 0,
-        seq: 0,
-    })
+    let bid_size = parse_size(row, cols.bid_size, "bid_size")?;
+    let ask_size = parse_size(row, cols.ask_size, "ask_size")?;
+    Ok(((bid, bid_size), (ask, ask_size)))
 }
 
 fn parse_price(row: &StringRecord, col: Option<usize>, name: &str) -> Result<f64, String> {
