@@ -478,9 +478,10 @@ fn raise_open_file_limit(max_connections: usize) {
 /// sat at 42–47 MB resident for 6–9 MB of live heap, peaked at 68 MB, and
 /// kept 42 MB after every client had gone (live heap 2.4 MB); without it,
 /// 19–22 MB for the same heap and a 29 MB peak, and over a one-hour soak
-/// the resident memory stayed flat (benches/README, "Soak"). The fan-out's
-/// working set is small and streamed, so huge pages buy it nothing
-/// measurable (benches/README, "A/B: no transparent huge pages").
+/// the resident memory stayed flat (benches/README, "Soak"). Broker CPU
+/// on the ladder-200 benchmark was the same with and without (ratio
+/// 1.00–1.01; benches/README, "A/B: no transparent huge pages, TLS and
+/// tokens").
 fn disable_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
