@@ -149,7 +149,7 @@ pub async fn run(
     };
 
     if !topics.is_empty() {
-        apply(&env, &member, &mut st, ClientRequest::Subscribe { topics });
+        apply(&env, &member, &mut st, ClientRequest::subscribe(topics));
     }
     loop {
         let expiry = st.auth.as_ref().map(|(_, at)| *at);
@@ -244,8 +244,8 @@ fn on_request(
 /// Carries out a valid request; the hub sends the ack.
 fn apply(env: &SessionEnv, member: &Member, st: &mut State, request: ClientRequest) {
     match request {
-        ClientRequest::Subscribe { topics } => {
-            if let Err(e) = member.subscribe(&topics, env.limits.max_topics, &st.access) {
+        ClientRequest::Subscribe { topics, options } => {
+            if let Err(e) = member.subscribe(&topics, &options, env.limits.max_topics, &st.access) {
                 if e.code == ErrorCode::NotEntitled {
                     env.metrics.not_entitled.add(1);
                 }
