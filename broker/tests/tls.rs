@@ -131,6 +131,7 @@ async fn a_reader_that_stalls_over_tls_gets_everything_once_it_reads_again() {
         &ca.server_cert(),
         Limits {
             outbox_bytes: 64 << 20,
+            max_queue_age: None,
             ..limits()
         },
     )

@@ -422,4 +422,52 @@ mod tests {
         // The latest of 1 and 0 (in their order), the reply, the new 2.
         assert_eq!(syms(&got), [Some(1), Some(0), None, Some(2)]);
     }
+
+    #[test]
+    fn what_the_compaction_removes_is_told_to_its_recipients_as_one_gap_per_run() {
+        let inbox = Inbox::new(usize::MAX);
+        let slots = Slots::from(vec![0]);
+        let real = |seq: u64| {
+            let mut t = tickcast_protocol::Tick::example();
+            t.sym = "S".into();
+            t.seq = seq;
+            Delivery {
+                frame: frame::binary(&t.to_vec()),
+                kind: Kind::Tick(0),
+                enqueued_ns: 1,
+                to: Recipients::Subscribers {
+                    symbol: Some(slots.clone()),
+                    wildcard: None,
+                },
+            }
+        };
+        let mut batch: Vec<Delivery> = (1..=MAX_WAITING as u64 + 1).map(real).collect();
+        let compacted = inbox.push_deliveries(&mut batch);
+        assert_eq!(compacted, MAX_WAITING as u64);
+        let (mut got, mut freed) = (Vec::new(), Vec::new());
+        inbox.take(&mut got, &mut freed, false);
+        let told: Vec<tickcast_protocol::control::Incoming<'_>> = got
+            .iter()
+            .filter_map(|i| match i {
+                Item::Deliver(d) => {
+                    tickcast_protocol::control::decode_server_frame(frame::payload(&d.frame)).ok()
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(told.len(), 2, "one notice, then the kept tick");
+        assert!(matches!(
+            &told[0],
+            tickcast_protocol::control::Incoming::Control(tickcast_protocol::ServerMessage::Gap {
+                from: 1,
+                to,
+                reason: GapReason::Conflated,
+                ..
+            }) if *to == MAX_WAITING as u64
+        ));
+        assert!(matches!(
+            &told[1],
+            tickcast_protocol::control::Incoming::Tick(t) if t.seq == MAX_WAITING as u64 + 1
+        ));
+    }
 }

@@ -230,9 +230,13 @@ impl Outbox {
         }
     }
 
-    /// This outbox with a freshness bound (`--max-queue-age`).
+    /// This outbox with a freshness bound (`--max-queue-age`), which is
+    /// part of the conflate policy (under drop and disconnect it does
+    /// nothing).
     pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
-        self.max_age_ns = max_age.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+        if self.policy == SlowConsumerPolicy::Conflate {
+            self.max_age_ns = max_age.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+        }
         self
     }
 

@@ -51,6 +51,9 @@ mod dashboard;
 
 type Body = Full<Bytes>;
 
+/// Unsent bytes the kernel may hold for a client socket (see `serve`).
+pub const NOTSENT_LOWAT: u32 = 16 * 1024;
+
 /// What the routes need.
 pub struct HttpEnv {
     /// What sessions need (the fan-out, counters, limits).
@@ -111,6 +114,14 @@ pub async fn serve(
         };
         // Frames are already batched by the writer; Nagle would only add delay.
         let _ = stream.set_nodelay(true);
+        // Keep at most this much unsent in the kernel: past it the socket
+        // is full for the writer, so what a slow reader has not taken
+        // waits in its outbox, where `--max-queue-age` can still conflate
+        // it. Without it the kernel's send buffer (autotuned to MiBs) held
+        // seconds of stale ticks for a reader at a twentieth of its feed
+        // (`tests/continuity.rs`). A reader that keeps up never has unsent
+        // bytes pile up, so it does not notice.
+        let _ = socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         let env = env.clone();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {

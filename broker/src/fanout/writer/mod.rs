@@ -70,6 +70,12 @@ use tickcast_protocol::clock::now_ns;
 /// amortise the syscall, small enough that the copy stays in cache.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
+/// The most bytes written in one visit to a connection whose last write did
+/// not all go (a reader slower than its feed): what the kernel does not
+/// take waits in user space, out of reach of the freshness bound, so a
+/// slow reader's write is kept to a few dozen ticks.
+pub const SLOW_BATCH_BYTES: usize = 8 * 1024;
+
 /// Visits between two yields to the runtime, so a long pass does not keep
 /// the feed (or the readers) waiting for the thread. A visit costs ~5–10 µs
 /// (mostly the send), so 16 visits keep the feed waiting at most ~150 µs;
@@ -391,10 +397,15 @@ impl ShardWriter {
             Ok(false) => {}
         }
         let is_blocked = slot.side.is_blocked();
+        let batch_bytes = if slot.side.is_slow() {
+            SLOW_BATCH_BYTES
+        } else {
+            MAX_BATCH_BYTES
+        };
         batch.clear();
         let got = slot
             .outbox
-            .collect(pending, window, is_blocked, batch, MAX_BATCH_BYTES, now);
+            .collect(pending, window, is_blocked, batch, batch_bytes, now);
         if let Some(due) = slot.outbox.next_paced() {
             paced.insert(i);
             *pace_due = Some(pace_due.map_or(due, |d| d.min(due)));

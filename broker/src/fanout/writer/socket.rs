@@ -50,6 +50,9 @@ pub struct WriteSide {
     backlog: bool,
     /// The close frame is in `unsent`: finish once it is out.
     last: bool,
+    /// The last write did not all go: the peer reads slower than it is fed
+    /// (the writer keeps its batches small then).
+    slow: bool,
 }
 
 impl WriteSide {
@@ -60,12 +63,18 @@ impl WriteSide {
             unsent: Vec::new(),
             backlog: false,
             last: false,
+            slow: false,
         }
     }
 
     /// Whether the socket is still there to write to.
     pub fn is_open(&self) -> bool {
         self.socket.is_some()
+    }
+
+    /// Whether the last write did not all go.
+    pub fn is_slow(&self) -> bool {
+        self.slow
     }
 
     /// Whether bytes wait for the kernel.
@@ -110,6 +119,7 @@ impl WriteSide {
             }
         };
         self.unsent.extend_from_slice(&bytes[sent..]);
+        self.slow = self.is_blocked();
         self.last = last;
         Ok(last && !self.is_blocked())
     }
