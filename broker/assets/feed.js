@@ -9,6 +9,15 @@
 // once a second. The page stays smooth however busy the feed; when even the
 // worker cannot keep up, the broker conflates and the skipped count shows it.
 //
+// Continuity: every subscribe asks for at most MAX_RATE ticks a second per
+// symbol (a screen paints about that often, and the broker then sends each
+// symbol's latest within 1/MAX_RATE instead of a backlog: fresh prices at a
+// fraction of the bandwidth). After a reconnect the worker resubscribes with
+// the broker's epoch and the last seq of each symbol it shows, so the broker
+// replays what was missed ("recovered") or says why not ("reset"). The
+// broker's gap notices say exactly what it skipped and why; they are counted
+// as skipped here, and only a jump no notice explains counts as lost.
+//
 // Page → worker: {type: "start", url}, {type: "want", topics} (the full list
 // the page wants; the worker subscribes and unsubscribes the difference).
 // Worker → page: {type: "conn", state, text}, {type: "ack", topics},
@@ -20,6 +29,11 @@ const FLUSH_MS = 16;
 const LAT_WINDOW_S = 10;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
+// Ticks a second per symbol the page asks for (0: uncapped).
+const MAX_RATE = 10;
+// Positions sent with a resume, at most (a request must fit the broker's
+// 4 KiB control-message limit: ~25 bytes a symbol).
+const MAX_POSITIONS = 100;
 
 // Wall-clock milliseconds with sub-millisecond resolution (Date.now() has
 // whole milliseconds only, too coarse for a ~1 ms p50). The origin is read
@@ -87,12 +101,17 @@ const feed = {
   topics: new Set(), // the broker's last acknowledged list
   snapshotPending: new Set(), // symbols whose next tick is a snapshot
   wildcardSeen: null, // while a new `*` snapshot burst lasts: symbols seen
-  seq: new Map(), // sym → last seq on this connection
+  seq: new Map(), // sym → last seq received (kept across reconnects)
+  epoch: "", // the broker's epoch, from its last ack
+  epochs: new Map(), // sym → its own epoch (its feed restarted)
+  noticed: { conflated: 0, dropped: 0, rate_capped: 0 }, // seqs the broker said it skipped
+  recovered: 0, // ticks replayed after reconnects
+  resets: 0, // resumes the broker could not honour
   counts: new Map(), // sym → ticks in the current second
   changed: new Map(), // sym → latest tick not yet posted to the page
   flushTimer: 0,
   ticks: 0, // ticks in the current second
-  skipped: 0, // seq numbers the broker conflated away, since start
+  skipped: 0, // seq jumps no gap notice explained, since start
   bucket: new SecondBucket(),
   recent: [], // the last LAT_WINDOW_S whole seconds
   lastSecond: performance.now(),
@@ -117,11 +136,8 @@ function connect() {
     feed.topics = new Set();
     feed.snapshotPending = new Set();
     feed.wildcardSeen = null;
-    // A new connection restarts every symbol's seq: a gap across a reconnect
-    // is not the broker skipping ticks.
-    feed.seq.clear();
     setConn("live", `live · ${new URL(feed.url).host}`);
-    send("subscribe", [...feed.wanted]);
+    resubscribe();
   };
   ws.onmessage = onMessage;
   ws.onclose = (ev) => {
@@ -151,11 +167,58 @@ function showRetry() {
   setConn("reconnecting", `${feed.why} · retry in ${left}s`);
 }
 
-function send(op, topics) {
+function send(op, topics, resume = null) {
   // While disconnected there is nothing to do: the next open subscribes to
   // the whole wanted list.
   if (!topics.length || !feed.ws || feed.ws.readyState !== WebSocket.OPEN) return;
-  feed.ws.send(JSON.stringify({ op, topics }));
+  if (op !== "subscribe") {
+    feed.ws.send(JSON.stringify({ op, topics }));
+    return;
+  }
+  // The watchlist (named symbols) is capped; `*` (the firehose, which ranks
+  // symbols by their rate) is not. Each request carries the positions of
+  // the symbols it covers.
+  const named = topics.filter((t) => t !== "*");
+  const positions = (keep) => {
+    if (!resume) return {};
+    const since = Object.fromEntries(Object.entries(resume.since).filter(([s]) => keep(s)));
+    const epochs = Object.fromEntries(Object.entries(resume.epochs).filter(([s]) => keep(s)));
+    return { epoch: resume.epoch, epochs, since };
+  };
+  if (topics.includes("*")) {
+    const wanted = new Set(named);
+    feed.ws.send(JSON.stringify({ op, topics: ["*"], ...positions((s) => !wanted.has(s)) }));
+  }
+  if (named.length) {
+    const capped = MAX_RATE > 0 ? { max_rate: MAX_RATE } : {};
+    const wanted = new Set(named);
+    feed.ws.send(JSON.stringify({ op, topics: named, ...capped, ...positions((s) => wanted.has(s)) }));
+  }
+}
+
+/** The whole wanted list again, resuming from the last seq of each symbol. */
+function resubscribe() {
+  const topics = [...feed.wanted];
+  if (!feed.epoch) {
+    // Never connected before: nothing to resume, every seq starts afresh.
+    feed.seq.clear();
+    send("subscribe", topics);
+    return;
+  }
+  const covered = (s) => feed.wanted.has("*") || feed.wanted.has(s);
+  const since = {};
+  const epochs = {};
+  let n = 0;
+  for (const [sym, seq] of feed.seq) {
+    if (n >= MAX_POSITIONS || !covered(sym)) continue;
+    since[sym] = seq;
+    if (feed.epochs.has(sym)) epochs[sym] = feed.epochs.get(sym);
+    n++;
+  }
+  // Symbols without a position start afresh (their snapshot).
+  for (const sym of [...feed.seq.keys()]) if (!(sym in since)) feed.seq.delete(sym);
+  send("subscribe", topics, { epoch: feed.epoch, epochs, since });
+
 }
 
 function want(topics) {
@@ -179,11 +242,46 @@ function onMessage(ev) {
   }
   if (msg === null || typeof msg !== "object") return;
   if (msg.type === "tick") onTick(msg, now);
-  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) onSubscribed(msg.topics);
+  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) onSubscribed(msg);
+  else if (msg.type === "gap") onGap(msg);
+  else if (msg.type === "recovered") onRecovered(msg);
+  else if (msg.type === "reset") onReset(msg);
   else if (msg.type === "error") post({ type: "notice", text: `broker: ${msg.code}: ${msg.message}` });
 }
 
-function onSubscribed(topics) {
+/** The broker skipped seqs from..to of a symbol: counted, and not lost. */
+function onGap(msg) {
+  const to = toNumber(msg.to);
+  const n = to - toNumber(msg.from) + 1;
+  if (msg.reason in feed.noticed && n > 0) feed.noticed[msg.reason] += n;
+  if (typeof msg.sym === "string" && to > (feed.seq.get(msg.sym) ?? 0)) feed.seq.set(msg.sym, to);
+}
+
+/** A resume was honoured: the next ticks of the symbol are the missed ones. */
+function onRecovered(msg) {
+  feed.recovered += toNumber(msg.ticks);
+  // Not a snapshot: the replayed ticks follow straight on from our seq.
+  feed.snapshotPending.delete(msg.sym);
+}
+
+/** A resume was not honoured, or the symbol's feed restarted. */
+function onReset(msg) {
+  if (typeof msg.sym !== "string") return;
+  feed.resets++;
+  feed.seq.delete(msg.sym); // what follows is the new baseline
+  if (msg.reason === "feed_restart" && typeof msg.epoch === "string") feed.epochs.set(msg.sym, msg.epoch);
+  else post({ type: "notice", text: `${msg.sym}: could not resume (${msg.reason}); showing its latest` });
+}
+
+function onSubscribed(msg) {
+  const topics = msg.topics;
+  if (typeof msg.epoch === "string") {
+    if (feed.epoch && msg.epoch !== feed.epoch) feed.epochs.clear(); // another broker run
+    feed.epoch = msg.epoch;
+  }
+  if (msg.epochs && typeof msg.epochs === "object") {
+    for (const [sym, e] of Object.entries(msg.epochs)) feed.epochs.set(sym, e);
+  }
   // Right after this ack the broker sends, in one burst, the latest tick of
   // each newly subscribed symbol (none for a symbol `*` already covered;
   // every symbol not held by name for a new `*`). Those are old by design,
@@ -257,6 +355,9 @@ function everySecond() {
     type: "second",
     rate: feed.ticks / secs,
     skipped: feed.skipped,
+    noticed: feed.noticed,
+    recovered: feed.recovered,
+    resets: feed.resets,
     window: summarize(feed.recent),
     point: summarize([done]),
     rates: [...feed.counts].map(([sym, n]) => [sym, n / secs]),
