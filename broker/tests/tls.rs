@@ -9,18 +9,15 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::pki::{ServerCert, TestCa};
+use common::pki::{tls_connect, ServerCert, TestCa};
 use common::{limits, Publisher, Subscriber, WAIT};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use tickcast_broker::config::TlsFiles;
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, RunningBroker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 use tokio_tungstenite::MaybeTlsStream;
 
 /// A TLS broker fed by a TCP ingest listener, its files in `dir`.
@@ -35,15 +32,6 @@ async fn tls_broker(dir: &Path, cert: &ServerCert, limits: Limits) -> RunningBro
     })
     .await
     .unwrap()
-}
-
-/// A TLS connection on `socket` to `localhost`, trusting `config`'s roots.
-async fn tls_connect(
-    config: Arc<rustls::ClientConfig>,
-    socket: TcpStream,
-) -> std::io::Result<TlsStream<TcpStream>> {
-    let name = ServerName::try_from("localhost").unwrap();
-    TlsConnector::from(config).connect(name, socket).await
 }
 
 /// A wss subscriber (tokio-tungstenite over our TLS connection).
