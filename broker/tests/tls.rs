@@ -108,6 +108,38 @@ async fn wss_delivers_every_tick_in_batches_and_https_serves_the_routes() {
     broker.shutdown().await;
 }
 
+/// The broker's own page, served over https, has an `https://` origin: a
+/// browser on it may upgrade (it was refused as not the broker's own while
+/// the check assumed `http`), one claiming the `http://` origin of the
+/// same host and port may not.
+#[tokio::test]
+async fn the_broker_s_own_https_page_may_upgrade_and_its_http_twin_may_not() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let broker = tls_broker(dir.path(), &ca.server_cert(), limits()).await;
+    let addr = broker.local_addr();
+    for (scheme, ok) in [("https", true), ("http", false)] {
+        let socket = TcpStream::connect(addr).await.unwrap();
+        let tls = tls_connect(ca.client_config(), socket).await.unwrap();
+        let mut req = format!("wss://localhost:{}/ws", addr.port())
+            .into_client_request()
+            .unwrap();
+        let origin = format!("{scheme}://localhost:{}", addr.port());
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        let res = tokio_tungstenite::client_async(req, MaybeTlsStream::Rustls(tls)).await;
+        match res {
+            Ok(_) => assert!(ok, "{origin} was let in"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert!(!ok, "{origin}: {}", resp.status());
+                assert_eq!(resp.status(), 403);
+            }
+            Err(e) => panic!("{origin}: {e}"),
+        }
+    }
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_reader_that_stalls_over_tls_gets_everything_once_it_reads_again() {
     let dir = tempfile::tempdir().unwrap();
