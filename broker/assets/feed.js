@@ -9,10 +9,21 @@
 // once a second. The page stays smooth however busy the feed; when even the
 // worker cannot keep up, the broker conflates and the skipped count shows it.
 //
-// Page → worker: {type: "start", url}, {type: "want", topics} (the full list
-// the page wants; the worker subscribes and unsubscribes the difference).
+// Page → worker: {type: "start", url, token}, {type: "want", topics} (the
+// full list the page wants; the worker subscribes and unsubscribes the
+// difference), {type: "token", token} (a fresh token: sent as an `auth`
+// request on an open connection, used by the next one, and the end of a
+// wait for one).
 // Worker → page: {type: "conn", state, text}, {type: "ack", topics},
-// {type: "notice", text}, {type: "ticks", ticks}, {type: "second", ...}.
+// {type: "notice", text}, {type: "ticks", ticks}, {type: "second", ...},
+// {type: "denied", topics, text} (a subscribe refused as not_entitled: those
+// topics are no longer wanted), {type: "expired", text} (the broker ended the
+// session because the token expired: no reconnection until a new token).
+//
+// The token goes in `?token=` (a browser cannot set headers on a WebSocket);
+// the broker does not log it. Requests are answered in order (an ack, an
+// `authenticated` or an error each), so the worker keeps the requests it
+// sent in a queue and knows which one an error refuses.
 
 import { decode, toNumber } from "./msgpack.js";
 
@@ -20,6 +31,8 @@ const FLUSH_MS = 16;
 const LAT_WINDOW_S = 10;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
+// The close code of a session whose token expired (docs/PROTOCOL.md).
+const TOKEN_EXPIRED_CLOSE = 4001;
 
 // Wall-clock milliseconds with sub-millisecond resolution (Date.now() has
 // whole milliseconds only, too coarse for a ~1 ms p50). The origin is read
@@ -79,6 +92,9 @@ function summarize(buckets) {
 
 const feed = {
   url: "",
+  token: "", // with tokens required; "" otherwise
+  waitingForToken: false, // the token expired: connect again only with a new one
+  sent: [], // requests not yet answered, oldest first: {op, topics}
   ws: null,
   attempt: 0,
   retryAt: 0,
@@ -108,7 +124,8 @@ function setConn(state, text) {
 
 function connect() {
   setConn("connecting", feed.attempt ? `connecting (attempt ${feed.attempt + 1})…` : "connecting…");
-  const ws = new WebSocket(feed.url);
+  const url = feed.token ? `${feed.url}?token=${encodeURIComponent(feed.token)}` : feed.url;
+  const ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   feed.ws = ws;
   ws.onopen = () => {
@@ -117,6 +134,7 @@ function connect() {
     feed.topics = new Set();
     feed.snapshotPending = new Set();
     feed.wildcardSeen = null;
+    feed.sent = [];
     // A new connection restarts every symbol's seq: a gap across a reconnect
     // is not the broker skipping ticks.
     feed.seq.clear();
@@ -128,6 +146,12 @@ function connect() {
     if (feed.ws !== ws) return;
     feed.ws = null;
     const why = ev.reason ? `${ev.reason} (${ev.code})` : `code ${ev.code}`;
+    if (ev.code === TOKEN_EXPIRED_CLOSE) {
+      feed.waitingForToken = true;
+      setConn("signed-out", `token expired (${ev.code})`);
+      post({ type: "expired", text: ev.reason || "token expired" });
+      return;
+    }
     scheduleReconnect(`disconnected: ${why}`);
   };
   // An error is always followed by a close event, which reconnects.
@@ -156,6 +180,18 @@ function send(op, topics) {
   // the whole wanted list.
   if (!topics.length || !feed.ws || feed.ws.readyState !== WebSocket.OPEN) return;
   feed.ws.send(JSON.stringify({ op, topics }));
+  feed.sent.push({ op, topics });
+}
+
+function useToken(token) {
+  feed.token = token;
+  if (feed.ws && feed.ws.readyState === WebSocket.OPEN) {
+    feed.ws.send(JSON.stringify({ op: "auth", token }));
+    feed.sent.push({ op: "auth", topics: [] });
+  } else if (feed.waitingForToken) {
+    feed.waitingForToken = false;
+    connect();
+  }
 }
 
 function want(topics) {
@@ -179,8 +215,26 @@ function onMessage(ev) {
   }
   if (msg === null || typeof msg !== "object") return;
   if (msg.type === "tick") onTick(msg, now);
-  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) onSubscribed(msg.topics);
-  else if (msg.type === "error") post({ type: "notice", text: `broker: ${msg.code}: ${msg.message}` });
+  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) {
+    feed.sent.shift();
+    onSubscribed(msg.topics);
+  } else if (msg.type === "authenticated") {
+    feed.sent.shift();
+    post({ type: "notice", text: "token renewed" });
+  } else if (msg.type === "error") onError(msg);
+}
+
+function onError(msg) {
+  // token_expired answers no request: the close (4001) follows it.
+  if (msg.code === "token_expired") return;
+  const request = feed.sent.shift();
+  if (msg.code === "not_entitled") {
+    const topics = request?.op === "subscribe" ? request.topics : [];
+    for (const t of topics) feed.wanted.delete(t);
+    post({ type: "denied", topics, text: msg.message });
+  } else {
+    post({ type: "notice", text: `broker: ${msg.code}: ${msg.message}` });
+  }
 }
 
 function onSubscribed(topics) {
@@ -270,9 +324,12 @@ self.onmessage = (ev) => {
   const msg = ev.data;
   if (msg.type === "start" && !feed.url) {
     feed.url = msg.url;
+    feed.token = msg.token ?? "";
     setInterval(everySecond, 1000);
     connect();
   } else if (msg.type === "want") {
     want(msg.topics);
+  } else if (msg.type === "token") {
+    useToken(msg.token);
   }
 };

@@ -2,7 +2,7 @@
 // requiring tokens (the interop suite's second broker, its test certificate
 // trusted through `ws`'s `ca` option).
 //
-// Tokens are HS256 JWTs signed here with node:crypto's HMAC (not the
+// Tokens are HS256 JWTs signed with node:crypto's HMAC (jwt.mjs: not the
 // broker's code, nor PyJWT): a user entitled to AAPL and MSFT receives
 // ticks of those only, with the token in an `Authorization: Bearer` header
 // and in `?token=`; without a token the upgrade is refused with HTTP 401.
@@ -11,10 +11,10 @@
 // Usage: node wss_client.mjs https://localhost:PORT CA_FILE SECRET_FILE
 // Prints `PASS node-ws-wss ...` or `FAIL node-ws-wss: reason`; exit code 0 or 1.
 
-import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import WebSocket from "ws";
 import { decode } from "@msgpack/msgpack";
+import { readSecret, userToken } from "./jwt.mjs";
 
 const NAME = "node-ws-wss";
 const TOTAL_MS = 20_000;
@@ -26,14 +26,6 @@ class Failure extends Error {}
 
 function check(ok, what) {
   if (!ok) throw new Failure(what);
-}
-
-const b64url = (data) => Buffer.from(data).toString("base64url");
-
-/** An HS256 JWT of `claims` signed with `secret`. */
-function hs256(claims, secret) {
-  const signed = `${b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }))}.${b64url(JSON.stringify(claims))}`;
-  return `${signed}.${createHmac("sha256", secret).update(signed).digest("base64url")}`;
 }
 
 /** Opens `url`; resolves with the decoded frames of LISTEN_MS, or rejects with the refusal's HTTP status. */
@@ -53,9 +45,9 @@ function listen(url, options) {
 
 async function run(base, caFile, secretFile) {
   const ca = readFileSync(caFile);
-  const secret = readFileSync(secretFile, "utf8").replace(/[\r\n]+$/, "");
+  const secret = readSecret(secretFile);
   const wsUrl = `wss://${new URL(base).host}/ws?topics=*`;
-  const token = hs256({ sub: "dora", syms: SYMS, exp: Math.floor(Date.now() / 1000) + 600 }, secret);
+  const token = userToken(secret, "dora", SYMS, 600);
   const ways = {
     header: [wsUrl, { ca, headers: { authorization: `Bearer ${token}` } }],
     query: [`${wsUrl}&token=${encodeURIComponent(token)}`, { ca }],
