@@ -18,6 +18,17 @@
 #   cp target/release/tickcast-broker /tmp/broker-old    # before the change
 #   BASELINE=/tmp/broker-old benches/compare.sh ladder-200 ladder-1000 slow-consumer
 #
+# wss mode, for the price of TLS: with WSS=1 the scenarios run against
+# tickcast over plain ws and over wss (loadgen --tls: a self-signed
+# certificate made for the run, the publisher still on plain TCP, so the
+# difference is the subscribers' TLS alone), alternated for ROUNDS rounds
+# as in A/B mode, and `loadgen medians` prints wss ÷ ws; then NATS over wss
+# once per scenario beside the last tickcast wss run (nats ÷ tickcast), and
+# new connections per second over ws and wss for both servers (`loadgen
+# handshakes`, HANDSHAKES connections, default 20000, 64 in flight):
+#
+#   WSS=1 benches/compare.sh ladder-200
+#
 # Each server is spawned by loadgen on CPU 0 and loadgen runs on CPU 1, so
 # neither competes with the other for a core. Results (JSON, .hgrm, SVG)
 # go to benches/results/compare-<time>/. Run it on a quiet machine: the
@@ -63,9 +74,9 @@ out="benches/results/compare-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
 # One run of scenario $1 against target $2 (tickcast or nats) served by the
-# binary $3, into directory $4.
+# binary $3, into directory $4; any further arguments go to loadgen (--tls).
 run_one() {
-    local args=("--server-bin" "$3")
+    local args=("--server-bin" "$3" "${@:5}")
     if [ "$2" = tickcast ]; then
         for a in ${TICKCAST_ARGS:-}; do args+=("--server-arg=$a"); done
     fi
@@ -74,6 +85,40 @@ run_one() {
     timeout 1800 "${loadgen_pin[@]}" "$loadgen" run "benches/scenarios/$1.toml" \
         --target "$2" --spawn "${args[@]}" "${server_pin[@]}" --out "$4"
 }
+
+if [ -n "${WSS:-}" ]; then
+    rounds="${ROUNDS:-4}"
+    for r in $(seq 1 "$rounds"); do
+        for s in "${scenarios[@]}"; do
+            if [ $((r % 2)) -eq 1 ]; then order=(ws wss); else order=(wss ws); fi
+            for scheme in "${order[@]}"; do
+                tls=()
+                [ "$scheme" = wss ] && tls=(--tls)
+                run_one "$s" tickcast "$bin_dir/tickcast-broker" "$out/$s-$scheme-r$r" "${tls[@]}"
+            done
+        done
+    done
+    for s in "${scenarios[@]}"; do
+        "$loadgen" medians --a-label ws --b-label wss \
+            --a "$out/$s"-ws-r*/result.json --b "$out/$s"-wss-r*/result.json | tee "$out/$s-wss.txt"
+        run_one "$s" nats "$nats_bin" "$out/$s-nats-wss" --tls
+        "$loadgen" compare "$out/$s-wss-r$rounds/result.json" "$out/$s-nats-wss/result.json" |
+            tee "$out/$s-nats-wss-comparison.txt"
+    done
+    for target in tickcast nats; do
+        bin="$bin_dir/tickcast-broker"
+        [ "$target" = nats ] && bin="$nats_bin"
+        for tls in "" --tls; do
+            echo "== new connections per second, $target ${tls:-(ws)}" >&2
+            timeout 300 "${loadgen_pin[@]}" "$loadgen" handshakes --target "$target" --spawn \
+                --server-bin "$bin" "${server_pin[@]}" $tls \
+                --connections "${HANDSHAKES:-20000}" --concurrency 64 --max-duration 60s |
+                tee -a "$out/handshakes.txt"
+        done
+    done
+    echo "results in $out"
+    exit 0
+fi
 
 if [ -n "${BASELINE:-}" ]; then
     [ -x "$BASELINE" ] || { echo "BASELINE=$BASELINE is not an executable" >&2; exit 2; }

@@ -7,7 +7,11 @@
 # headless Chromium (which also saves docs/dashboard.png), plus the
 # dashboard's MessagePack decoder tests; then a second broker serving TLS and
 # requiring tokens, against Python websockets over ssl with PyJWT tokens
-# (client_wss_jwt.py). Installs what it needs, idempotently:
+# (client_wss_jwt.py), Python websocket-client with an ssl context and Node
+# ws with the test certificate as its CA (both: ticks of entitled symbols
+# only, 401 without a token), and the dashboard over https in Chromium
+# (sign-in box, #token=, not_entitled and expiry banners: dashboard_tls.mjs).
+# Installs what it needs, idempotently:
 # a venv in .venv/, node_modules in tests/interop/node/, Debian's chromium.
 # Ends with `interop: N passed, N failed` and fails if any client failed.
 #
@@ -145,8 +149,13 @@ for _ in $(seq 1 100); do
     curl -fsS --max-time 1 --cacert "$SECURE_DIR/cert.pem" "https://localhost:$SECURE_PORT/healthz" >/dev/null 2>&1 && break
     sleep 0.1
 done
-run python-wss-jwt "$PY" "$INTEROP/python/client_wss_jwt.py" "https://localhost:$SECURE_PORT" \
-    "$SECURE_DIR/cert.pem" "$SECURE_DIR/secret"
+SECURE_BASE="https://localhost:$SECURE_PORT"
+SECURE_FILES=("$SECURE_DIR/cert.pem" "$SECURE_DIR/secret")
+run python-wss-jwt "$PY" "$INTEROP/python/client_wss_jwt.py" "$SECURE_BASE" "${SECURE_FILES[@]}"
+run python-wss-websocket-client "$PY" "$INTEROP/python/client_wss_websocket_client.py" "$SECURE_BASE" "${SECURE_FILES[@]}"
+run node-ws-wss node "$INTEROP/node/wss_client.mjs" "$SECURE_BASE" "${SECURE_FILES[@]}"
+# Chromium accepts the test certificate by --ignore-certificate-errors.
+run dashboard-https node "$INTEROP/node/dashboard_tls.mjs" "$SECURE_BASE" "$SECURE_DIR/secret"
 
 if kill -0 "$BROKER_PID" 2>/dev/null; then
     passed=$((passed + 1))

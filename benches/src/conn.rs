@@ -12,6 +12,13 @@
 //! a thousand connections 64 MiB, and the kernel's copy into it a cache miss
 //! per line; the shared one stays in cache. Frames are parsed in place by
 //! `tickcast-wsframe` (a header parse, the checks, a slice: no copy).
+//!
+//! Over TLS (`--tls`) the bytes come out of rustls, which reads the socket
+//! into its own buffer and decrypts a record at a time, so a connection
+//! cannot be polled for readiness and read without waiting: a TLS
+//! connection reads into its own buffer ([`SubConn::read_some`], sized by
+//! the caller to a TLS record, 16 KiB) and is parsed there
+//! ([`SubConn::process`]).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
@@ -21,10 +28,12 @@ use tickcast_protocol::control::{decode_server_frame, Incoming};
 use tickcast_protocol::{ClientRequest, ServerMessage, TickHeader, TickRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
 
 use tickcast_wsframe::{close, handshake, put_frame, Frame, Opcode, Rules, FIN};
 
 use crate::nats::{self, ServerOp};
+use crate::tls::ClientTls;
 
 /// Which server the connection talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +60,8 @@ pub struct ConnOptions {
     pub rcvbuf: Option<u32>,
     /// Initial read buffer size (grows to fit a large frame).
     pub read_buf: usize,
+    /// Connect over TLS (wss) with this configuration.
+    pub tls: Option<ClientTls>,
 }
 
 /// Something the server said.
@@ -253,10 +264,49 @@ impl FrameParser {
     }
 }
 
+/// A connection's byte stream.
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(bytes).await,
+            // rustls keeps what the socket did not take until a flush.
+            Stream::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf).await,
+            Stream::Tls(s) => match s.read(buf).await {
+                // A server that closes without close_notify (it cut us):
+                // the end of the stream, as over TCP.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+        }
+    }
+}
+
 /// A subscriber connection after the WebSocket upgrade.
 #[derive(Debug)]
 pub struct SubConn {
-    stream: TcpStream,
+    stream: Stream,
     decoder: Decoder,
 }
 
@@ -280,6 +330,10 @@ impl SubConn {
             .await
             .with_context(|| format!("connect {addr}"))?;
         stream.set_nodelay(true).context("TCP_NODELAY")?;
+        let stream = match &opts.tls {
+            Some(tls) => Stream::Tls(Box::new(tls.connect(stream).await?)),
+            None => Stream::Plain(stream),
+        };
         // Any mask value is valid; varying it per connection is enough.
         let mask = id.wrapping_mul(0x9e37_79b9).to_be_bytes();
         let mut conn = SubConn {
@@ -366,7 +420,7 @@ impl SubConn {
     /// TCP reset instead of a FIN, with no close frame, as a crashed client
     /// or a dropped network path does.
     pub fn reset(self) -> Result<()> {
-        self.stream.set_zero_linger().context("SO_LINGER 0")?;
+        self.stream.tcp().set_zero_linger().context("SO_LINGER 0")?;
         drop(self);
         Ok(())
     }
@@ -380,15 +434,29 @@ impl SubConn {
         Ok(())
     }
 
+    /// Whether the connection is TLS (read it with [`SubConn::read_some`]).
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Stream::Tls(_))
+    }
+
     /// Waits until there is something to read (or the connection ended).
+    /// Plain TCP only: a TLS connection may hold decrypted bytes while its
+    /// socket has none.
     pub async fn readable(&self) -> Result<()> {
-        self.stream.readable().await.context("wait for data")
+        let Stream::Plain(stream) = &self.stream else {
+            bail!("readable() is for plain connections; read TLS with read_some()");
+        };
+        stream.readable().await.context("wait for data")
     }
 
     /// Reads what is there into `buf` without waiting: `None` if nothing
-    /// was (a spurious wake-up), `Some(0)` if the server closed.
+    /// was (a spurious wake-up), `Some(0)` if the server closed. Plain TCP
+    /// only, as [`SubConn::readable`].
     pub fn try_read(&mut self, buf: &mut [u8]) -> Result<Option<usize>> {
-        match self.stream.try_read(buf) {
+        let Stream::Plain(stream) = &self.stream else {
+            bail!("try_read() is for plain connections; read TLS with read_some()");
+        };
+        match stream.try_read(buf) {
             Ok(n) => Ok(Some(n)),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(anyhow::Error::new(e).context("read")),

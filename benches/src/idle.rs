@@ -69,6 +69,7 @@ pub fn run_idle(
                         source: Some(source),
                         rcvbuf: None,
                         read_buf: IDLE_READ_BUF,
+                        tls: None,
                     };
                     let mut conn =
                         SubConn::connect(endpoints.ws, endpoints.kind.protocol(), &opts, i as u32)

@@ -16,7 +16,8 @@
 //! - [`nats`]: the client side of the NATS protocol, hand-parsed because one
 //!   loadgen core must consume millions of frames a second (WebSocket frames
 //!   are parsed in place by `tickcast-wsframe`, for the same reason).
-//! - [`conn`]: one subscriber connection (handshake, subscribe, read events).
+//! - [`conn`]: one subscriber connection (handshake, subscribe, read events),
+//!   over TCP or, with `--tls`, over TLS ([`tls`]).
 //! - [`pool`]: the subscriber threads and their per-connection accounting.
 //! - [`latency`], [`hgrm`]: latency histograms and their percentile files.
 //! - [`target`], [`procstat`], [`http`]: the server under test and its process.
@@ -25,12 +26,15 @@
 //!   [`ab`]: medians over rounds of two builds (A/B).
 //! - [`floor`]: the cost of loopback sends alone, with no server (the floor
 //!   under any server's latency on this machine).
+//! - [`handshakes`]: new connections per second (TCP, TLS, upgrade), for
+//!   `loadgen handshakes`.
 //! - [`soak`]: a long run of churning subscribers, judging whether the
 //!   broker's memory, open files and tasks stay flat.
 
 pub mod ab;
 pub mod conn;
 pub mod floor;
+pub mod handshakes;
 pub mod hgrm;
 pub mod http;
 pub mod idle;
@@ -45,4 +49,5 @@ pub mod runner;
 pub mod scenario;
 pub mod soak;
 pub mod target;
+pub mod tls;
 pub mod universe;

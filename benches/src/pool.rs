@@ -23,6 +23,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::conn::{ConnOptions, Event, Protocol, SubConn};
 use crate::latency::{now_ns, LatencyRecorder};
+use crate::tls::ClientTls;
 use crate::universe::{pack, Class, SubscriberPlan, Topics, Universe};
 
 /// The read buffer all connections of a thread share: thousands of ticks
@@ -32,6 +33,9 @@ const READ_BUF: usize = 256 * 1024;
 /// acknowledgement and any partial frame a read ends with (it grows if one
 /// frame needs more).
 const CONN_BUF: usize = 4 * 1024;
+/// A TLS connection's buffer, which all its reads go through
+/// (`conn.rs`): a whole TLS record's plaintext (16 KiB) and a partial frame.
+const TLS_CONN_BUF: usize = 20 * 1024;
 /// A stalled subscriber's `SO_RCVBUF`: small, so it backs up into the
 /// server's outbox within a moment instead of after megabytes.
 const STALLED_RCVBUF: u32 = 16 * 1024;
@@ -152,6 +156,8 @@ pub struct PoolSpec {
     pub slow_delay: Duration,
     /// Per-second latency slots to keep.
     pub max_seconds: usize,
+    /// Subscribe over wss with this (None: ws).
+    pub tls: Option<ClientTls>,
 }
 
 /// Counters shared between the subscriber threads and the step's driver.
@@ -442,22 +448,36 @@ async fn read_once(
 ) -> Result<Flow> {
     let mut closed = None;
     loop {
-        conn.readable().await?;
+        // Plain TCP: into the thread's shared buffer (`conn.rs`); TLS: into
+        // the connection's own, through rustls.
+        let tls = conn.is_tls();
+        if tls {
+            if conn.read_some().await? == 0 {
+                return Ok(Flow::Closed(None));
+            }
+        } else {
+            conn.readable().await?;
+        }
         // Borrowed only between awaits: the thread's tasks take turns.
         let mut scratch = ctx.scratch.borrow_mut();
-        let Some(n) = conn.try_read(&mut scratch)? else {
-            continue;
+        let n = if tls {
+            0
+        } else {
+            let Some(n) = conn.try_read(&mut scratch)? else {
+                continue;
+            };
+            if n == 0 {
+                return Ok(Flow::Closed(None));
+            }
+            n
         };
-        if n == 0 {
-            return Ok(Flow::Closed(None));
-        }
         // One clock read per syscall: every frame in it had arrived by now.
         let recv = now_ns();
         let measure_start = ctx.shared.measure_start_ns.load(Ordering::Acquire);
         let mut stats = ctx.stats.borrow_mut();
         let st = &mut stats[class as usize];
         let before = st.delivered;
-        conn.feed(&scratch[..n], &mut |event| match event {
+        let mut on = |event: Event<'_>| match event {
             Event::Tick(h) => tracker.on_tick(h, recv, measure_start, ctx, st),
             Event::Ack => *ack = Some(true),
             Event::Refused(_) => {
@@ -466,7 +486,12 @@ async fn read_once(
             }
             Event::Closed(code) => closed = Some(code),
             Event::Other => st.other += 1,
-        })?;
+        };
+        if tls {
+            conn.process(&mut on)?;
+        } else {
+            conn.feed(&scratch[..n], &mut on)?;
+        }
         if class != Class::Stalled {
             ctx.shared
                 .delivered
@@ -496,7 +521,12 @@ async fn subscriber(ctx: Rc<ThreadCtx>, idx: usize, mut stop: watch::Receiver<bo
         let opts = ConnOptions {
             source: None,
             rcvbuf: (class == Class::Stalled).then_some(STALLED_RCVBUF),
-            read_buf: CONN_BUF,
+            read_buf: if spec.tls.is_some() {
+                TLS_CONN_BUF
+            } else {
+                CONN_BUF
+            },
+            tls: spec.tls.clone(),
         };
         let mut conn = SubConn::connect(spec.ws, spec.protocol, &opts, idx as u32).await?;
         conn.subscribe(&plan.topic_names(&spec.universe)).await?;

@@ -26,6 +26,7 @@ use crate::publisher::{publish, PubConn, Schedule};
 use crate::report::{ClassReport, IntervalPoint, RunReport, SaturationReport, StepReport};
 use crate::scenario::{Load, Scenario};
 use crate::target::{Endpoints, TargetKind};
+use crate::tls::ClientTls;
 use crate::universe::{plan_subscribers, Class, Fanout, SubscriberPlan, Universe};
 
 /// How the run is observed and where its files go.
@@ -35,6 +36,9 @@ pub struct RunOptions {
     pub server_pid: Option<u32>,
     /// Show a progress bar (only sensible on a terminal).
     pub progress: bool,
+    /// Subscribers over wss and the broker's routes over https (None: ws
+    /// and http).
+    pub tls: Option<ClientTls>,
 }
 
 impl RunOptions {
@@ -43,6 +47,7 @@ impl RunOptions {
         Self {
             server_pid,
             progress: std::io::stderr().is_terminal(),
+            tls: None,
         }
     }
 }
@@ -130,7 +135,7 @@ pub fn run_traffic(
     };
     let mut market = Market::with_zipf(&market_cfg, scenario.zipf_s)?;
     if endpoints.kind == TargetKind::Tickcast {
-        market.resume_after(&broker_seqs(&endpoints, &universe));
+        market.resume_after(&broker_seqs(&endpoints, &universe, opts.tls.as_ref()));
     }
     let publisher = PubConn::connect(&endpoints)?;
     let mut run = Run {
@@ -208,14 +213,14 @@ fn rate_label(rate: f64) -> String {
 /// The last seq a running tickcast broker holds for each of our symbols, so a
 /// second run against the same broker continues numbering instead of
 /// restarting at 1 (which the broker would take for stale repeats).
-fn broker_seqs(endpoints: &Endpoints, universe: &Universe) -> Vec<u64> {
+fn broker_seqs(endpoints: &Endpoints, universe: &Universe, tls: Option<&ClientTls>) -> Vec<u64> {
     #[derive(serde::Deserialize)]
     struct Latest {
         sym: String,
         seq: u64,
     }
     let mut last = vec![0; universe.len()];
-    let body = crate::http::get(endpoints.ws, "/symbols", Duration::from_secs(5));
+    let body = crate::http::get(endpoints.ws, "/symbols", Duration::from_secs(5), tls);
     if let Ok(ticks) = body.and_then(|b| Ok(serde_json::from_slice::<Vec<Latest>>(&b)?)) {
         for t in ticks {
             if let Some(i) = universe.lookup(t.sym.as_bytes()) {
@@ -241,6 +246,7 @@ impl Run<'_> {
             threads: subs.threads,
             slow_delay: Duration::from_millis(subs.slow_delay_ms),
             max_seconds,
+            tls: self.opts.tls.clone(),
         })?;
         let setup_timeout = Duration::from_secs(30 + self.plans.len() as u64 / 100);
         let (acked, failed) = pool.wait_ready(setup_timeout);
@@ -298,11 +304,14 @@ impl Run<'_> {
         bar.finish_and_clear();
         let (loadgen_cpu, server_cpu) = cpu.read();
         let server_stats = match self.endpoints.kind {
-            TargetKind::Tickcast => {
-                crate::http::get(self.endpoints.ws, "/stats", Duration::from_secs(5))
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-            }
+            TargetKind::Tickcast => crate::http::get(
+                self.endpoints.ws,
+                "/stats",
+                Duration::from_secs(5),
+                self.opts.tls.as_ref(),
+            )
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok()),
             TargetKind::Nats => None,
         };
         let server_rss_kib = self.opts.server_pid.and_then(rss_kib);

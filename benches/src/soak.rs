@@ -862,7 +862,7 @@ pub fn run_soak(spec: &SoakSpec, target: SoakTarget) -> Result<SoakReport> {
         }
     }
 
-    let broker_counters = crate::http::get(target.ws, "/metrics", HTTP_TIMEOUT)
+    let broker_counters = crate::http::get(target.ws, "/metrics", HTTP_TIMEOUT, None)
         .map(|body| counters(&String::from_utf8_lossy(&body)))
         .unwrap_or_default();
     let churn = counts.report();
@@ -919,7 +919,7 @@ fn sample(target: SoakTarget, t_s: f64, clients_open: u64) -> Result<Sample> {
     }
     let rss_kib = rss_kib(target.pid).context("no RSS in /proc")?;
     let fds = open_fds(target.pid).context("cannot list /proc/PID/fd")?;
-    let body = crate::http::get(target.ws, "/stats", HTTP_TIMEOUT)?;
+    let body = crate::http::get(target.ws, "/stats", HTTP_TIMEOUT, None)?;
     let stats: serde_json::Value = serde_json::from_slice(&body).context("parse /stats")?;
     let field = |name: &str| {
         stats[name]
@@ -1095,6 +1095,7 @@ async fn one_life(env: &SlotEnv, rng: &mut Pcg64Mcg, id: u32) -> Result<()> {
         source: None,
         rcvbuf: slow.then_some(SLOW_RCVBUF),
         read_buf: if slow { SLOW_CHUNK } else { READ_BUF },
+        tls: None,
     };
     let open = async {
         let mut conn = SubConn::connect(env.ws, Protocol::Tickcast, &opts, id).await?;

@@ -71,6 +71,10 @@ pub struct SpawnOptions {
     pub dir: PathBuf,
     /// Extra arguments for the server (tickcast only), e.g. `--write-coalesce 2ms`.
     pub extra_args: Vec<String>,
+    /// Serve its WebSocket over TLS with this certificate and key (PEM
+    /// files): tickcast's `--tls-cert`/`--tls-key`, NATS's websocket `tls`
+    /// block. The publisher's port stays plain.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A server this process started; stopped (SIGTERM, then SIGKILL) on drop.
@@ -100,12 +104,20 @@ impl SpawnedServer {
                     "--ingest".to_owned(),
                     publish.to_string(),
                 ];
+                if let Some((cert, key)) = &opts.tls {
+                    args.extend([
+                        "--tls-cert".to_owned(),
+                        cert.display().to_string(),
+                        "--tls-key".to_owned(),
+                        key.display().to_string(),
+                    ]);
+                }
                 args.extend(opts.extra_args.iter().cloned());
                 (program, args)
             }
             TargetKind::Nats => {
                 let conf = opts.dir.join("nats-server.conf");
-                std::fs::write(&conf, nats_config(ws, publish))?;
+                std::fs::write(&conf, nats_config(ws, publish, opts.tls.as_ref()))?;
                 let program = opts.program.clone().unwrap_or_else(|| "nats-server".into());
                 (program, vec!["-c".to_owned(), conf.display().to_string()])
             }
@@ -189,14 +201,23 @@ impl Drop for SpawnedServer {
     }
 }
 
-/// nats-server's config: client port for the publisher, a plain-text
-/// WebSocket listener for subscribers, both on loopback only.
-fn nats_config(ws: SocketAddr, client: SocketAddr) -> String {
+/// nats-server's config: client port for the publisher, a WebSocket
+/// listener for subscribers (plain, or TLS with `tls`'s certificate and
+/// key), both on loopback only.
+fn nats_config(ws: SocketAddr, client: SocketAddr, tls: Option<&(PathBuf, PathBuf)>) -> String {
+    let security = match tls {
+        Some((cert, key)) => format!(
+            "tls {{\n    cert_file: \"{}\"\n    key_file: \"{}\"\n  }}",
+            cert.display(),
+            key.display()
+        ),
+        None => "no_tls: true".to_owned(),
+    };
     format!(
         "# Written by loadgen for one comparison run.\n\
          listen: \"{client}\"\n\
          max_connections: 100000\n\
-         websocket {{\n  listen: \"{ws}\"\n  no_tls: true\n}}\n"
+         websocket {{\n  listen: \"{ws}\"\n  {security}\n}}\n"
     )
 }
 

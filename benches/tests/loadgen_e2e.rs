@@ -1,16 +1,20 @@
 //! The load generator against a real broker on real loopback sockets: it must
-//! count exactly, notice a stalled subscriber, and run a whole scenario from
-//! the command line into JSON, `.hgrm` and SVG files.
+//! count exactly (over ws and over wss), notice a stalled subscriber,
+//! measure new connections, and run a whole scenario from the command line
+//! into JSON, `.hgrm` and SVG files.
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use tickcast_benches::handshakes::{run_handshakes, HandshakeSpec};
 use tickcast_benches::idle::run_idle;
 use tickcast_benches::report::RunReport;
 use tickcast_benches::runner::{run_traffic, RunOptions};
 use tickcast_benches::scenario::Scenario;
 use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
+use tickcast_benches::tls::{self_signed, ClientTls};
+use tickcast_broker::config::TlsFiles;
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, RunningBroker};
 
 /// A broker with a TCP ingest, on its own runtime (the loadgen is
@@ -23,6 +27,11 @@ struct Broker {
 
 impl Broker {
     fn start(limits: Limits) -> Self {
+        Self::start_with(limits, None)
+    }
+
+    /// With `tls`, serving https and wss.
+    fn start_with(limits: Limits, tls: Option<TlsFiles>) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -38,6 +47,7 @@ impl Broker {
             },
             hdr_log: None,
             allowed_origins: Default::default(),
+            tls,
             ..Default::default()
         };
         let broker = runtime.block_on(tickcast_broker::start(config)).unwrap();
@@ -66,6 +76,7 @@ fn quiet() -> RunOptions {
     RunOptions {
         server_pid: None,
         progress: false,
+        tls: None,
     }
 }
 
@@ -82,6 +93,45 @@ warmup_s = 0.5
 duration_s = 1.5
 drain_s = 3
 "#;
+
+/// `--tls`: the same exact count over wss (the subscribers' reads go
+/// through rustls, `conn.rs`), /stats and /symbols over https, and new wss
+/// connections measured.
+#[test]
+fn over_wss_every_tick_is_delivered_exactly_once_and_handshakes_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path()).unwrap();
+    let tls = ClientTls::trusting(&cert).unwrap();
+    let broker = Broker::start_with(Limits::default(), Some(TlsFiles { cert, key }));
+    let scenario = Scenario::parse(LOW_RATE).unwrap();
+    let opts = RunOptions {
+        tls: Some(tls.clone()),
+        ..quiet()
+    };
+    for run in 0..2 {
+        let out = run_traffic(&scenario, broker.endpoints, &opts).unwrap();
+        let step = &out.report.steps[0];
+        let h = &step.healthy;
+        assert_eq!((h.acked, h.conn_errors), (5, 0), "run {run}");
+        assert!(h.expected > 500, "run {run}: expected {}", h.expected);
+        assert_eq!(h.delivered, h.expected, "run {run}");
+        assert_eq!((h.gaps, h.duplicates), (0, 0), "run {run}");
+        assert!(step.server_stats.is_some(), "run {run}: /stats over https");
+    }
+    let report = run_handshakes(&HandshakeSpec {
+        ws: broker.endpoints.ws,
+        protocol: TargetKind::Tickcast.protocol(),
+        tls: Some(tls),
+        connections: 40,
+        concurrency: 4,
+        max_duration: Duration::from_secs(20),
+        server_pid: None,
+    })
+    .unwrap();
+    assert_eq!((report.connections, report.failed), (40, 0));
+    assert_eq!(report.scheme, "wss");
+    assert!(report.per_second > 0.0 && report.p50_ms > 0.0, "{report:?}");
+}
 
 #[test]
 fn every_tick_is_delivered_exactly_once_across_runs() {
@@ -317,6 +367,7 @@ fn the_same_scenario_runs_against_nats_when_installed() {
         cpu: None,
         dir: dir.path().to_path_buf(),
         extra_args: Vec::new(),
+        tls: None,
     })
     .unwrap();
     let scenario = Scenario::parse(LOW_RATE).unwrap();

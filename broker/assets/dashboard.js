@@ -7,10 +7,19 @@
 // so a `*` subscription on a busy feed costs one paint per frame however many
 // ticks arrive, and a background tab does no DOM work. The watchlist and the
 // firehose switch persist in localStorage.
+//
+// With tokens required (the broker's --jwt-* flags) the page needs one: see
+// "token" below for where it comes from and how expiry and refused symbols
+// show.
 
 const DEFAULT_WATCHLIST = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA"];
 const STORE_WATCHLIST = "tickcast.watchlist";
 const STORE_FIREHOSE = "tickcast.firehose";
+// This tab's token: sessionStorage, so it ends with the tab and is not
+// shared with other tabs or kept on disk.
+const STORE_TOKEN = "tickcast.token";
+// Warn this long before the token expires (the broker closes at `exp`).
+const EXPIRY_WARN_S = 60;
 // The broker's topic rule (protocol crate, validate_topic), checked here so a
 // typo is refused at once instead of by an error frame.
 const SYMBOL_RE = /^[A-Za-z0-9.\-_/:^]{1,32}$/;
@@ -119,6 +128,7 @@ const view = {
   firehose: localStorage.getItem(STORE_FIREHOSE) === "on",
   rows: new Map(), // sym → watchlist row {tr, cells, canvas, shown}
   known: new Set(), // symbols from GET /symbols
+  denied: new Set(), // watched symbols the broker refused (not_entitled)
   dirty: new Set(), // watchlist symbols to repaint
   flashing: new Map(), // td → time its flash ends
   firehoseDirty: false,
@@ -147,6 +157,141 @@ function notice(text) {
   noticeTimer = setTimeout(() => ($("notice").textContent = ""), 6000);
 }
 
+// ------------------------------------------------------------------ token
+
+// The token comes from the URL fragment (`#token=…`: a fragment is never
+// sent to a server, and it is taken out of the address bar at once), from
+// this tab's sessionStorage, or from the token box, shown when the broker
+// answers 401. It goes to the broker as `Authorization: Bearer` on fetches
+// and as `?token=` on the WebSocket (feed.js). Its claims are read here,
+// unverified, only to show who is signed in until when, and to leave out of
+// the subscription the stored watchlist's symbols that `syms` does not
+// cover (one of them would make the broker refuse the whole subscribe:
+// they show as "not entitled"). A symbol added by hand goes to the broker,
+// which checks everything: one it refuses shows in a banner.
+const auth = {
+  token: sessionStorage.getItem(STORE_TOKEN) ?? "",
+  claims: null,
+  needed: false, // the broker answered 401
+};
+auth.claims = claimsOf(auth.token);
+
+function takeFragmentToken() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (!token) return;
+  history.replaceState(null, "", location.pathname + location.search);
+  setToken(token);
+}
+
+/** A JWT's claims, unverified; null if it is not one. */
+function claimsOf(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(part));
+    return claims && typeof claims === "object" ? claims : null;
+  } catch {
+    return null;
+  }
+}
+
+function setToken(token) {
+  auth.token = token;
+  auth.claims = claimsOf(token);
+  sessionStorage.setItem(STORE_TOKEN, token);
+  showUser();
+}
+
+/** Whether the token's `syms` cover `sym` (exact, PREFIX*, or *); true without a token. */
+function entitled(sym) {
+  const syms = auth.claims?.syms;
+  if (!auth.token || !Array.isArray(syms)) return true;
+  return syms.some((p) => p === "*" || p === sym || (p.endsWith("*") && sym.startsWith(p.slice(0, -1))));
+}
+
+function showUser() {
+  const el = $("user");
+  const c = auth.claims;
+  el.hidden = !c;
+  if (!c) return;
+  const left = typeof c.exp === "number" ? c.exp - Date.now() / 1000 : Infinity;
+  el.replaceChildren();
+  const who = document.createElement("b");
+  who.textContent = c.sub ?? "?";
+  el.append(who, left > 0 ? ` · token ${fmtDuration(Math.floor(left))} left` : " · token expired");
+  el.title = `entitled to ${Array.isArray(c.syms) ? c.syms.join(", ") : "?"}`;
+}
+
+function showAuth(kind, text) {
+  const banner = $("auth-banner");
+  banner.dataset.kind = kind;
+  $("auth-text").textContent = text;
+  banner.hidden = false;
+}
+
+function hideAuth() {
+  $("auth-banner").hidden = true;
+}
+
+/** The broker answered 401 with `reason`: the sign-in box. */
+function signedOut(reason) {
+  auth.needed = true;
+  const why = auth.token ? `The broker refused this token (${reason}).` : "The broker needs an access token.";
+  showAuth(auth.token && /expired/.test(reason) ? "expired" : "login", `${why} Paste one to sign in.`);
+}
+
+/** Once a second: the time left, and the banner as expiry comes. */
+function watchExpiry() {
+  showUser();
+  const exp = auth.claims?.exp;
+  if (typeof exp !== "number") return;
+  const left = Math.floor(exp - Date.now() / 1000);
+  const kind = $("auth-banner").hidden ? null : $("auth-banner").dataset.kind;
+  if (left <= 0) {
+    if (kind !== "expired") showAuth("expired", "Your token has expired: paste a new one to continue.");
+  } else if (left <= EXPIRY_WARN_S && (kind === null || kind === "expiring")) {
+    showAuth("expiring", `Your token expires in ${left} s: paste a fresh one to stay connected.`);
+  }
+}
+
+function showDenied(topics, text) {
+  for (const t of topics) view.denied.add(t);
+  for (const t of topics) markRow(t);
+  const names = topics.length ? topics.join(", ") : "";
+  $("denied-text").textContent = `Not entitled: ${text}${names ? ` (asked for ${names})` : ""}. Your token does not cover it.`;
+  $("denied-banner").hidden = false;
+}
+
+/** The watchlist's symbols the token does not cover, marked as such. */
+function seedDenied() {
+  view.denied = new Set((view.watchlist ?? []).filter((s) => !entitled(s)));
+  view.rows.forEach((_, sym) => markRow(sym));
+}
+
+/** A watchlist row's entitlement mark. */
+function markRow(sym) {
+  const row = view.rows.get(sym);
+  if (!row) return;
+  const denied = view.denied.has(sym);
+  row.tr.classList.toggle("denied", denied);
+  if (denied) row.cells.last.textContent = "not entitled";
+}
+
+async function submitToken(e) {
+  e.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  $("token-input").value = "";
+  setToken(token);
+  auth.needed = false;
+  await refreshSymbols();
+  if (auth.needed) return; // refused again: the banner says why
+  hideAuth();
+  seedDenied();
+  sendWanted();
+  if (started) worker.postMessage({ type: "token", token });
+  else startFeed();
+}
+
 // ------------------------------------------------------------------- feed
 
 // The WebSocket lives in a worker (feed.js): see there for why. The page
@@ -154,7 +299,15 @@ function notice(text) {
 const worker = new Worker(new URL("./feed.js", import.meta.url), { type: "module" });
 
 function wantedTopics() {
-  return [...(view.watchlist ?? []), ...(view.firehose ? ["*"] : [])];
+  const watched = (view.watchlist ?? []).filter((s) => !view.denied.has(s));
+  return [...watched, ...(view.firehose ? ["*"] : [])];
+}
+
+let started = false;
+function startFeed() {
+  started = true;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  worker.postMessage({ type: "start", url: `${scheme}//${location.host}/ws`, token: auth.token });
 }
 
 function sendWanted() {
@@ -176,6 +329,8 @@ worker.onmessage = (ev) => {
   } else if (msg.type === "ack") {
     $("topics").textContent = `subscribed: ${msg.topics.length ? msg.topics.join(" ") : "nothing"}`;
   } else if (msg.type === "notice") notice(msg.text);
+  else if (msg.type === "denied") showDenied(msg.topics, msg.text);
+  else if (msg.type === "expired") showAuth("expired", `The broker closed the feed: ${msg.text}. Paste a new token to continue.`);
 };
 
 function onTicks(ticks) {
@@ -373,7 +528,8 @@ function addSymbol(raw) {
     notice(`${sym} is already in the watchlist`);
     return false;
   }
-  if (view.known.size && !view.known.has(sym)) notice(`${sym} has not traded yet; watching for it`);
+  // (/symbols lists only what the token covers: for another symbol the broker's answer tells.)
+  if (view.known.size && !view.known.has(sym) && entitled(sym)) notice(`${sym} has not traded yet; watching for it`);
   view.watchlist.push(sym);
   saveWatchlist();
   buildRow(sym);
@@ -388,6 +544,7 @@ function removeSymbol(sym) {
   view.rows.get(sym)?.tr.remove();
   view.rows.delete(sym);
   view.dirty.delete(sym);
+  view.denied.delete(sym);
   showWatchEmpty();
   sendWanted();
 }
@@ -535,7 +692,9 @@ function niceCeil(v) {
 // ------------------------------------------------------- broker endpoints
 
 async function fetchJson(path) {
-  const res = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(5000) });
+  const headers = auth.token ? { Authorization: `Bearer ${auth.token}` } : {};
+  const res = await fetch(path, { cache: "no-store", headers, signal: AbortSignal.timeout(5000) });
+  if (res.status === 401) signedOut((await res.text()).trim());
   if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
   return res.json();
 }
@@ -608,6 +767,11 @@ async function boot() {
     if (addSymbol($("add-input").value)) $("add-input").value = "";
   });
   $("add-input").addEventListener("focus", refreshSymbols);
+  $("token-form").addEventListener("submit", submitToken);
+  $("denied-close").addEventListener("click", () => ($("denied-banner").hidden = true));
+  takeFragmentToken();
+  showUser();
+  setInterval(watchExpiry, 1000);
   window.addEventListener("resize", () => {
     view.latencyDirty = true;
     requestFrame();
@@ -625,10 +789,12 @@ async function boot() {
   paintFirehose();
   paintLatency();
   setInterval(refreshSymbols, SYMBOLS_REFRESH_MS);
+  seedDenied();
   pollStats();
   sendWanted();
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  worker.postMessage({ type: "start", url: `${scheme}//${location.host}/ws` });
+  // Without a token the broker would refuse the WebSocket too: the feed
+  // starts once one is given (submitToken).
+  if (!auth.needed) startFeed();
 }
 
 boot();

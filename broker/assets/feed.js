@@ -18,10 +18,21 @@
 // broker's gap notices say exactly what it skipped and why; they are counted
 // as skipped here, and only a jump no notice explains counts as lost.
 //
-// Page → worker: {type: "start", url}, {type: "want", topics} (the full list
-// the page wants; the worker subscribes and unsubscribes the difference).
+// Page → worker: {type: "start", url, token}, {type: "want", topics} (the
+// full list the page wants; the worker subscribes and unsubscribes the
+// difference), {type: "token", token} (a fresh token: sent as an `auth`
+// request on an open connection, used by the next one, and the end of a
+// wait for one).
 // Worker → page: {type: "conn", state, text}, {type: "ack", topics},
-// {type: "notice", text}, {type: "ticks", ticks}, {type: "second", ...}.
+// {type: "notice", text}, {type: "ticks", ticks}, {type: "second", ...},
+// {type: "denied", topics, text} (a subscribe refused as not_entitled: those
+// topics are no longer wanted), {type: "expired", text} (the broker ended the
+// session because the token expired: no reconnection until a new token).
+//
+// The token goes in `?token=` (a browser cannot set headers on a WebSocket);
+// the broker does not log it. Requests are answered in order (an ack, an
+// `authenticated` or an error each), so the worker keeps the requests it
+// sent in a queue and knows which one an error refuses.
 
 import { decode, toNumber } from "./msgpack.js";
 
@@ -34,6 +45,8 @@ const MAX_RATE = 10;
 // Positions sent with a resume, at most (a request must fit the broker's
 // 4 KiB control-message limit: ~25 bytes a symbol).
 const MAX_POSITIONS = 100;
+// The close code of a session whose token expired (docs/PROTOCOL.md).
+const TOKEN_EXPIRED_CLOSE = 4001;
 
 // Wall-clock milliseconds with sub-millisecond resolution (Date.now() has
 // whole milliseconds only, too coarse for a ~1 ms p50). The origin is read
@@ -93,6 +106,9 @@ function summarize(buckets) {
 
 const feed = {
   url: "",
+  token: "", // with tokens required; "" otherwise
+  waitingForToken: false, // the token expired: connect again only with a new one
+  sent: [], // requests not yet answered, oldest first: {op, topics}
   ws: null,
   attempt: 0,
   retryAt: 0,
@@ -127,7 +143,8 @@ function setConn(state, text) {
 
 function connect() {
   setConn("connecting", feed.attempt ? `connecting (attempt ${feed.attempt + 1})…` : "connecting…");
-  const ws = new WebSocket(feed.url);
+  const url = feed.token ? `${feed.url}?token=${encodeURIComponent(feed.token)}` : feed.url;
+  const ws = new WebSocket(url);
   ws.binaryType = "arraybuffer";
   feed.ws = ws;
   ws.onopen = () => {
@@ -136,6 +153,7 @@ function connect() {
     feed.topics = new Set();
     feed.snapshotPending = new Set();
     feed.wildcardSeen = null;
+    feed.sent = [];
     setConn("live", `live · ${new URL(feed.url).host}`);
     resubscribe();
   };
@@ -144,6 +162,12 @@ function connect() {
     if (feed.ws !== ws) return;
     feed.ws = null;
     const why = ev.reason ? `${ev.reason} (${ev.code})` : `code ${ev.code}`;
+    if (ev.code === TOKEN_EXPIRED_CLOSE) {
+      feed.waitingForToken = true;
+      setConn("signed-out", `token expired (${ev.code})`);
+      post({ type: "expired", text: ev.reason || "token expired" });
+      return;
+    }
     scheduleReconnect(`disconnected: ${why}`);
   };
   // An error is always followed by a close event, which reconnects.
@@ -172,7 +196,7 @@ function send(op, topics, resume = null) {
   // the whole wanted list.
   if (!topics.length || !feed.ws || feed.ws.readyState !== WebSocket.OPEN) return;
   if (op !== "subscribe") {
-    feed.ws.send(JSON.stringify({ op, topics }));
+    request({ op, topics });
     return;
   }
   // The watchlist (named symbols) is capped; `*` (the firehose, which ranks
@@ -187,12 +211,12 @@ function send(op, topics, resume = null) {
   };
   if (topics.includes("*")) {
     const wanted = new Set(named);
-    feed.ws.send(JSON.stringify({ op, topics: ["*"], ...positions((s) => !wanted.has(s)) }));
+    request({ op, topics: ["*"], ...positions((s) => !wanted.has(s)) });
   }
   if (named.length) {
     const capped = MAX_RATE > 0 ? { max_rate: MAX_RATE } : {};
     const wanted = new Set(named);
-    feed.ws.send(JSON.stringify({ op, topics: named, ...capped, ...positions((s) => wanted.has(s)) }));
+    request({ op, topics: named, ...capped, ...positions((s) => wanted.has(s)) });
   }
 }
 
@@ -218,7 +242,23 @@ function resubscribe() {
   // Symbols without a position start afresh (their snapshot).
   for (const sym of [...feed.seq.keys()]) if (!(sym in since)) feed.seq.delete(sym);
   send("subscribe", topics, { epoch: feed.epoch, epochs, since });
+}
 
+/** Sends one request and remembers it: its answer (ack or error) comes in order. */
+function request(body) {
+  feed.ws.send(JSON.stringify(body));
+  feed.sent.push({ op: body.op, topics: body.topics });
+}
+
+function useToken(token) {
+  feed.token = token;
+  if (feed.ws && feed.ws.readyState === WebSocket.OPEN) {
+    feed.ws.send(JSON.stringify({ op: "auth", token }));
+    feed.sent.push({ op: "auth", topics: [] });
+  } else if (feed.waitingForToken) {
+    feed.waitingForToken = false;
+    connect();
+  }
 }
 
 function want(topics) {
@@ -242,11 +282,29 @@ function onMessage(ev) {
   }
   if (msg === null || typeof msg !== "object") return;
   if (msg.type === "tick") onTick(msg, now);
-  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) onSubscribed(msg);
-  else if (msg.type === "gap") onGap(msg);
+  else if (msg.type === "subscribed" && Array.isArray(msg.topics)) {
+    feed.sent.shift();
+    onSubscribed(msg);
+  } else if (msg.type === "authenticated") {
+    feed.sent.shift();
+    post({ type: "notice", text: "token renewed" });
+  } else if (msg.type === "gap") onGap(msg);
   else if (msg.type === "recovered") onRecovered(msg);
   else if (msg.type === "reset") onReset(msg);
-  else if (msg.type === "error") post({ type: "notice", text: `broker: ${msg.code}: ${msg.message}` });
+  else if (msg.type === "error") onError(msg);
+}
+
+function onError(msg) {
+  // token_expired answers no request: the close (4001) follows it.
+  if (msg.code === "token_expired") return;
+  const request = feed.sent.shift();
+  if (msg.code === "not_entitled") {
+    const topics = request?.op === "subscribe" ? request.topics : [];
+    for (const t of topics) feed.wanted.delete(t);
+    post({ type: "denied", topics, text: msg.message });
+  } else {
+    post({ type: "notice", text: `broker: ${msg.code}: ${msg.message}` });
+  }
 }
 
 /** The broker skipped seqs from..to of a symbol: counted, and not lost. */
@@ -371,9 +429,12 @@ self.onmessage = (ev) => {
   const msg = ev.data;
   if (msg.type === "start" && !feed.url) {
     feed.url = msg.url;
+    feed.token = msg.token ?? "";
     setInterval(everySecond, 1000);
     connect();
   } else if (msg.type === "want") {
     want(msg.topics);
+  } else if (msg.type === "token") {
+    useToken(msg.token);
   }
 };

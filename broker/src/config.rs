@@ -1,7 +1,7 @@
 //! Everything a running broker can be told: where to listen, which feed to
 //! read, and the limits that keep one client from hurting the others.
 //!
-//! The CLI (`main.rs`) only parses flags into a [`BrokerConfig`]; tests build
+//! The CLI (`bin/tickcast-broker/`) only parses flags into a [`BrokerConfig`]; tests build
 //! one directly, so both run exactly the same broker. (With the `cli`
 //! feature, [`SlowConsumerPolicy`] also derives `clap::ValueEnum` for it.)
 

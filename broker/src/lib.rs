@@ -23,7 +23,7 @@
 //!
 //! `docs/DESIGN.md` says who owns which state and the locking rules.
 //! [`start`] runs a broker inside the caller's tokio runtime; the binary
-//! (`main.rs`) is a thin CLI over it, and the tests use it directly.
+//! (`bin/tickcast-broker/`) is a thin CLI over it, and the tests use it directly.
 
 pub mod auth;
 pub mod bitmap;

@@ -9,18 +9,15 @@ mod common;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::pki::{ServerCert, TestCa};
+use common::pki::{tls_connect, ServerCert, TestCa};
 use common::{limits, Publisher, Subscriber, WAIT};
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use tickcast_broker::config::TlsFiles;
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, RunningBroker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 use tokio_tungstenite::MaybeTlsStream;
 
 /// A TLS broker fed by a TCP ingest listener, its files in `dir`.
@@ -35,15 +32,6 @@ async fn tls_broker(dir: &Path, cert: &ServerCert, limits: Limits) -> RunningBro
     })
     .await
     .unwrap()
-}
-
-/// A TLS connection on `socket` to `localhost`, trusting `config`'s roots.
-async fn tls_connect(
-    config: Arc<rustls::ClientConfig>,
-    socket: TcpStream,
-) -> std::io::Result<TlsStream<TcpStream>> {
-    let name = ServerName::try_from("localhost").unwrap();
-    TlsConnector::from(config).connect(name, socket).await
 }
 
 /// A wss subscriber (tokio-tungstenite over our TLS connection).
@@ -117,6 +105,38 @@ async fn wss_delivers_every_tick_in_batches_and_https_serves_the_routes() {
     let (status, body) = https_get(addr, &ca, "/symbols").await;
     assert!(status.ends_with("200 OK"), "{status}");
     assert!(body.contains("\"AAPL\""), "{body}");
+    broker.shutdown().await;
+}
+
+/// The broker's own page, served over https, has an `https://` origin: a
+/// browser on it may upgrade (it was refused as not the broker's own while
+/// the check assumed `http`), one claiming the `http://` origin of the
+/// same host and port may not.
+#[tokio::test]
+async fn the_broker_s_own_https_page_may_upgrade_and_its_http_twin_may_not() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let broker = tls_broker(dir.path(), &ca.server_cert(), limits()).await;
+    let addr = broker.local_addr();
+    for (scheme, ok) in [("https", true), ("http", false)] {
+        let socket = TcpStream::connect(addr).await.unwrap();
+        let tls = tls_connect(ca.client_config(), socket).await.unwrap();
+        let mut req = format!("wss://localhost:{}/ws", addr.port())
+            .into_client_request()
+            .unwrap();
+        let origin = format!("{scheme}://localhost:{}", addr.port());
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        let res = tokio_tungstenite::client_async(req, MaybeTlsStream::Rustls(tls)).await;
+        match res {
+            Ok(_) => assert!(ok, "{origin} was let in"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert!(!ok, "{origin}: {}", resp.status());
+                assert_eq!(resp.status(), 403);
+            }
+            Err(e) => panic!("{origin}: {e}"),
+        }
+    }
     broker.shutdown().await;
 }
 

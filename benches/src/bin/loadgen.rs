@@ -1,6 +1,7 @@
 //! `loadgen`: runs a scenario against tickcast or nats-server and writes the
 //! results (JSON, `.hgrm` percentile files, SVG charts); `loadgen compare`
-//! puts two result files side by side.
+//! puts two result files side by side; `loadgen handshakes` measures new
+//! connections per second. `--tls` runs either over wss.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tickcast_benches::ab::medians_table;
 use tickcast_benches::floor::{run_floor, FloorSpec, SendMode, MAX_FRAMES};
+use tickcast_benches::handshakes::{run_handshakes, HandshakeSpec};
 use tickcast_benches::idle::run_idle;
 use tickcast_benches::procstat;
 use tickcast_benches::report::{comparison_table, summary_table, RunReport};
@@ -16,6 +18,7 @@ use tickcast_benches::runner::{run_traffic, RunOptions};
 use tickcast_benches::scenario::Scenario;
 use tickcast_benches::soak::{run_soak, SoakSpec, SoakTarget};
 use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
+use tickcast_benches::tls::{self_signed, ClientTls};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -65,6 +68,28 @@ enum Command {
     /// (default 1 h), sampling its RSS, open fds and tasks; judge whether
     /// each stayed flat (exit 1 if not, or if the broker died).
     Soak(SoakArgs),
+    /// New connections per second: connect (with --tls a full TLS
+    /// handshake), upgrade, close; bounded by --connections and
+    /// --max-duration.
+    Handshakes(HandshakesArgs),
+}
+
+#[derive(clap::Args)]
+struct HandshakesArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Connections to make (at most).
+    #[arg(long, default_value_t = 20_000)]
+    connections: u64,
+    /// Connections in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Stop after this long even if fewer were made.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    max_duration: std::time::Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -158,6 +183,16 @@ struct FloorArgs {
 struct RunArgs {
     /// The scenario (TOML), e.g. benches/scenarios/ladder-200.toml.
     scenario: PathBuf,
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Where to write results (default: benches/results/<scenario>-<target>-<time>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The server under test: a running one, or one to spawn.
+#[derive(clap::Args)]
+struct ServerArgs {
     /// Which server to load.
     #[arg(long, value_enum, default_value_t = TargetKind::Tickcast)]
     target: TargetKind,
@@ -189,9 +224,70 @@ struct RunArgs {
     /// A running server's pid, for its CPU and memory figures.
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Where to write results (default: benches/results/<scenario>-<target>-<time>/).
+    /// Subscribers over wss (and tickcast's /stats over https). With
+    /// --spawn the server gets a self-signed certificate for localhost made
+    /// now (tickcast: --tls-cert/--tls-key; NATS: its websocket `tls`
+    /// block); a running server needs --ca. The publisher stays on plain
+    /// TCP, so the difference is the subscribers' TLS alone.
     #[arg(long)]
-    out: Option<PathBuf>,
+    tls: bool,
+    /// With --tls against a running server: the CA (PEM) its certificate
+    /// chains to; the name checked is `localhost`.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    ca: Option<PathBuf>,
+}
+
+/// The server under test, as the commands use it.
+struct Server {
+    /// Started by us (--spawn): stopped when dropped.
+    spawned: Option<SpawnedServer>,
+    /// Where it listens.
+    endpoints: Endpoints,
+    /// Its pid, for its CPU and memory.
+    pid: Option<u32>,
+    /// How the clients speak TLS (--tls).
+    tls: Option<ClientTls>,
+}
+
+/// The server (started now with --spawn), where it listens, its pid and
+/// the clients' TLS; `dir` holds a spawned server's log and certificate.
+fn open_server(args: &ServerArgs, dir: &Path) -> Result<Server> {
+    let (tls, server_tls) = match (args.tls, args.spawn, &args.ca) {
+        (false, _, _) => (None, None),
+        (true, true, _) => {
+            let (cert, key) = self_signed(dir)?;
+            (Some(ClientTls::trusting(&cert)?), Some((cert, key)))
+        }
+        (true, false, Some(ca)) => (Some(ClientTls::trusting(ca)?), None),
+        (true, false, None) => anyhow::bail!("--tls against a running server needs --ca FILE"),
+    };
+    let spawned = if args.spawn {
+        Some(SpawnedServer::start(&SpawnOptions {
+            kind: args.target,
+            program: args.server_bin.clone(),
+            cpu: args.server_cpu,
+            dir: dir.to_path_buf(),
+            extra_args: args.server_args.clone(),
+            tls: server_tls,
+        })?)
+    } else {
+        None
+    };
+    let endpoints = match &spawned {
+        Some(server) => server.endpoints,
+        None => Endpoints {
+            kind: args.target,
+            ws: args.broker,
+            publish: args.ingest,
+        },
+    };
+    let pid = spawned.as_ref().map(SpawnedServer::pid).or(args.server_pid);
+    Ok(Server {
+        spawned,
+        endpoints,
+        pid,
+        tls,
+    })
 }
 
 fn main() -> Result<()> {
@@ -220,7 +316,39 @@ fn main() -> Result<()> {
         }
         Command::Floor(args) => floor(&args),
         Command::Soak(args) => soak(&args),
+        Command::Handshakes(args) => handshakes(&args),
     }
+}
+
+fn handshakes(args: &HandshakesArgs) -> Result<()> {
+    if let Some(cpu) = args.server.cpu {
+        procstat::pin_to_cpu(cpu)?;
+    }
+    procstat::raise_fd_limit();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/handshakes");
+    std::fs::create_dir_all(&dir)?;
+    let Server {
+        spawned,
+        endpoints,
+        pid,
+        tls,
+    } = open_server(&args.server, &dir)?;
+    let report = run_handshakes(&HandshakeSpec {
+        ws: endpoints.ws,
+        protocol: endpoints.kind.protocol(),
+        tls,
+        connections: args.connections,
+        concurrency: args.concurrency,
+        max_duration: args.max_duration,
+        server_pid: pid,
+    })?;
+    drop(spawned);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.summary());
+    }
+    Ok(())
 }
 
 fn soak(args: &SoakArgs) -> Result<()> {
@@ -312,37 +440,28 @@ fn read_report(path: &Path) -> Result<RunReport> {
 
 fn run(args: RunArgs) -> Result<()> {
     let scenario = Scenario::load(&args.scenario)?;
-    if let Some(cpu) = args.cpu {
+    if let Some(cpu) = args.server.cpu {
         procstat::pin_to_cpu(cpu)?;
     }
     procstat::raise_fd_limit();
     let out_dir = args.out.clone().unwrap_or_else(|| {
         let stamp = tickcast_benches::latency::now_ns() / 1_000_000_000;
+        let scheme = if args.server.tls { "-wss" } else { "" };
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("results")
-            .join(format!("{}-{}-{stamp}", scenario.name, args.target.name()))
+            .join(format!(
+                "{}-{}{scheme}-{stamp}",
+                scenario.name,
+                args.server.target.name()
+            ))
     });
     std::fs::create_dir_all(&out_dir)?;
-    let spawned = if args.spawn {
-        Some(SpawnedServer::start(&SpawnOptions {
-            kind: args.target,
-            program: args.server_bin.clone(),
-            cpu: args.server_cpu,
-            dir: out_dir.clone(),
-            extra_args: args.server_args.clone(),
-        })?)
-    } else {
-        None
-    };
-    let endpoints = match &spawned {
-        Some(server) => server.endpoints,
-        None => Endpoints {
-            kind: args.target,
-            ws: args.broker,
-            publish: args.ingest,
-        },
-    };
-    let pid = spawned.as_ref().map(SpawnedServer::pid).or(args.server_pid);
+    let Server {
+        spawned,
+        endpoints,
+        pid,
+        tls,
+    } = open_server(&args.server, &out_dir)?;
     let output = if scenario.is_idle() {
         let report = run_idle(&scenario, endpoints, pid)?;
         tickcast_benches::runner::RunOutput {
@@ -350,7 +469,11 @@ fn run(args: RunArgs) -> Result<()> {
             latencies: Vec::new(),
         }
     } else {
-        run_traffic(&scenario, endpoints, &RunOptions::for_terminal(pid))?
+        let opts = RunOptions {
+            tls,
+            ..RunOptions::for_terminal(pid)
+        };
+        run_traffic(&scenario, endpoints, &opts)?
     };
     drop(spawned);
     let files = output.save(&out_dir)?;

@@ -31,7 +31,7 @@ pub enum OriginRefusal {
 }
 
 /// Checks the request's `Origin` against `policy`; `scheme` is the one the
-/// broker serves on this port (`http`).
+/// broker serves on this port (`http`, or `https` with TLS).
 pub fn check(
     headers: &HeaderMap,
     scheme: &str,

@@ -76,18 +76,20 @@ impl Refusal {
 /// Accepts a WebSocket upgrade: returns the `101` response and starts the
 /// session, tracked by `sessions`, once hyper hands the connection over.
 /// `hold` is kept as long as the session runs (the HTTP layer's count of
-/// the connection's address).
+/// the connection's address). `scheme` is the one the port serves (`http`
+/// or `https`): the broker's own page has that scheme in its `Origin`.
 pub fn accept(
     mut req: Request<Incoming>,
     env: &Arc<SessionEnv>,
     origins: &AllowedOrigins,
+    scheme: &str,
     sessions: &TaskTracker,
     hold: impl Send + 'static,
 ) -> Result<Response<Empty<Bytes>>, Refusal> {
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
         return Err(Refusal::NotWebSocket);
     }
-    if let Err(refusal) = origin::check(req.headers(), "http", origins) {
+    if let Err(refusal) = origin::check(req.headers(), scheme, origins) {
         env.metrics.refused_origin.add(1);
         return Err(refusal.into());
     }

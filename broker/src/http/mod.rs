@@ -227,7 +227,15 @@ async fn route(req: Request<Incoming>, env: &HttpEnv, ticket: Arc<Ticket>) -> Re
     };
     match path {
         "/ws" => {
-            match upgrade::accept(req, &env.sessions, &env.origins, &env.session_tasks, ticket) {
+            let scheme = if env.tls.is_some() { "https" } else { "http" };
+            match upgrade::accept(
+                req,
+                &env.sessions,
+                &env.origins,
+                scheme,
+                &env.session_tasks,
+                ticket,
+            ) {
                 Ok(response) => {
                     let (parts, _) = response.into_parts();
                     Response::from_parts(parts, Full::new(Bytes::new()))

@@ -96,3 +96,14 @@ impl ServerCert {
         (cert, key)
     }
 }
+
+/// A TLS connection on `socket` to `localhost`, trusting `config`'s roots.
+pub async fn tls_connect(
+    config: Arc<rustls::ClientConfig>,
+    socket: tokio::net::TcpStream,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, socket)
+        .await
+}

@@ -10,7 +10,7 @@
 // Usage: node dashboard.mjs http://127.0.0.1:PORT [screenshot.png]
 // Prints `PASS dashboard` or `FAIL dashboard: reason`; exit code 0 or 1.
 
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const base = process.argv[2];
 const shot = process.argv[3] ?? new URL("../../../docs/dashboard.png", import.meta.url).pathname;
@@ -131,20 +131,7 @@ async function run(page) {
 
 async function main() {
   if (!base) fail("usage: node dashboard.mjs http://127.0.0.1:PORT [screenshot.png]");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: STEP_MS * 2,
-  });
+  const browser = await launch([], STEP_MS * 2);
   const errors = [];
   try {
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });

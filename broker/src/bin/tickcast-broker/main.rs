@@ -1,15 +1,18 @@
 //! `tickcast-broker`: the command-line front of the broker library.
 //!
-//! Parses flags into a [`BrokerConfig`], starts the broker, and on SIGINT or
-//! SIGTERM closes every client with 1001, prints the latency summary and
-//! exits 0. Everything else lives in the library.
+//! Reads its settings from flags, `TICKCAST_*` variables and a `--config`
+//! TOML file (`layers.rs`) into a [`BrokerConfig`], starts the broker, and
+//! on SIGINT or SIGTERM closes every client with 1001, prints the latency
+//! summary and exits 0. Everything else lives in the library.
+
+mod layers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{ArgGroup, Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
@@ -25,13 +28,30 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// With no arguments it serves http://127.0.0.1:8080/ (dashboard), ws://127.0.0.1:8080/ws
 /// and /metrics, fed by the embedded simulator (100 symbols, 5,000 ticks/s).
+///
+/// Every flag can also be set by its environment variable (`--max-connections`:
+/// TICKCAST_MAX_CONNECTIONS) or by its name as a key of the --config file
+/// (`max-connections = 10000`); a flag wins over the environment, which wins
+/// over the file (docs/tickcast.example.toml).
 #[derive(Parser, Debug)]
-#[command(name = "tickcast-broker", version, about, long_about = None)]
-#[command(group(ArgGroup::new("source").args(["feed", "ingest", "replay"])))]
+#[command(name = "tickcast-broker", version, about)]
 #[command(args_conflicts_with_subcommands = true)]
+// Relations between flags (a certificate needs its key, one feed) are
+// checked in `into_config`, after the three layers are merged: clap's own
+// `requires` and `conflicts_with` see only the command line.
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// Read settings from this TOML file: each key a flag's long name
+    /// (`listen = "0.0.0.0:8443"`), overridden by the environment and the
+    /// command line.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// How log lines (stderr) are written: `text` for people, `json` (one
+    /// object a line) for log shippers. RUST_LOG filters them.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 
     /// HTTP and WebSocket address.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "HOST:PORT")]
@@ -60,11 +80,11 @@ struct Args {
     /// Replay a recorded feed file instead of simulating.
     #[arg(long, value_name = "FILE")]
     replay: Option<PathBuf>,
-    /// Replay speed: 1 (recorded pace), 10, 0.5, … or max.
-    #[arg(long, default_value = "1", requires = "replay", value_name = "X")]
-    speed: Speed,
+    /// Replay speed: 1 (recorded pace, the default), 10, 0.5, … or max.
+    #[arg(long, value_name = "X")]
+    speed: Option<Speed>,
     /// Replay: start over at the end of the file.
-    #[arg(long = "loop", requires = "replay")]
+    #[arg(long = "loop")]
     looping: bool,
 
     /// What to do with a client past its outbox limit.
@@ -148,23 +168,23 @@ struct Args {
 
     /// Serve https:// and wss:// on --listen with this certificate (PEM; the
     /// chain may follow it in the file). SIGHUP reloads it and the key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(long, value_name = "FILE")]
     tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
 
     /// TLS on the ingest port too, with --tls-cert and --tls-key.
-    #[arg(long, requires_all = ["ingest", "tls_cert"])]
+    #[arg(long)]
     ingest_tls: bool,
     /// Take publishers on a non-loopback --ingest address even without a
     /// JWT key (anyone who reaches it can publish).
-    #[arg(long, requires = "ingest")]
+    #[arg(long)]
     ingest_insecure: bool,
 
     /// Require a JWT of every client, verified with this shared secret
     /// (HS256; the file's bytes, trailing newline trimmed).
-    #[arg(long, value_name = "FILE", conflicts_with = "jwt_public_key")]
+    #[arg(long, value_name = "FILE")]
     jwt_secret_file: Option<PathBuf>,
     /// Require a JWT of every client, verified with this PEM public key
     /// (RS256, ES256 or EdDSA, by the key's type).
@@ -300,8 +320,85 @@ enum FeedKind {
     Sim,
 }
 
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line (tracing-subscriber's JSON format).
+    Json,
+}
+
+/// `--x` needs `--y`, whichever layers set them.
+fn need(has: bool, needs: bool, what: &str) -> anyhow::Result<()> {
+    if has && !needs {
+        anyhow::bail!("{what} (set by a flag, a TICKCAST_ variable or the --config file)");
+    }
+    Ok(())
+}
+
 impl Args {
+    /// The command line, the environment and the --config file, merged
+    /// (`layers.rs`); clap's usage errors, --help and --version exit here.
+    fn parse_layers() -> anyhow::Result<Self> {
+        let cmd = layers::with_env(Self::command());
+        let from = |cmd: clap::Command| {
+            Self::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+        };
+        let args = from(cmd.clone());
+        match &args.config {
+            Some(path) if args.command.is_none() => Ok(from(layers::apply_file(cmd, path)?)),
+            _ => Ok(args),
+        }
+    }
+
+    /// Checks the relations between settings that clap cannot see across
+    /// layers.
+    fn check_relations(&self) -> anyhow::Result<()> {
+        let feeds = [
+            self.feed.is_some(),
+            self.ingest.is_some(),
+            self.replay.is_some(),
+        ];
+        if feeds.iter().filter(|set| **set).count() > 1 {
+            anyhow::bail!(
+                "--feed, --ingest and --replay are different feeds; set one \
+                 (by a flag, a TICKCAST_ variable or the --config file)"
+            );
+        }
+        let replay = self.replay.is_some();
+        need(self.speed.is_some(), replay, "--speed is for --replay")?;
+        need(self.looping, replay, "--loop is for --replay")?;
+        need(
+            self.tls_cert.is_some(),
+            self.tls_key.is_some(),
+            "--tls-cert needs --tls-key",
+        )?;
+        need(
+            self.tls_key.is_some(),
+            self.tls_cert.is_some(),
+            "--tls-key needs --tls-cert",
+        )?;
+        let ingest = self.ingest.is_some();
+        need(
+            self.ingest_tls,
+            ingest && self.tls_cert.is_some(),
+            "--ingest-tls needs --ingest and --tls-cert",
+        )?;
+        need(
+            self.ingest_insecure,
+            ingest,
+            "--ingest-insecure is for --ingest",
+        )?;
+        need(
+            self.jwt_secret_file.is_some() && self.jwt_public_key.is_some(),
+            false,
+            "--jwt-secret-file and --jwt-public-key are two keys; set one",
+        )
+    }
+
     fn into_config(self) -> anyhow::Result<BrokerConfig> {
+        self.check_relations()?;
         if !(0.05..=1.0).contains(&self.send_share) {
             anyhow::bail!(
                 "--send-share must be a fraction from 0.05 to 1, got {}",
@@ -337,7 +434,7 @@ impl Args {
         } else if let Some(path) = self.replay {
             FeedConfig::Replay {
                 path,
-                speed: self.speed,
+                speed: self.speed.unwrap_or(Speed::Factor(1.0)),
                 looping: self.looping,
             }
         } else {
@@ -397,7 +494,13 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    let mut args = Args::parse();
+    let mut args = match Args::parse_layers() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(command) = args.command.take() {
         return match mint(command) {
             Ok(()) => ExitCode::SUCCESS,
@@ -407,13 +510,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(args.log_format);
     disable_transparent_huge_pages();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -456,6 +553,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     broker.shutdown().await;
     print!("{summary}");
     Ok(())
+}
+
+/// Log lines to stderr, filtered by RUST_LOG (default `info`), as text or
+/// JSON. No secret is ever logged: the settings hold the key and
+/// certificate files' paths, not their contents, and tokens are neither
+/// logged nor kept in what /stats and /connections show
+/// (`tests/secrets.rs` runs the binary at `trace` to check).
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        // Colours only for a terminal, not in a file or a journal.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
 }
 
 /// Raises the open-file soft limit to the hard limit and logs what that
@@ -519,6 +636,39 @@ async fn wait_for_signal(broker: &tickcast_broker::RunningBroker) -> anyhow::Res
                 Ok(()) => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
                 Err(e) => tracing::error!("SIGHUP: kept the old TLS certificate: {e}"),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../../docs/tickcast.example.toml");
+
+    /// The committed example, as it is and with every commented-out
+    /// setting put back, names only real flags with values they take.
+    #[test]
+    fn the_example_file_holds_every_flag_s_right_type() {
+        let cmd = layers::with_env(Args::command());
+        let path = std::path::Path::new("docs/tickcast.example.toml");
+        let set = layers::read_file(&cmd, path, EXAMPLE).unwrap();
+        assert!(set.len() >= 10, "{set:?}");
+        let uncommented: String = EXAMPLE
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") && !rest.starts_with(' ') => rest,
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let all = layers::read_file(&cmd, path, &uncommented).unwrap();
+        let named: Vec<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.get_long().is_some() && id != "config" {
+                assert!(named.contains(&id), "the example does not show `{id}`");
+            }
         }
     }
 }
