@@ -57,4 +57,5 @@ pub use event::{Event, ReceivedTick};
 pub use hdrhistogram::Histogram;
 pub use reconnect::ReconnectPolicy;
 pub use stats::Stats;
+pub use tickcast_protocol::control::{GapReason, ResetReason};
 pub use tickcast_protocol::{ErrorCode, Tick};
