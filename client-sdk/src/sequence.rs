@@ -107,12 +107,16 @@ impl SeqTracker {
         }
     }
 
-    /// A `gap` notice: the broker skipped `sym`'s ticks up to `to`, so the
-    /// next one due is `to + 1`.
-    pub fn on_gap_notice(&mut self, sym: &str, to: u64) {
-        if let Some(Last { seq: Some(seq), .. }) = self.symbols.get_mut(sym) {
-            *seq = (*seq).max(to);
-        }
+    /// A `gap` notice: the broker skipped `sym`'s ticks `from..=to`, so the
+    /// next one due is `to + 1`. Returns the first `seq` of a hole before
+    /// `from` that the notice does not explain (ticks missed before it).
+    pub fn on_gap_notice(&mut self, sym: &str, from: u64, to: u64) -> Option<u64> {
+        let Some(Last { seq: Some(seq), .. }) = self.symbols.get_mut(sym) else {
+            return None;
+        };
+        let expected = seq.saturating_add(1);
+        *seq = (*seq).max(to);
+        (from > expected).then_some(expected)
     }
 
     /// The broker's epoch, if it gave one.
@@ -256,7 +260,7 @@ mod tests {
         verdicts(&mut t, "A", &[1, 2, 3]);
         t.on_reset("A", Some("e.1".into()));
         assert_eq!(verdicts(&mut t, "A", &[1, 2]), [Verdict::InOrder; 2]);
-        t.on_gap_notice("A", 7);
+        assert_eq!(t.on_gap_notice("A", 3, 7), None);
         assert_eq!(
             verdicts(&mut t, "A", &[8, 10]),
             [Verdict::InOrder, Verdict::Gap { expected: 9 }]
@@ -265,6 +269,9 @@ mod tests {
         t.on_reset("A", None);
         assert_eq!(t.check("A", 1).verdict, Verdict::InOrder);
         assert_eq!(t.positions().collect::<Vec<_>>(), [("A", 1, Some("e.1"))]);
+        // A notice beyond the next `seq` leaves a hole it does not explain.
+        assert_eq!(t.on_gap_notice("A", 5, 6), Some(2));
+        assert_eq!(t.check("A", 7).verdict, Verdict::InOrder);
     }
 
     #[test]

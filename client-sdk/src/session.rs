@@ -281,13 +281,21 @@ fn follow(tracker: &mut SeqTracker, decoded: Decoded) -> (Option<Note>, Note) {
             to,
             reason,
         } => {
-            tracker.on_gap_notice(&sym, to);
-            Event::Gap {
+            let unexplained = tracker.on_gap_notice(&sym, from, to).map(|expected| {
+                Note::Event(Event::Gap {
+                    sym: sym.clone(),
+                    expected,
+                    got: from,
+                    reason: None,
+                })
+            });
+            let noticed = Event::Gap {
                 sym,
                 expected: from,
                 got: to.saturating_add(1),
                 reason: Some(reason),
-            }
+            };
+            return (unexplained, Note::Event(noticed));
         }
         ServerMessage::Error { code, message } => {
             Event::Error(ClientError::Refused { code, message })
