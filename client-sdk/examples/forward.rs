@@ -44,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
                     Err(e) => return Err(e.into()),
                 }
             }
-            Event::Gap { sym, expected, got } => {
+            Event::Gap {
+                sym, expected, got, ..
+            } => {
                 eprintln!("gap in {sym}: {expected}..{got}")
             }
             Event::Error(e) => eprintln!("error: {e}"),

@@ -51,7 +51,9 @@ fn describe(event: Event) -> Option<String> {
             )
         }
         Event::Subscribed(topics) => format!("subscribed to {topics:?}"),
-        Event::Gap { sym, expected, got } => {
+        Event::Gap {
+            sym, expected, got, ..
+        } => {
             format!("{sym}: missed {} ticks ({expected}..{got})", got - expected)
         }
         Event::Reconnecting { delay, cause, .. } => format!("{cause}; retrying in {delay:?}"),

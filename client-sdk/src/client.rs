@@ -1,12 +1,11 @@
 //! The program's handle: connect, subscribe, read events, read stats.
 //!
-//! Per-symbol sequence checks and statistics happen here, as events are
-//! handed out, rather than in the session task: they then run on the
-//! program's task with no lock, and they see events in exactly the order the
-//! program does (an unsubscribe acknowledgement, for example, is known to
-//! come after every tick of the old subscription).
+//! Statistics are counted here, as events are handed out, rather than in the
+//! session task: they then run on the program's task with no lock, and count
+//! exactly what the program has seen. (The per-symbol `seq` checks run in
+//! the session task, which must know every tick received to resume from it:
+//! see `session.rs`.)
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -15,18 +14,17 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use tickcast_protocol::control::validate_topic;
-use tickcast_protocol::{ClientRequest, WILDCARD};
+use tickcast_protocol::control::{validate_topic, MAX_RATE};
+use tickcast_protocol::ClientRequest;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::auth::{self, Renewal, Token};
 use crate::endpoint::{Endpoint, Scheme};
-use crate::sequence::{SeqTracker, Verdict};
-use crate::session::Session;
+use crate::session::{Note, Session};
 use crate::subscriptions::{request_frame, Subscriptions};
 use crate::transport::Target;
-use crate::{transport, ClientError, Event, ReceivedTick, ReconnectPolicy, Stats};
+use crate::{transport, ClientError, Event, ReconnectPolicy, Stats};
 
 /// How long [`Client::close`] waits for the broker to answer the close.
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
@@ -42,6 +40,7 @@ pub struct ClientBuilder {
     token: Option<String>,
     renewal: Option<Renewal>,
     ca_file: Option<PathBuf>,
+    max_rate: Option<u32>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -56,6 +55,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("renewal", &self.renewal.is_some())
             .field("ca_file", &self.ca_file)
+            .field("max_rate", &self.max_rate)
             .finish()
     }
 }
@@ -87,6 +87,18 @@ impl ClientBuilder {
         self.ca_file = Some(path.into());
         self
     }
+    /// Ask the broker for at most `rate` ticks a second per symbol (1 to
+    /// 1,000; a value outside is brought inside): each the latest when sent,
+    /// and a burst's last tick within 1/`rate` after it. Sent with every
+    /// subscribe, the resubscribes after a reconnection included; what the
+    /// cap skips arrives as [`Event::Gap`] with reason
+    /// [`crate::GapReason::RateCapped`]. For a screen, which needs about 10
+    /// updates a second, not every tick. Default: no cap.
+    pub fn max_rate(mut self, rate: u32) -> Self {
+        self.max_rate = Some(rate.clamp(1, MAX_RATE));
+        self
+    }
+
     /// How to reconnect after the connection is lost (default:
     /// [`ReconnectPolicy::default`], forever).
     pub fn reconnect(mut self, policy: ReconnectPolicy) -> Self {
@@ -136,7 +148,7 @@ impl ClientBuilder {
             token: token.clone(),
         };
         let conn = transport::connect(&target, self.connect_timeout).await?;
-        let subs = Arc::new(Subscriptions::default());
+        let subs = Arc::new(Subscriptions::new(self.max_rate));
         let renewing = match (token, self.renewal) {
             (Some(token), Some(renewal)) => {
                 Some(tokio::spawn(auth::renew(token, renewal, subs.clone())))
@@ -157,9 +169,7 @@ impl ClientBuilder {
             subs,
             renewing,
             session: tokio::spawn(session.run(conn)),
-            tracker: SeqTracker::default(),
             stats: Stats::default(),
-            pending: None,
         })
     }
 }
@@ -169,16 +179,12 @@ impl ClientBuilder {
 /// Read events with [`Client::next`] or as a [`Stream`]. Dropping the client
 /// stops its background task and closes the connection.
 pub struct Client {
-    events: mpsc::Receiver<Event>,
+    events: mpsc::Receiver<Note>,
     subs: Arc<Subscriptions>,
     session: JoinHandle<()>,
     /// The token renewal task, when there is one.
     renewing: Option<JoinHandle<()>>,
-    tracker: SeqTracker,
     stats: Stats,
-    /// A tick held back while the [`Event::Gap`] or [`Event::SeqReset`]
-    /// announcing it is handed out first.
-    pending: Option<Event>,
 }
 
 impl Client {
@@ -198,6 +204,7 @@ impl Client {
             token: None,
             renewal: None,
             ca_file: None,
+            max_rate: None,
         }
     }
 
@@ -206,14 +213,17 @@ impl Client {
     ///
     /// Returns once the request is queued; the broker's acknowledgement
     /// arrives as [`Event::Subscribed`], a refusal as [`Event::Error`]. The
-    /// topics are kept and subscribed again after every reconnection.
+    /// topics are kept and subscribed again after every reconnection, each
+    /// symbol resumed from its last tick received (the broker then sends
+    /// [`Event::Recovered`] and the missed ticks, or [`Event::Reset`] and a
+    /// snapshot).
     pub async fn subscribe<I>(&self, topics: I) -> Result<(), ClientError>
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
         let topics = validated(topics)?;
-        self.send(ClientRequest::subscribe(topics)).await
+        self.send(self.subs.request(topics)).await
     }
 
     /// Removes topics from the subscription. Acknowledged like
@@ -265,7 +275,7 @@ impl Client {
     /// writes output can flush when this reaches zero instead of after every
     /// event.
     pub fn buffered(&self) -> usize {
-        self.events.len() + usize::from(self.pending.is_some())
+        self.events.len()
     }
 
     /// Closes the connection cleanly (close code 1000) and stops the
@@ -280,71 +290,52 @@ impl Client {
         let _ = tokio::time::timeout(CLOSE_WAIT, &mut self.session).await;
     }
 
-    /// Sequence checks and counters for one event; `None` drops it.
-    fn observe(&mut self, event: Event) -> Option<Event> {
-        match event {
-            Event::Tick(received) => return self.observe_tick(received),
-            Event::Subscribed(ref topics) => {
-                if !topics.iter().any(|t| t == WILDCARD) {
-                    let wanted: HashSet<&str> = topics.iter().map(String::as_str).collect();
-                    self.tracker.retain(|sym| wanted.contains(sym));
-                }
-            }
-            Event::Reconnected { .. } => {
-                self.stats.reconnects += 1;
-                self.tracker.on_reconnect();
-            }
-            Event::Error(_) => self.stats.errors += 1,
-            Event::Gap { .. }
-            | Event::SeqReset { .. }
-            | Event::Reconnecting { .. }
-            | Event::Authenticated { .. }
-            | Event::Notice(_) => {}
-        }
-        Some(event)
-    }
-
-    fn observe_tick(&mut self, received: ReceivedTick) -> Option<Event> {
-        let seq = received.tick.seq;
-        let checked = self.tracker.check(&received.tick.sym, seq);
-        let announce = match checked.verdict {
-            Verdict::Duplicate => {
+    /// Counts one note; `None` when it is not for the program.
+    fn observe(&mut self, note: Note) -> Option<Event> {
+        let event = match note {
+            Note::Duplicate => {
                 self.stats.duplicates += 1;
                 return None;
             }
-            Verdict::InOrder => None,
-            Verdict::Gap { expected } => {
-                self.stats.gaps += 1;
-                // A hostile `seq` near u64::MAX must not overflow the sum.
-                self.stats.missed = self.stats.missed.saturating_add(seq - expected);
-                Some(Event::Gap {
-                    sym: received.tick.sym.clone(),
-                    expected,
-                    got: seq,
-                })
+            Note::Tick(received, first_on_connection) => {
+                self.stats.ticks += 1;
+                self.stats.bytes += received.raw.len() as u64;
+                if !first_on_connection {
+                    self.stats.record_latency(received.latency_ns());
+                }
+                return Some(Event::Tick(received));
             }
-            Verdict::Reset { last } => {
-                self.stats.resets += 1;
-                Some(Event::SeqReset {
-                    sym: received.tick.sym.clone(),
-                    last,
-                    got: seq,
-                })
-            }
+            Note::Event(event) => event,
         };
-        self.stats.ticks += 1;
-        self.stats.bytes += received.raw.len() as u64;
-        if !checked.first_on_connection {
-            self.stats.record_latency(received.latency_ns());
-        }
-        let tick = Event::Tick(received);
-        match announce {
-            Some(announce) => {
-                self.pending = Some(tick);
-                Some(announce)
+        let stats = &mut self.stats;
+        match &event {
+            Event::Gap {
+                expected,
+                got,
+                reason,
+                ..
+            } => {
+                let missed = got.saturating_sub(*expected);
+                stats.gaps += 1;
+                // A hostile `seq` near u64::MAX must not overflow the sums.
+                stats.missed = stats.missed.saturating_add(missed);
+                if reason.is_some() {
+                    stats.gap_noticed = stats.gap_noticed.saturating_add(missed);
+                }
             }
-            None => Some(tick),
+            Event::Recovered { ticks, .. } => {
+                stats.recoveries += 1;
+                stats.recovered = stats.recovered.saturating_add(*ticks);
+            }
+            Event::Reset { .. } | Event::SeqReset { .. } => stats.resets += 1,
+            Event::Reconnected { .. } => stats.reconnects += 1,
+            Event::Error(_) => stats.errors += 1,
+            Event::Tick(_)
+            | Event::Subscribed(_)
+            | Event::Reconnecting { .. }
+            | Event::Authenticated { .. } => {}
         }
+        Some(event)
     }
 }
 
@@ -353,16 +344,13 @@ impl Stream for Client {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         let this = self.get_mut();
-        if let Some(event) = this.pending.take() {
-            return Poll::Ready(Some(event));
-        }
         loop {
             // `poll_recv` is cancel-safe and uses tokio's cooperative budget,
             // so a long run of dropped duplicates cannot starve other tasks.
-            let Some(event) = ready!(this.events.poll_recv(cx)) else {
+            let Some(note) = ready!(this.events.poll_recv(cx)) else {
                 return Poll::Ready(None);
             };
-            if let Some(event) = this.observe(event) {
+            if let Some(event) = this.observe(note) {
                 return Poll::Ready(Some(event));
             }
         }

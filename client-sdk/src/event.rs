@@ -1,9 +1,11 @@
-//! What the client hands to the program: ticks, acknowledgements, gaps and
-//! connection changes, in the order they happened.
+//! What the client hands to the program: ticks, acknowledgements, gaps,
+//! the broker's continuity notices (recovered, reset) and connection
+//! changes, in the order they happened.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use tickcast_protocol::control::{GapReason, ResetReason};
 use tickcast_protocol::Tick;
 
 use crate::ClientError;
@@ -41,20 +43,46 @@ pub enum Event {
     /// The broker acknowledged a subscribe or unsubscribe; the full, sorted
     /// list of topics the connection is now subscribed to.
     Subscribed(Vec<String>),
-    /// Ticks of `sym` were missed: the next tick (delivered right after this
-    /// event) has `seq` `got` where `expected` was due. Happens after a
-    /// reconnection, or when the broker conflated ticks for a slow reader.
+    /// Ticks of `sym` were missed: `seq`s `expected..got` (`got` excluded)
+    /// will not arrive. With a `reason`, the broker said so (a `gap` notice:
+    /// it conflated or dropped them for this slow reader, or `max_rate`
+    /// capped them), and the next tick of `sym` is usually `got`. Without
+    /// one, the client saw `seq` jump: the tick delivered right after this
+    /// event has `seq` `got`.
     Gap {
         /// The symbol.
         sym: String,
-        /// The `seq` that should have come next.
+        /// The first `seq` missed.
         expected: u64,
-        /// The `seq` that came instead; `got - expected` ticks were missed.
+        /// The `seq` after the last one missed; `got - expected` ticks were
+        /// missed.
         got: u64,
+        /// Why, when the broker said.
+        reason: Option<GapReason>,
+    },
+    /// After a reconnection the broker resumed `sym` where the client
+    /// stood: the next `ticks` ticks of `sym` are the ones missed, from its
+    /// history, then live ones follow, with no duplicate and no hole.
+    Recovered {
+        /// The symbol.
+        sym: String,
+        /// How many missed ticks follow.
+        ticks: u64,
+    },
+    /// `sym` starts over: a resume could not be honoured (the history has
+    /// moved on, the broker restarted, it keeps none), and its snapshot
+    /// follows; or its feed restarted, and its new ticks follow from `seq`
+    /// 1. Either way its next tick is the new baseline, not a gap.
+    Reset {
+        /// The symbol.
+        sym: String,
+        /// Why.
+        reason: ResetReason,
     },
     /// After a reconnection, `sym` restarted at a lower `seq` (the broker or
-    /// its feed restarted). The tick delivered right after this event is the
-    /// new baseline for gap detection.
+    /// its feed restarted) without the broker saying so with an
+    /// [`Event::Reset`] (a broker without continuity). The tick delivered
+    /// right after this event is the new baseline for gap detection.
     SeqReset {
         /// The symbol.
         sym: String,
@@ -86,9 +114,6 @@ pub enum Event {
         /// When the new token expires.
         exp: u64,
     },
-    /// A continuity notice from the broker (`recovered`, `reset`, `gap`:
-    /// see docs/PROTOCOL.md), as sent.
-    Notice(tickcast_protocol::ServerMessage),
     /// Something went wrong that the client survived (a malformed frame, a
     /// refused request), or, as the last event before the stream ends,
     /// [`ClientError::GaveUp`].

@@ -6,6 +6,14 @@
 //! missed ticks are reported as [`Event::Gap`] rather than hidden, and keeps
 //! a receive-latency histogram ([`Client::stats`]).
 //!
+//! Continuity: the resubscribe after a reconnection resumes every symbol
+//! from its last tick received (with the broker's epochs), so the broker
+//! replays what was missed ([`Event::Recovered`], then exactly those ticks,
+//! then live ones) or says why it cannot ([`Event::Reset`], then a
+//! snapshot). A [`Event::Gap`] with a `reason` is the broker's own account
+//! of ticks it skipped for this client (conflated, dropped, or capped by
+//! [`ClientBuilder::max_rate`]).
+//!
 //! ```no_run
 //! use tickcast_client::{Client, Event};
 //!
@@ -15,7 +23,10 @@
 //! while let Some(event) = client.next().await {
 //!     match event {
 //!         Event::Tick(t) => println!("{} {} last {}", t.tick.sym, t.tick.seq, t.tick.last),
-//!         Event::Gap { sym, expected, got } => eprintln!("{sym}: missed {expected}..{got}"),
+//!         Event::Gap { sym, expected, got, reason } => {
+//!             eprintln!("{sym}: missed {expected}..{got} ({reason:?})")
+//!         }
+//!         Event::Reset { sym, reason } => eprintln!("{sym} starts over: {reason:?}"),
 //!         Event::Error(e) => eprintln!("{e}"),
 //!         _ => {}
 //!     }
@@ -57,4 +68,5 @@ pub use event::{Event, ReceivedTick};
 pub use hdrhistogram::Histogram;
 pub use reconnect::ReconnectPolicy;
 pub use stats::Stats;
+pub use tickcast_protocol::control::{GapReason, ResetReason};
 pub use tickcast_protocol::{ErrorCode, Tick};

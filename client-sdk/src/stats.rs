@@ -24,9 +24,19 @@ pub struct Stats {
     pub gaps: u64,
     /// Ticks missed in those gaps (sum of `got - expected`).
     pub missed: u64,
+    /// Of `missed`, the ticks the broker's gap notices named (conflated,
+    /// dropped or rate-capped for this client, on purpose); the rest were
+    /// seen missing from a `seq` jump alone.
+    pub gap_noticed: u64,
+    /// [`crate::Event::Recovered`] events: symbols resumed after a
+    /// reconnection.
+    pub recoveries: u64,
+    /// Ticks those resumes replayed (the missed ticks received after all).
+    pub recovered: u64,
     /// Ticks dropped because their `seq` was not new.
     pub duplicates: u64,
-    /// [`crate::Event::SeqReset`] events.
+    /// [`crate::Event::Reset`] and [`crate::Event::SeqReset`] events: a
+    /// symbol started over.
     pub resets: u64,
     /// Successful reconnections.
     pub reconnects: u64,
@@ -49,6 +59,9 @@ impl Default for Stats {
             bytes: 0,
             gaps: 0,
             missed: 0,
+            gap_noticed: 0,
+            recoveries: 0,
+            recovered: 0,
             duplicates: 0,
             resets: 0,
             reconnects: 0,
@@ -72,6 +85,9 @@ impl Stats {
             bytes: self.bytes - earlier.bytes.min(self.bytes),
             gaps: self.gaps - earlier.gaps.min(self.gaps),
             missed: self.missed - earlier.missed.min(self.missed),
+            gap_noticed: self.gap_noticed - earlier.gap_noticed.min(self.gap_noticed),
+            recoveries: self.recoveries - earlier.recoveries.min(self.recoveries),
+            recovered: self.recovered - earlier.recovered.min(self.recovered),
             duplicates: self.duplicates - earlier.duplicates.min(self.duplicates),
             resets: self.resets - earlier.resets.min(self.resets),
             reconnects: self.reconnects - earlier.reconnects.min(self.reconnects),

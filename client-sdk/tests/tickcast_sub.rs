@@ -109,3 +109,57 @@ async fn refused_subscription_exits_non_zero_with_one_line() {
     assert!(stderr.contains("too_many_topics"), "{stderr}");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn max_rate_caps_each_symbol_and_stats_count_the_noticed_gaps() {
+    let cfg = BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed: FeedConfig::Sim(MarketConfig {
+            symbols: 5,
+            rate: 2_000.0,
+            seed: 7,
+            open_burst: false,
+        }),
+        ..common::broker_config(FeedConfig::None)
+    };
+    let broker = tickcast_broker::start(cfg).await.unwrap();
+    let url = format!("ws://{}/ws", broker.local_addr());
+    let out = run_sub(&[
+        &url,
+        "*",
+        "--json",
+        "--max-rate",
+        "4",
+        "--stats",
+        "--duration",
+        "1500ms",
+    ])
+    .await;
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let mut per_symbol = std::collections::HashMap::<String, usize>::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let tick: Tick = serde_json::from_str(line).unwrap();
+        *per_symbol.entry(tick.sym).or_default() += 1;
+    }
+    assert!(!per_symbol.is_empty());
+    // 4 a second over 1.5 s, plus the snapshot each symbol starts with.
+    for (sym, n) in &per_symbol {
+        assert!(*n <= 4 * 3 / 2 + 1 + 1, "{sym}: {n} ticks");
+    }
+    // The once-a-second line counts what the cap skipped (2,000 ticks/s
+    // over 5 symbols is far above 4 a second each).
+    let stats = stderr
+        .lines()
+        .find(|l| l.contains("rate "))
+        .unwrap_or_else(|| panic!("no stats line in {stderr}"));
+    let noticed: u64 = stats
+        .split("noticed ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no noticed count in {stats}"));
+    assert!(noticed > 0, "{stats}");
+    assert!(stats.contains("recovered 0  resets 0"), "{stats}");
+    broker.shutdown().await;
+}

@@ -27,9 +27,14 @@ pub struct Args {
     /// Exit after this long, e.g. `10s`, `1m30s`.
     #[arg(long, short = 'd', value_name = "D", value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
-    /// Print rate, latency percentiles and gaps to stderr once a second.
+    /// Print rate, latency percentiles, gaps, recovered and reset ticks to
+    /// stderr once a second.
     #[arg(long)]
     pub stats: bool,
+    /// Ask the broker for at most R ticks a second per symbol (1-1000),
+    /// each the latest: what a screen needs, not every tick.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_rate: Option<u32>,
     /// The token (a JWT) for a broker that requires one. Visible to other
     /// users in the process list: prefer --token-file.
     #[arg(long, value_name = "JWT", conflicts_with = "token_file")]
@@ -109,10 +114,16 @@ mod tests {
             "--duration",
             "1m30s",
             "--stats",
+            "--max-rate",
+            "4",
             "AAPL",
         ])
         .unwrap();
         assert!(args.json && args.stats);
+        assert_eq!(args.max_rate, Some(4));
+        for bad in ["0", "1001"] {
+            assert!(Args::try_parse_from(["tickcast-sub", "--max-rate", bad, "A"]).is_err());
+        }
         assert_eq!(args.count, Some(5));
         assert_eq!(args.duration, Some(Duration::from_secs(90)));
     }

@@ -1,4 +1,6 @@
-//! The once-a-second `--stats` line: rate, latency percentiles, gaps.
+//! The once-a-second `--stats` line: rate, latency percentiles, gaps (and
+//! how many of the missed ticks the broker's notices named), ticks
+//! recovered by resumes, resets, reconnections.
 
 use std::time::Duration;
 
@@ -20,8 +22,8 @@ pub fn format(delta: &Stats, elapsed: Duration) -> String {
         )
     };
     format!(
-        "rate {rate:.0}/s  {latency}  gaps {} (missed {})  reconnects {}",
-        delta.gaps, delta.missed, delta.reconnects
+        "rate {rate:.0}/s  {latency}  gaps {} (missed {}, noticed {})  recovered {}  resets {}  reconnects {}",
+        delta.gaps, delta.missed, delta.gap_noticed, delta.recovered, delta.resets, delta.reconnects
     )
 }
 
@@ -44,6 +46,9 @@ mod tests {
             ticks: 500,
             gaps: 2,
             missed: 7,
+            gap_noticed: 5,
+            recovered: 40,
+            resets: 1,
             ..Stats::default()
         };
         for v in [20_000u64, 30_000, 2_500_000] {
@@ -52,7 +57,8 @@ mod tests {
         let line = format(&stats, Duration::from_millis(500));
         assert!(line.starts_with("rate 1000/s  latency p50 30µs"), "{line}");
         assert!(
-            line.contains("max 2.50ms") && line.contains("gaps 2 (missed 7)"),
+            line.contains("max 2.50ms")
+                && line.contains("gaps 2 (missed 7, noticed 5)  recovered 40  resets 1"),
             "{line}"
         );
         assert!(format(&Stats::default(), Duration::from_secs(1)).contains("latency -"));
