@@ -241,6 +241,11 @@ metrics! {
     /// Subscribes refused for topics outside the connection's entitlements.
     not_entitled: Counter = "tickcast_not_entitled",
         "Subscribes refused as not entitled";
+    /// Ticks written to `--record` files.
+    recorded: Counter = "tickcast_recorded", "Ticks written to --record files";
+    /// Ticks not recorded: the recorder's queue was full or its disk failed.
+    record_dropped: Counter = "tickcast_record_dropped",
+        "Ticks not recorded because the recording queue was full or a write failed";
     /// Failed accepts (out of file descriptors and the like).
     accept_errors: Counter = "tickcast_accept_errors",
         "Failed accepts on the client port (e.g. out of file descriptors)";
