@@ -289,7 +289,11 @@ fn open(dir: &Path) -> io::Result<Open> {
             Err(e) => return Err(e),
         }
     };
-    let writer = FeedWriter::new(out, &recorded_header())?;
+    let mut writer = FeedWriter::new(out, &recorded_header())?;
+    // The header reaches the file at once: a broker killed before the
+    // first flush leaves an empty feed file, not a cut header (only a kill
+    // between the create and this write leaves an empty file).
+    writer.flush()?;
     info!(file = %path.display(), "recording to a new file");
     Ok(Open {
         path,
@@ -329,4 +333,51 @@ fn finish(file: Open) -> io::Result<()> {
     out.seek(SeekFrom::Start(0))?;
     out.write_all(&header.to_bytes())?;
     out.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorder on a queue of `batches` that nothing drains.
+    fn stalled(batches: usize) -> (Recorder, mpsc::Receiver<Batch>) {
+        let (queue, rx) = mpsc::sync_channel(batches);
+        let recorder = Recorder {
+            queue,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::new(Metrics::default()),
+        };
+        (recorder, rx)
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_waiting() {
+        let (recorder, rx) = stalled(2);
+        for _ in 0..5 {
+            recorder.offer(vec![0; 100], 3);
+        }
+        assert_eq!(
+            recorder.metrics.record_dropped.get(),
+            9,
+            "three batches of 3"
+        );
+        assert_eq!(recorder.queued_bytes.load(Relaxed), 200);
+        drop(rx);
+        recorder.offer(vec![0; 100], 4);
+        assert_eq!(
+            recorder.metrics.record_dropped.get(),
+            13,
+            "no writer: dropped"
+        );
+    }
+
+    #[test]
+    fn the_byte_budget_bounds_the_queue_too() {
+        let (recorder, _rx) = stalled(QUEUE_BATCHES);
+        recorder.offer(vec![0; QUEUE_BYTES - 10], 1);
+        recorder.offer(vec![0; 11], 2);
+        assert_eq!(recorder.metrics.record_dropped.get(), 2);
+        recorder.offer(vec![0; 10], 1);
+        assert_eq!(recorder.queued_bytes.load(Relaxed), QUEUE_BYTES);
+    }
 }
