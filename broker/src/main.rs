@@ -52,6 +52,11 @@ struct Args {
     /// Simulator: add a market-open burst of activity.
     #[arg(long)]
     open_burst: bool,
+    /// Simulator: market hours: 09:30-16:00 New York from the start, the
+    /// U-shaped intraday volume profile with an opening burst (--rate is its
+    /// average), quiet after the close.
+    #[arg(long)]
+    session: bool,
 
     /// Listen for publishers (ingest framing over TCP) instead of simulating.
     #[arg(long, value_name = "HOST:PORT")]
@@ -362,6 +367,7 @@ impl Args {
                 rate: self.rate,
                 seed: self.seed,
                 open_burst: self.open_burst,
+                session: self.session,
             })
         };
         let limits = Limits {

@@ -280,6 +280,7 @@ fn record_feed(path: &Path, count: u64) -> Vec<Tick> {
         rate: 2_000.0,
         seed: 42,
         open_burst: false,
+        session: false,
     };
     let mut market = Market::new(&cfg).unwrap();
     let ticks: Vec<Tick> = (0..count).map(|_| market.next_tick()).collect();

@@ -32,6 +32,7 @@ pub mod new_york;
 pub mod pacing;
 pub mod publish;
 pub mod record;
+mod reference;
 pub mod replay;
 pub mod rfc3339;
 pub mod send;
