@@ -11,7 +11,8 @@
 //!                 └─ fanout::Member ─┘ ◀── client/session ◀── client/upgrade ◀── http/
 //! ```
 //!
-//! - [`feed`]: sources (embedded simulator, TCP ingest, file replay);
+//! - [`feed`]: sources (embedded simulator, TCP ingest, file replay) and
+//!   the `--record` tap after them;
 //! - [`fanout`]: the hub (symbols, subscriptions, snapshots), the writer
 //!   shards' inboxes, outboxes and writers, the server frames;
 //! - [`client`]: a WebSocket client's upgrade, frame reader and session;

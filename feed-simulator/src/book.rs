@@ -44,7 +44,7 @@ const REFERENCE_BAND: f64 = 0.05;
 /// Generated names: log-normal start prices with this median (dollars)
 /// and log standard deviation, clamped to [`GENERATED_RANGE`]: about 70 %
 /// between $8 and $110, 1 % under $1.
-pub(crate) const GENERATED_MEDIAN: f64 = 30.0;
+const GENERATED_MEDIAN: f64 = 30.0;
 const GENERATED_SIGMA: f64 = 1.3;
 const GENERATED_RANGE: (f64, f64) = (0.05, 3_000.0);
 
