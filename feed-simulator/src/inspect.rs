@@ -122,11 +122,12 @@ impl Summary {
         let h = &self.header;
         let source = match h.source {
             crate::file::Source::Simulated => format!(
-                "simulated: {} symbols at {} ticks/s, seed {}, open burst {}",
+                "simulated: {} symbols at {} ticks/s, seed {}, open burst {}{}",
                 h.symbols,
                 h.rate,
                 h.seed,
-                if h.open_burst { "on" } else { "off" }
+                if h.open_burst { "on" } else { "off" },
+                if h.session { ", market hours" } else { "" }
             ),
             crate::file::Source::Imported => format!("imported: {} symbols", h.symbols),
         };

@@ -78,7 +78,7 @@ fn recorded_bytes_of_existing_configs_do_not_change() {
         (config(7), 0x8a89_13b4_afee_06f6),
         (burst, 0xdd16_d1a2_ce5a_edff),
         (wide, 0x152e_4a10_869d_ecef),
-        (session, 0x4ee3_0a24_82f8_4ba4),
+        (session, 0xd9ef_06ee_aedc_b392),
     ] {
         let got = fnv1a(&recorded(&cfg, 20_000));
         assert_eq!(got, want, "{cfg:?}: digest {got:#018x}");
@@ -250,6 +250,20 @@ fn volatility_varies_by_name() {
     };
     assert!(spread_of("GME") > 2.0 * spread_of("KO"), "GME vs KO");
     assert!(spread_of("TSLA") > 1.5 * spread_of("PG"), "TSLA vs PG");
+}
+
+#[test]
+fn a_recorded_session_says_so_in_its_header() {
+    let cfg = MarketConfig {
+        session: true,
+        ..config(2)
+    };
+    let file = recorded(&cfg, 10);
+    let reader = feed_simulator::file::FeedReader::from_reader(&file[..]).unwrap();
+    assert!(reader.header().session && !reader.header().open_burst);
+    let plain = recorded(&config(2), 10);
+    let reader = feed_simulator::file::FeedReader::from_reader(&plain[..]).unwrap();
+    assert!(!reader.header().session);
 }
 
 #[test]

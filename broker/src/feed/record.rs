@@ -317,6 +317,7 @@ fn recorded_header() -> FeedHeader {
         seed: 0,
         count: None,
         open_burst: false,
+        session: false,
     }
 }
 
