@@ -659,6 +659,8 @@ mod tests {
                 "tickcast_protocol_errors_total",
                 "tickcast_publishers_dropped_total",
                 "tickcast_publishers_refused_total",
+                "tickcast_record_dropped_total",
+                "tickcast_recorded_total",
                 "tickcast_refused_handshakes_total",
                 "tickcast_refused_origin_total",
                 "tickcast_refused_per_ip_total",
@@ -682,9 +684,9 @@ mod tests {
                 "tickcast_writes_total"
             ]
         );
-        // 31 counters and gauges, the symbols, uptime, reply-bytes and
+        // 33 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 31 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 33 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }
