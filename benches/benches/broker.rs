@@ -13,13 +13,15 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tickcast_broker::auth::entitlements::Entitlements;
 use tickcast_broker::config::SlowConsumerPolicy;
+use tickcast_broker::fanout::history::History;
 use tickcast_broker::fanout::hub::{Hub, TickIn};
 use tickcast_broker::fanout::inbox::Inbox;
 use tickcast_broker::fanout::outbox::{Batch, Outbox};
 use tickcast_broker::fanout::subscriptions::Route;
-use tickcast_broker::fanout::window::{Frame, Window};
+use tickcast_broker::fanout::window::{Frame, Kind, Window};
 use tickcast_broker::fanout::{frame, writer};
 use tickcast_broker::observe::metrics::Metrics;
+use tickcast_protocol::control::SubscribeOptions;
 use tickcast_protocol::{Tick, TickRef};
 
 /// A subscriber entitled to every symbol (a broker without tokens).
@@ -34,10 +36,17 @@ fn tick() -> Tick {
     }
 }
 
+fn none() -> SubscribeOptions {
+    SubscribeOptions::default()
+}
+
 /// A hub with one writer shard, and that shard's inbox.
 fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
-    let (hub, mut inboxes) = Hub::with_inboxes(1, usize::MAX, metrics.clone());
+    // Default history, as a broker runs.
+    let limits = tickcast_broker::Limits::default();
+    let history = History::new(limits.history, limits.history_bytes);
+    let (hub, mut inboxes) = Hub::with_inboxes(1, usize::MAX, history, metrics.clone());
     (hub, inboxes.remove(0), metrics)
 }
 
@@ -90,7 +99,7 @@ fn fanout(c: &mut Criterion) {
     let (hub, inbox, metrics) = hub();
     for slot in 0..1_000u32 {
         let route = Route { shard: 0, slot };
-        if let Err(e) = hub.subscribe(route, &["AAPL".to_owned()], 10, &everything()) {
+        if let Err(e) = hub.subscribe(route, &["AAPL".to_owned()], &none(), 10, &everything()) {
             panic!("{e:?}");
         }
     }
@@ -161,7 +170,7 @@ fn subscribe_wildcard(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 let start = Instant::now();
-                let subscribed = hub.subscribe(route, black_box(&star), 10, &all);
+                let subscribed = hub.subscribe(route, black_box(&star), &none(), 10, &all);
                 total += start.elapsed();
                 assert!(subscribed.is_ok());
                 hub.unsubscribe(route, &star);
@@ -189,7 +198,7 @@ fn subscribe_wildcard(c: &mut Criterion) {
     };
     let started = Instant::now();
     for _ in 0..20 {
-        let subscribed = hub.subscribe(route, &star, 10, &everything());
+        let subscribed = hub.subscribe(route, &star, &none(), 10, &everything());
         assert!(subscribed.is_ok());
         hub.unsubscribe(route, &star);
         drain(&inbox);
@@ -220,7 +229,7 @@ fn collect(c: &mut Criterion) {
         .map(|i| {
             window.push(Frame {
                 bytes: bytes.clone(),
-                sym: Some((i * 7) % 200),
+                kind: Kind::Tick((i * 7) % 200),
                 enqueued_ns: 1,
             })
         })
@@ -233,7 +242,14 @@ fn collect(c: &mut Criterion) {
     g.bench_function("collect_10_pending", |b| {
         b.iter(|| {
             batch.clear();
-            outbox.collect(black_box(&pending), &window, false, &mut batch, usize::MAX);
+            outbox.collect(
+                black_box(&pending),
+                &window,
+                false,
+                &mut batch,
+                usize::MAX,
+                tokio::time::Instant::now(),
+            );
             batch.len()
         })
     });
@@ -268,7 +284,7 @@ fn assembly(c: &mut Criterion) {
         .map(|_| {
             window.push(Frame {
                 bytes: bytes.clone(),
-                sym: Some(0),
+                kind: Kind::Tick(0),
                 enqueued_ns: 1,
             })
         })

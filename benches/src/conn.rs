@@ -310,9 +310,7 @@ impl SubConn {
     pub async fn subscribe(&mut self, topics: &[String]) -> Result<()> {
         match self.decoder.parser.protocol {
             Protocol::Tickcast => {
-                let request = ClientRequest::Subscribe {
-                    topics: topics.to_vec(),
-                };
+                let request = ClientRequest::subscribe(topics.to_vec());
                 self.send_request(&request).await
             }
             Protocol::Nats => {
@@ -573,9 +571,7 @@ mod tests {
     #[test]
     fn tickcast_frames_become_events_even_fed_byte_by_byte() {
         let mut stream = Vec::new();
-        let ack = ServerMessage::Subscribed {
-            topics: vec!["AAPL".into()],
-        };
+        let ack = ServerMessage::subscribed(vec!["AAPL".into()]);
         stream.extend(server_frame(Opcode::Binary, true, &ack.to_msgpack()));
         stream.extend(server_frame(Opcode::Binary, true, &tick(1)));
         let two = tick(2);
@@ -651,10 +647,8 @@ mod tests {
 
     #[test]
     fn a_frame_larger_than_the_buffer_grows_it_and_garbage_is_an_error() {
-        let big = ServerMessage::Subscribed {
-            topics: (0..200).map(|i| format!("SYM{i}")).collect(),
-        }
-        .to_msgpack();
+        let big =
+            ServerMessage::subscribed((0..200).map(|i| format!("SYM{i}")).collect()).to_msgpack();
         let mut dec = Decoder::new(Protocol::Tickcast, 256, [0; 4]);
         dec.push(&server_frame(Opcode::Binary, true, &big)).unwrap();
         assert_eq!(events(&mut dec), ["Ack"]);

@@ -180,6 +180,14 @@ pub struct Limits {
     pub slow_policy: SlowConsumerPolicy,
     /// How long a connection may stay over `outbox_bytes` before it is closed.
     pub slow_timeout: Duration,
+    /// The freshness bound: a connection whose oldest queued tick is older
+    /// than this has its queue conflated to the latest tick per symbol
+    /// (`None`: only the byte limit applies).
+    pub max_queue_age: Option<Duration>,
+    /// Recent ticks kept per symbol for resumes (0: no history).
+    pub history: usize,
+    /// Bytes the history may hold in all (frames plus bookkeeping).
+    pub history_bytes: usize,
     /// Ping a client that has sent nothing for this long.
     pub ping_interval: Duration,
     /// Close a client that has not answered a ping within this long.
@@ -245,6 +253,11 @@ impl Default for Limits {
             outbox_bytes: 512 * 1024,
             slow_policy: SlowConsumerPolicy::Conflate,
             slow_timeout: Duration::from_secs(5),
+            // A screen shows prices at most about this old to a reader
+            // slower than its feed; faster readers never queue that long.
+            max_queue_age: Some(Duration::from_millis(100)),
+            history: 1_000,
+            history_bytes: 256 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
             pong_timeout: Duration::from_secs(20),
             write_coalesce: WriteCoalesce::Auto {

@@ -97,6 +97,16 @@ struct Args {
     /// Close a client that stays over its outbox limit this long.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     slow_timeout: Duration,
+    /// Conflate a client's queue to the latest tick per symbol once its
+    /// oldest queued tick is older than this (0: off).
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    max_queue_age: Duration,
+    /// Recent ticks kept per symbol for clients that resume (0: none).
+    #[arg(long, default_value_t = Limits::default().history, value_name = "N")]
+    history: usize,
+    /// Bytes the history may hold in all; past it the oldest ticks go first.
+    #[arg(long, default_value_t = Limits::default().history_bytes, value_name = "BYTES")]
+    history_bytes: usize,
     /// Most simultaneous WebSocket connections.
     #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
     max_connections: usize,
@@ -385,6 +395,9 @@ impl Args {
             outbox_bytes: self.outbox_bytes,
             slow_policy: self.slow_consumer,
             slow_timeout: self.slow_timeout,
+            max_queue_age: (!self.max_queue_age.is_zero()).then_some(self.max_queue_age),
+            history: self.history,
+            history_bytes: self.history_bytes,
             ping_interval: self.ping_interval,
             pong_timeout: self.pong_timeout,
             write_coalesce: match self.write_coalesce {

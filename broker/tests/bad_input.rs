@@ -35,7 +35,7 @@ impl Request {
 
 fn subscribe_json(topics: &[&str]) -> Request {
     let topics = topics.iter().map(|t| (*t).to_owned()).collect();
-    Request::Text(ClientRequest::Subscribe { topics }.to_json())
+    Request::Text(ClientRequest::subscribe(topics).to_json())
 }
 
 /// A fresh client (subscribed through `query` first, if given) sends `bad`
@@ -63,9 +63,7 @@ async fn refused_but_open(
         }
         other => panic!("{label}: expected a {want:?} error, got {other:?}"),
     }
-    let follow_up = ClientRequest::Subscribe {
-        topics: vec!["VICTIM".into()],
-    };
+    let follow_up = ClientRequest::subscribe(vec!["VICTIM".into()]);
     let follow_up = match bad {
         Request::Text(_) => Request::Text(follow_up.to_json()),
         Request::Binary(_) => Request::Binary(follow_up.to_msgpack()),
@@ -90,7 +88,7 @@ async fn rate_limited(addr: std::net::SocketAddr) -> u64 {
     let (mut acks, mut limited) = (0u64, 0u64);
     for _ in 0..10 {
         match victim.next().await {
-            Received::Control(ServerMessage::Subscribed { topics }) => {
+            Received::Control(ServerMessage::Subscribed { topics, .. }) => {
                 assert_eq!(topics, ["R1"]);
                 acks += 1;
             }

@@ -336,14 +336,15 @@ async fn what_is_not_served_gets_the_right_status() {
     let mut ok = common::RawClient::connect(addr, "topics=AAPL").await;
     let ack = ok.next_frame().await.unwrap();
     assert_eq!(ack.opcode(), 0x2);
-    assert_eq!(
-        tickcast_protocol::control::decode_server_frame(&ack.payload).unwrap(),
+    match tickcast_protocol::control::decode_server_frame(&ack.payload).unwrap() {
         tickcast_protocol::control::Incoming::Control(
-            tickcast_protocol::ServerMessage::Subscribed {
-                topics: vec!["AAPL".into()]
-            }
-        )
-    );
+            tickcast_protocol::ServerMessage::Subscribed { topics, epoch, .. },
+        ) => {
+            assert_eq!(topics, ["AAPL"]);
+            assert!(epoch.is_some_and(|e| e.len() == 16), "the broker's epoch");
+        }
+        other => panic!("expected the ack, got {other:?}"),
+    }
     assert_eq!(broker.metrics().connections_total.get(), 1);
 }
 

@@ -8,7 +8,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{ingest_broker, limits_with_shards, wait_ticks_in, Publisher, Subscriber};
+use common::{ingest_broker, limits_with_shards, wait_ticks_in, Publisher, Received, Subscriber};
+use tickcast_protocol::control::ResetReason;
+use tickcast_protocol::ServerMessage;
 
 fn want(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
     pairs.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
@@ -137,8 +139,20 @@ async fn duplicates_are_dropped_and_a_restarted_feed_is_accepted(shards: usize) 
     publisher.publish_seqs("AAPL", &[2, 3, 4]).await;
     assert_eq!(client.expect_tick().await.seq, 4);
     assert_eq!(broker.metrics().ticks_stale.get(), 2);
-    // seq 1 means the feed restarted: accepted, and numbering goes on from it.
+    // seq 1 means the feed restarted: accepted, told just before, and
+    // numbering goes on from it.
     publisher.publish_seqs("AAPL", &[1, 2]).await;
+    match client.next().await {
+        Received::Control(ServerMessage::Reset {
+            sym,
+            reason: ResetReason::FeedRestart,
+            epoch: Some(epoch),
+        }) => {
+            assert_eq!(sym, "AAPL");
+            assert!(epoch.ends_with(".1"), "the symbol's own epoch: {epoch}");
+        }
+        other => panic!("expected the feed restart's reset, got {other:?}"),
+    }
     assert_eq!(client.expect_tick().await.seq, 1);
     assert_eq!(client.expect_tick().await.seq, 2);
     assert_eq!(client.next_within(Duration::from_millis(200)).await, None);

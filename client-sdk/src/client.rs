@@ -213,7 +213,7 @@ impl Client {
         I::Item: Into<String>,
     {
         let topics = validated(topics)?;
-        self.send(ClientRequest::Subscribe { topics }).await
+        self.send(ClientRequest::subscribe(topics)).await
     }
 
     /// Removes topics from the subscription. Acknowledged like
@@ -234,7 +234,7 @@ impl Client {
             return Err(ClientError::Closed);
         }
         let writer = match &request {
-            ClientRequest::Subscribe { topics } if !topics.is_empty() => {
+            ClientRequest::Subscribe { topics, .. } if !topics.is_empty() => {
                 self.subs.subscribe(topics)
             }
             ClientRequest::Unsubscribe { topics } if !topics.is_empty() => {
@@ -298,7 +298,8 @@ impl Client {
             Event::Gap { .. }
             | Event::SeqReset { .. }
             | Event::Reconnecting { .. }
-            | Event::Authenticated { .. } => {}
+            | Event::Authenticated { .. }
+            | Event::Notice(_) => {}
         }
         Some(event)
     }

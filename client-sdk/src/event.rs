@@ -86,6 +86,9 @@ pub enum Event {
         /// When the new token expires.
         exp: u64,
     },
+    /// A continuity notice from the broker (`recovered`, `reset`, `gap`:
+    /// see docs/PROTOCOL.md), as sent.
+    Notice(tickcast_protocol::ServerMessage),
     /// Something went wrong that the client survived (a malformed frame, a
     /// refused request), or, as the last event before the stream ends,
     /// [`ClientError::GaveUp`].

@@ -186,7 +186,7 @@ async fn write_frames(mut writer: WsWriter, mut pending: mpsc::Receiver<Frame<'s
 fn decode(payload: Payload<'_>, received_ns: u64) -> Event {
     let tick = match decode_server_frame(&payload) {
         Ok(Incoming::Tick(tick)) => tick.to_tick(),
-        Ok(Incoming::Control(ServerMessage::Subscribed { topics })) => {
+        Ok(Incoming::Control(ServerMessage::Subscribed { topics, .. })) => {
             return Event::Subscribed(topics)
         }
         Ok(Incoming::Control(ServerMessage::Error { code, message })) => {
@@ -195,6 +195,11 @@ fn decode(payload: Payload<'_>, received_ns: u64) -> Event {
         Ok(Incoming::Control(ServerMessage::Authenticated { exp, .. })) => {
             return Event::Authenticated { exp }
         }
+        Ok(Incoming::Control(
+            notice @ (ServerMessage::Recovered { .. }
+            | ServerMessage::Reset { .. }
+            | ServerMessage::Gap { .. }),
+        )) => return Event::Notice(notice),
         Err(e) => return Event::Error(e.into()),
     };
     // fastwebsockets hands out payloads split off its read buffer, so this
@@ -255,9 +260,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let ack = ServerMessage::Subscribed {
-            topics: vec!["AAPL".into()],
-        };
+        let ack = ServerMessage::subscribed(vec!["AAPL".into()]);
         assert!(
             matches!(decode(Payload::Owned(ack.to_msgpack()), 0), Event::Subscribed(t) if t == ["AAPL"])
         );

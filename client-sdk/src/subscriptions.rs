@@ -58,9 +58,8 @@ impl Subscriptions {
     pub fn attach(&self, writer: FrameSender) -> Option<ClientRequest> {
         let mut inner = self.lock();
         inner.writer = Some(writer);
-        (!inner.topics.is_empty()).then(|| ClientRequest::Subscribe {
-            topics: inner.topics.iter().cloned().collect(),
-        })
+        (!inner.topics.is_empty())
+            .then(|| ClientRequest::subscribe(inner.topics.iter().cloned().collect()))
     }
 
     /// The current connection's writer, if one is up.
@@ -105,9 +104,7 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         assert_eq!(
             subs.attach(tx),
-            Some(ClientRequest::Subscribe {
-                topics: vec!["B".into()]
-            })
+            Some(ClientRequest::subscribe(vec!["B".into()]))
         );
         assert!(subs.subscribe(&["C".into()]).is_some());
         subs.detach();

@@ -30,9 +30,7 @@ async fn garbage_frames_become_error_events_and_valid_ticks_still_arrive() {
     client.subscribe(["AAPL"]).await.unwrap();
     assert_eq!(
         requests.recv().await.unwrap(),
-        ClientRequest::Subscribe {
-            topics: vec!["AAPL".into()]
-        }
+        ClientRequest::subscribe(vec!["AAPL".into()])
     );
 
     for _ in 0..4 {

@@ -89,10 +89,7 @@ fn tick_seeds() -> Vec<(String, Vec<u8>)> {
         ("foreign".into(), foreign_tick()),
         (
             "subscribed".into(),
-            ServerMessage::Subscribed {
-                topics: vec!["AAPL".into()],
-            }
-            .to_msgpack(),
+            ServerMessage::subscribed(vec!["AAPL".into()]).to_msgpack(),
         ),
     ];
     for (i, t) in ticks(3).iter().enumerate() {
@@ -151,9 +148,7 @@ fn frame(first: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 fn frame_reader_seeds() -> Vec<(String, Vec<u8>)> {
-    let subscribe = ClientRequest::Subscribe {
-        topics: vec!["AAPL".into(), "*".into()],
-    };
+    let subscribe = ClientRequest::subscribe(vec!["AAPL".into(), "*".into()]);
     let huge = tickcast_wsframe::Header {
         first: 0x82,
         mask: Some([1, 2, 3, 4]),
@@ -205,9 +200,7 @@ fn frame_reader_seeds() -> Vec<(String, Vec<u8>)> {
 }
 
 fn control_seeds() -> Vec<(String, Vec<u8>)> {
-    let sub = ClientRequest::Subscribe {
-        topics: vec!["AAPL".into(), "BRK.B".into(), "*".into()],
-    };
+    let sub = ClientRequest::subscribe(vec!["AAPL".into(), "BRK.B".into(), "*".into()]);
     let unsub = ClientRequest::Unsubscribe {
         topics: vec!["MSFT".into()],
     };

@@ -3,7 +3,9 @@
 //! Client → broker: `{"op":"subscribe","topics":["AAPL","MSFT"]}` or
 //! `{"op":"unsubscribe","topics":[…]}`, as a text frame holding JSON or a
 //! binary frame holding MessagePack with the same schema. A topic is a symbol
-//! or `"*"` for every symbol. On a broker with authentication,
+//! or `"*"` for every symbol. A subscribe may also carry positions to resume
+//! from (`epoch`, `since`, `from_ts`) and a rate cap (`max_rate`): see
+//! [`SubscribeOptions`] and `docs/PROTOCOL.md`. On a broker with authentication,
 //! `{"op":"auth","token":"…"}` renews the connection's token (its expiry and
 //! entitlements) before it expires.
 //!
@@ -11,10 +13,14 @@
 //! ticks (see [`crate::tick`]), `{"type":"subscribed","topics":[…]}` after every
 //! subscribe/unsubscribe with the full current list, and
 //! `{"type":"error","code":…,"message":…}` for a bad request, and
-//! `{"type":"authenticated","sub":…,"exp":…}` after an accepted `auth`.
+//! `{"type":"authenticated","sub":…,"exp":…}` after an accepted `auth`; and
+//! the continuity notices `recovered`, `reset` and `gap` (what a resume
+//! replayed, why it could not, and exactly which `seq`s the broker skipped).
 //!
 //! These are rare next to ticks, so they go through serde (`serde_json`,
 //! `rmp-serde`) rather than the hand-written tick codec.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +34,9 @@ pub enum ClientRequest {
     Subscribe {
         /// Symbols, or `"*"`.
         topics: Vec<String>,
+        /// Where to resume from, and a rate cap.
+        #[serde(flatten)]
+        options: SubscribeOptions,
     },
     /// Remove topics from the subscription.
     Unsubscribe {
@@ -39,6 +48,63 @@ pub enum ClientRequest {
         /// The new token.
         token: String,
     },
+}
+
+/// What a subscribe may ask for besides its topics. All optional: an empty
+/// one is today's subscribe (ack, snapshot of each new symbol, then live).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscribeOptions {
+    /// The epoch the positions in `since` belong to (from a `subscribed`
+    /// ack, or a `reset` with reason `feed_restart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
+    /// Per symbol, an epoch that differs from `epoch` (a symbol whose feed
+    /// restarted has its own).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub epochs: BTreeMap<String, String>,
+    /// Per symbol, the last `seq` the client holds: the broker sends every
+    /// tick after it from its history, then live, or a `reset`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub since: BTreeMap<String, u64>,
+    /// For the other new symbols: every tick with `ts` at or after this (ns
+    /// since the Unix epoch) still in the history, then live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_ts: Option<u64>,
+    /// At most this many ticks a second per symbol of this request
+    /// ([`MAX_RATE`] at most), each the latest when sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_rate: Option<u32>,
+}
+
+/// The highest `max_rate` a subscribe may ask for (ticks per second per
+/// symbol); above it, a cap would hardly differ from none.
+pub const MAX_RATE: u32 = 1000;
+
+/// Why a resume could not be honoured (in a `reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// The history no longer holds every tick after the position.
+    TooOld,
+    /// The position belongs to another stream (another broker run).
+    Epoch,
+    /// The symbol's feed restarted (`seq` 1 again) since that position.
+    FeedRestart,
+    /// The broker keeps no history (`--history 0`).
+    NoHistory,
+}
+
+/// Why the broker skipped ticks for this client (in a `gap`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapReason {
+    /// Replaced by a later tick of the symbol: the client was slower than
+    /// its feed (conflate policy, or `--max-queue-age`).
+    Conflated,
+    /// Discarded under the drop policy.
+    Dropped,
+    /// Replaced by a later tick within the subscription's `max_rate`.
+    RateCapped,
 }
 
 /// Machine-readable reason in an `error` reply. Serialised in snake case,
@@ -75,6 +141,48 @@ pub enum ServerMessage {
     Subscribed {
         /// Every topic the connection is now subscribed to, sorted.
         topics: Vec<String>,
+        /// The broker's stream of `seq` numbers (the positions a later
+        /// resume gives are in it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+        /// Newly subscribed symbols whose feed restarted, with their own
+        /// epoch (which differs from `epoch`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        epochs: BTreeMap<String, String>,
+    },
+    /// A resume was honoured: the next `ticks` ticks of `sym` (up to `seq`
+    /// `to`) come from the history, then live ones follow.
+    Recovered {
+        /// The symbol.
+        sym: String,
+        /// How many ticks the history replays.
+        ticks: u64,
+        /// The `seq` of the last of them (the position resumed from when
+        /// there are none).
+        to: u64,
+    },
+    /// A resume could not be honoured, or `sym`'s feed restarted: what
+    /// follows is a fresh start (a snapshot, or the restarted feed's ticks).
+    Reset {
+        /// The symbol.
+        sym: String,
+        /// Why.
+        reason: ResetReason,
+        /// After a feed restart, the symbol's new epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<String>,
+    },
+    /// The broker did not send `sym`'s ticks `from..=to` to this client;
+    /// sent before the next tick of `sym` it does send.
+    Gap {
+        /// The symbol.
+        sym: String,
+        /// The first `seq` skipped.
+        from: u64,
+        /// The last `seq` skipped.
+        to: u64,
+        /// Why.
+        reason: GapReason,
     },
     /// An `auth` renewal was accepted.
     Authenticated {
@@ -142,6 +250,16 @@ struct RawRequest {
     topics: Option<Vec<String>>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    epoch: Option<String>,
+    #[serde(default)]
+    epochs: BTreeMap<String, String>,
+    #[serde(default)]
+    since: BTreeMap<String, u64>,
+    #[serde(default)]
+    from_ts: Option<u64>,
+    #[serde(default)]
+    max_rate: Option<u32>,
 }
 
 /// The longest token an `auth` request may carry, in bytes (the control
@@ -202,9 +320,9 @@ impl ClientRequest {
     }
 
     fn from_raw(raw: RawRequest) -> Result<Self, RequestError> {
-        let make = match raw.op.as_str() {
-            "subscribe" => |topics| ClientRequest::Subscribe { topics },
-            "unsubscribe" => |topics| ClientRequest::Unsubscribe { topics },
+        let subscribe = match raw.op.as_str() {
+            "subscribe" => true,
+            "unsubscribe" => false,
             "auth" => {
                 return match raw.token {
                     Some(token) if !token.is_empty() && token.len() <= MAX_TOKEN_LEN => {
@@ -232,7 +350,26 @@ impl ClientRequest {
         for topic in &topics {
             validate_topic(topic)?;
         }
-        Ok(make(topics))
+        if !subscribe {
+            return Ok(ClientRequest::Unsubscribe { topics });
+        }
+        let options = SubscribeOptions {
+            epoch: raw.epoch,
+            epochs: raw.epochs,
+            since: raw.since,
+            from_ts: raw.from_ts,
+            max_rate: raw.max_rate,
+        };
+        options.validate(&topics)?;
+        Ok(ClientRequest::Subscribe { topics, options })
+    }
+
+    /// A plain subscribe to `topics` (no resume, no cap).
+    pub fn subscribe(topics: Vec<String>) -> Self {
+        ClientRequest::Subscribe {
+            topics,
+            options: SubscribeOptions::default(),
+        }
     }
 
     /// The request as JSON text (what a browser would send).
@@ -246,6 +383,56 @@ impl ClientRequest {
         rmp_serde::to_vec_named(self).unwrap_or_default()
     }
 }
+
+impl SubscribeOptions {
+    /// Checks what a client sent: every symbol in `since` and `epochs` is a
+    /// symbol the request covers (named, or under `*`), epochs are short,
+    /// and `max_rate` is 1 to [`MAX_RATE`].
+    fn validate(&self, topics: &[String]) -> Result<(), RequestError> {
+        let wildcard = topics.iter().any(|t| t == crate::WILDCARD);
+        for sym in self.since.keys().chain(self.epochs.keys()) {
+            if sym == crate::WILDCARD {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    "a position is per symbol, not for `*`",
+                ));
+            }
+            validate_topic(sym)?;
+            if !wildcard && !topics.contains(sym) {
+                return Err(RequestError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "`{}` has a position but is not among the topics",
+                        truncate(sym)
+                    ),
+                ));
+            }
+        }
+        let long = self.epoch.iter().chain(self.epochs.values());
+        if long.into_iter().any(|e| e.len() > MAX_EPOCH_LEN) {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                format!("an epoch is at most {MAX_EPOCH_LEN} bytes"),
+            ));
+        }
+        if self.max_rate.is_some_and(|r| r == 0 || r > MAX_RATE) {
+            return Err(RequestError::new(
+                ErrorCode::BadRequest,
+                format!("`max_rate` is 1-{MAX_RATE} ticks a second"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the request asks for positions (a resume or a start time).
+    pub fn resumes(&self) -> bool {
+        !self.since.is_empty() || self.from_ts.is_some()
+    }
+}
+
+/// The longest epoch a request may carry (the broker's are 16 hex digits,
+/// with `.N` after a feed restart).
+pub const MAX_EPOCH_LEN: usize = 64;
 
 /// Checks that a topic is `*` or could be a symbol: 1 to 32 bytes of ASCII
 /// letters, digits, `.`, `-`, `_`, `/`, `:` or `^`.
@@ -277,6 +464,16 @@ fn truncate(s: &str) -> &str {
 }
 
 impl ServerMessage {
+    /// An ack listing `topics`, with no epoch (what a broker without
+    /// history would say; tests and tools build it).
+    pub fn subscribed(topics: Vec<String>) -> Self {
+        ServerMessage::Subscribed {
+            topics,
+            epoch: None,
+            epochs: BTreeMap::new(),
+        }
+    }
+
     /// Encodes the message as MessagePack (a map with string keys).
     pub fn to_msgpack(&self) -> Vec<u8> {
         // Serialising these plain structs into a Vec cannot fail.
@@ -340,9 +537,7 @@ mod tests {
 
     #[test]
     fn subscribe_parses_from_json_and_msgpack() {
-        let want = ClientRequest::Subscribe {
-            topics: vec!["AAPL".into(), "*".into()],
-        };
+        let want = ClientRequest::subscribe(vec!["AAPL".into(), "*".into()]);
         assert_eq!(
             ClientRequest::from_json(br#"{"op":"subscribe","topics":["AAPL","*"]}"#),
             Ok(want.clone())
@@ -499,9 +694,7 @@ mod tests {
     #[test]
     fn server_messages_round_trip_and_use_string_keys() {
         let msgs = [
-            ServerMessage::Subscribed {
-                topics: vec!["AAPL".into()],
-            },
+            ServerMessage::subscribed(vec!["AAPL".into()]),
             ServerMessage::Error {
                 code: ErrorCode::TooManyTopics,
                 message: "limit is 2".into(),

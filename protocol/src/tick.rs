@@ -521,10 +521,7 @@ mod tests {
         for cut in 0..40 {
             assert_eq!(TickHeader::peek(&bytes[..cut]), None, "cut at {cut}");
         }
-        let control = crate::ServerMessage::Subscribed {
-            topics: vec!["MSFT".into()],
-        }
-        .to_msgpack();
+        let control = crate::ServerMessage::subscribed(vec!["MSFT".into()]).to_msgpack();
         assert_eq!(TickHeader::peek(&control), None);
     }
 

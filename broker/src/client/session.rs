@@ -152,7 +152,7 @@ pub async fn run(
     };
 
     if !topics.is_empty() {
-        apply(&env, &member, &mut st, ClientRequest::Subscribe { topics });
+        apply(&env, &member, &mut st, ClientRequest::subscribe(topics));
     }
     loop {
         let expiry = st.auth.as_ref().map(|(_, at)| *at);
@@ -247,8 +247,8 @@ fn on_request(
 /// Carries out a valid request; the hub sends the ack.
 fn apply(env: &SessionEnv, member: &Member, st: &mut State, request: ClientRequest) {
     match request {
-        ClientRequest::Subscribe { topics } => {
-            match member.subscribe(&topics, env.limits.max_topics, &st.access) {
+        ClientRequest::Subscribe { topics, options } => {
+            match member.subscribe(&topics, &options, env.limits.max_topics, &st.access) {
                 Ok(()) => env.first_subscribe.fire(),
                 Err(e) => {
                     if e.code == ErrorCode::NotEntitled {

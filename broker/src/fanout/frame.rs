@@ -11,6 +11,8 @@
 //! into `Bytes`.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use tickcast_protocol::control::GapReason;
+use tickcast_protocol::{ServerMessage, TickHeader, TickRef};
 use tickcast_wsframe::{close, Header};
 
 /// Close codes the broker uses (RFC 6455 §7.4.1).
@@ -41,6 +43,35 @@ pub fn pong(ping_payload: &[u8]) -> Bytes {
 /// control-frame limit).
 pub fn close(code: u16, reason: &str) -> Bytes {
     build(Opcode::Close, &close::payload(code, reason))
+}
+
+/// A control message of the broker's as a binary frame.
+pub fn message(msg: &ServerMessage) -> Bytes {
+    binary(&msg.to_msgpack())
+}
+
+/// A `gap` notice: `sym`'s ticks `from..=to` were not sent, for `reason`.
+pub fn gap(sym: String, from: u64, to: u64, reason: GapReason) -> Bytes {
+    message(&ServerMessage::Gap {
+        sym,
+        from,
+        to,
+        reason,
+    })
+}
+
+/// The symbol and `seq` of a tick frame the hub built, read back from its
+/// payload. For the slow paths only (a conflated, dropped or capped tick,
+/// whose `seq` goes into a `gap` notice): the hot path never needs them.
+pub fn tick_id(frame: &[u8]) -> Option<(String, u64)> {
+    let payload = payload(frame);
+    match TickHeader::peek(payload) {
+        Some(h) => Some((String::from_utf8_lossy(h.sym).into_owned(), h.seq)),
+        // A publisher's tick in another key order: the full decoder.
+        None => TickRef::decode(payload)
+            .ok()
+            .map(|t| (t.sym.to_owned(), t.seq)),
+    }
 }
 
 /// The payload of a frame built by [`build`] (skips the header).

@@ -8,12 +8,19 @@
 //! subscriber lists as they are now (`subscriptions.rs`). The hub never
 //! touches a connection and never waits for a client.
 //!
+//! Each accepted tick also goes into its symbol's history ring
+//! (`history.rs`); a tick with `seq` 1 after a higher one is a feed restart:
+//! the ring starts over under the symbol's new epoch and its subscribers
+//! are told (`reset`, reason `feed_restart`) just before the tick.
+//!
 //! Subscribe and unsubscribe go through the same lock and append their
-//! replies to the same inboxes: the ack, then a snapshot of each newly
-//! covered symbol. So for every connection and symbol the writer sees the
-//! ack, then the snapshot, then every tick published after it, in `seq`
-//! order and never twice; and after an unsubscribe's ack, no tick of what
-//! it dropped.
+//! replies to the same inboxes: a change of rate caps, the ack, then per
+//! newly covered symbol either a snapshot, or for a resume the `recovered`
+//! notice and every tick after the client's position from the ring, or a
+//! `reset` and the snapshot. So for every connection and symbol the writer
+//! sees the ack, then the snapshot (or the replay), then every tick
+//! published after it, in `seq` order and never twice; and after an
+//! unsubscribe's ack, no tick of what it dropped.
 //!
 //! Locking: one `parking_lot` mutex over the symbol table, the subscriptions
 //! and the publication counter. It is held for a feed batch (at most 1,024
@@ -24,18 +31,23 @@
 //! publisher between chunks (`MutexGuard::bump`), so publication waits for
 //! one chunk, not for the whole table.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
-use tickcast_protocol::control::RequestError;
-use tickcast_protocol::ServerMessage;
+use tickcast_protocol::control::{RequestError, ResetReason, SubscribeOptions};
+use tickcast_protocol::{ServerMessage, WILDCARD};
 
 use crate::auth::entitlements::Entitlements;
 use crate::fanout::frame;
-use crate::fanout::inbox::{Delivery, Inbox, Recipients};
+use crate::fanout::history::{Entry, History};
+use crate::fanout::inbox::{Delivery, Inbox, Item, Recipients};
+use crate::fanout::pace::PaceChange;
 use crate::fanout::subscriptions::{Route, Snapshot, Subscriptions};
 use crate::fanout::symbols::{SymbolId, SymbolTable};
+use crate::fanout::window::Kind;
 use crate::observe::latency::Stage;
 use crate::observe::metrics::Metrics;
 use tickcast_protocol::clock::now_ns;
@@ -72,6 +84,11 @@ struct State {
     next_pos: u64,
     /// Per shard: the deliveries of the batch being published.
     outgoing: Vec<Vec<Delivery>>,
+    /// Recent ticks per symbol, and the epochs.
+    history: History,
+    /// Connections that have asked for a rate cap (their later subscribes
+    /// and unsubscribes change their caps too).
+    capped: HashSet<Route>,
 }
 
 /// Subscriptions, snapshots and publication (see the module docs).
@@ -87,16 +104,17 @@ impl Hub {
     pub fn with_inboxes(
         shards: usize,
         urgent_bytes: usize,
+        history: History,
         metrics: Arc<Metrics>,
     ) -> (Self, Vec<Arc<Inbox>>) {
         let inboxes: Vec<Arc<Inbox>> = (0..shards)
             .map(|_| Arc::new(Inbox::new(urgent_bytes)))
             .collect();
-        (Self::new(inboxes.clone(), metrics), inboxes)
+        (Self::new(inboxes.clone(), history, metrics), inboxes)
     }
 
     /// A hub publishing into the inboxes of its writer shards, in order.
-    pub fn new(inboxes: Vec<Arc<Inbox>>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(inboxes: Vec<Arc<Inbox>>, history: History, metrics: Arc<Metrics>) -> Self {
         let shards = inboxes.len();
         Self {
             state: Mutex::new(State {
@@ -104,6 +122,8 @@ impl Hub {
                 subscriptions: Subscriptions::new(shards),
                 next_pos: 0,
                 outgoing: vec![Vec::new(); shards],
+                history,
+                capped: HashSet::new(),
             }),
             inboxes,
             metrics,
@@ -115,10 +135,12 @@ impl Hub {
     /// Per symbol, a tick whose `seq` is not above the last one seen is a
     /// duplicate (or arrived out of order) and is skipped, so clients get each
     /// `seq` at most once and in order; `seq == 1` is taken as a restarted feed
-    /// and accepted.
+    /// and accepted (see the module docs).
     pub fn publish(&self, batch: &[TickIn<'_>]) {
         let mut stage_samples: Vec<(u64, u64)> = Vec::with_capacity(batch.len());
         let (mut accepted, mut stale, mut rejected, mut compacted) = (0u64, 0u64, 0u64, 0u64);
+        let mut restarts = 0u64;
+        let (history_ticks, history_bytes);
         {
             let mut guard = self.state.lock();
             let st = &mut *guard;
@@ -132,7 +154,18 @@ impl Hub {
                     stale += 1;
                     continue;
                 }
+                let restart = t.seq == 1 && sym.last_seq >= 1;
                 sym.last_seq = t.seq;
+                let mut notice = None;
+                if restart {
+                    st.history.restart(id);
+                    restarts += 1;
+                    notice = Some(frame::message(&ServerMessage::Reset {
+                        sym: t.sym.to_owned(),
+                        reason: ResetReason::FeedRestart,
+                        epoch: Some(st.history.epoch_of(id)),
+                    }));
+                }
                 let frame = frame::binary(t.payload);
                 let enqueued_ns = now_ns();
                 for (shard, out) in st.outgoing.iter_mut().enumerate() {
@@ -141,16 +174,27 @@ impl Hub {
                     if symbol.is_none() && wildcard.is_none() {
                         continue;
                     }
+                    let to = Recipients::Subscribers {
+                        symbol: symbol.cloned(),
+                        wildcard: wildcard.cloned(),
+                    };
+                    if let Some(notice) = &notice {
+                        out.push(Delivery {
+                            frame: notice.clone(),
+                            kind: Kind::Notice,
+                            enqueued_ns: 0,
+                            to: to.clone(),
+                        });
+                    }
                     out.push(Delivery {
                         frame: frame.clone(),
-                        sym: Some(id),
+                        kind: Kind::Tick(id),
                         enqueued_ns,
-                        to: Recipients::Subscribers {
-                            symbol: symbol.cloned(),
-                            wildcard: wildcard.cloned(),
-                        },
+                        to,
                     });
                 }
+                st.history.record(id, t.seq, t.ts, st.next_pos, &frame);
+                let sym = st.symbols.get_mut(id);
                 sym.latest = Some(frame);
                 sym.latest_pos = st.next_pos;
                 st.next_pos += 1;
@@ -163,7 +207,12 @@ impl Hub {
             for (inbox, out) in self.inboxes.iter().zip(&mut st.outgoing) {
                 compacted += inbox.push_deliveries(out);
             }
+            history_ticks = st.history.len();
+            history_bytes = st.history.bytes();
         }
+        self.metrics.resets.add(restarts);
+        self.metrics.history_ticks.set(history_ticks as u64);
+        self.metrics.history_bytes.set(history_bytes as u64);
         self.metrics.ticks_in.add(accepted);
         self.metrics.ticks_stale.add(stale);
         self.metrics.ticks_rejected.add(rejected);
@@ -176,13 +225,17 @@ impl Hub {
     }
 
     /// Adds `topics` to a connection's subscription, then sends it the ack
-    /// (the full list) and a snapshot: the latest tick of each newly covered
-    /// symbol. All or nothing: on an error nothing changes. Returns the
-    /// ack's size, for the connection's reply budget (`replies.rs`).
+    /// (the full list, the epoch) and, per newly covered symbol, a snapshot
+    /// or what `options` asks for (a resume from `since`, a start time:
+    /// see the module docs). A rate cap in `options` applies from the
+    /// first tick after the ack. All or nothing: on an error nothing
+    /// changes. Returns the size of the replies (the ack and the resume's
+    /// notices), for the connection's reply budget (`replies.rs`).
     pub fn subscribe(
         &self,
         route: Route,
         topics: &[String],
+        options: &SubscribeOptions,
         max_topics: usize,
         access: &Arc<Entitlements>,
     ) -> Result<usize, RequestError> {
@@ -192,33 +245,85 @@ impl Hub {
             st.subscriptions
                 .subscribe(&mut st.symbols, route, topics, max_topics, access)?;
         let inbox = &self.inboxes[route.shard as usize];
-        let ack = ack_frame(done.topics);
-        let ack_len = ack.len();
+        if options.max_rate.is_some() || st.capped.contains(&route) {
+            let every = options
+                .max_rate
+                .map(|rate| Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+            if every.is_some() {
+                st.capped.insert(route);
+            }
+            inbox.push(Item::Pace {
+                slot: route.slot,
+                change: PaceChange {
+                    syms: named(&st.symbols, topics),
+                    wildcard: topics.iter().any(|t| t == WILDCARD),
+                    every,
+                    forget: false,
+                },
+            });
+        }
+        let resume = Resume::new(&st.symbols, options);
+        let restarted: Vec<SymbolId> = match &done.snapshot {
+            Snapshot::Symbols(ids) => ids
+                .iter()
+                .copied()
+                .filter(|&id| st.history.has_restarted(id))
+                .collect(),
+            Snapshot::AllExcept(held) => st
+                .history
+                .restarted()
+                .iter()
+                .copied()
+                .filter(|id| held.binary_search(id).is_err())
+                .collect(),
+        };
+        let ack = frame::message(&ServerMessage::Subscribed {
+            topics: done.topics,
+            epoch: Some(st.history.epoch().to_owned()),
+            epochs: restarted
+                .into_iter()
+                .map(|id| {
+                    let name = st.symbols.get(id).name.to_string();
+                    (name, st.history.epoch_of(id))
+                })
+                .collect(),
+        });
+        let mut opened = Opened {
+            replies: ack.len(),
+            ..Opened::default()
+        };
         let mut out = vec![control(route, ack)];
         let now = now_ns();
         match done.snapshot {
             Snapshot::Symbols(ids) => {
-                out.extend(
-                    ids.into_iter()
-                        .filter_map(|id| snapshot(&st.symbols, id, route, now)),
-                );
+                for id in ids {
+                    open(st, id, &resume, route, now, &mut out, &mut opened);
+                }
                 inbox.push_deliveries(&mut out);
             }
             Snapshot::AllExcept(held) => {
                 // Everything published before this point is covered by the
                 // snapshot; a symbol ticking later (while the lock is handed
                 // over between chunks) is already live for the connection.
+                // Resumed symbols go first, before any hand-over, so their
+                // replay and their live ticks meet exactly.
+                let mut resumed: Vec<SymbolId> = resume.since.keys().copied().collect();
+                resumed.sort_unstable();
+                for &id in resumed.iter().filter(|id| held.binary_search(id).is_err()) {
+                    open(st, id, &resume, route, now, &mut out, &mut opened);
+                }
                 let since = st.next_pos;
                 let mut next: SymbolId = 0;
                 loop {
                     let st = &mut *guard;
                     let end = (next as usize + SNAPSHOT_CHUNK).min(st.symbols.len()) as SymbolId;
-                    out.extend(
-                        (next..end)
-                            .filter(|id| held.binary_search(id).is_err())
-                            .filter(|&id| st.symbols.get(id).latest_pos < since)
-                            .filter_map(|id| snapshot(&st.symbols, id, route, now)),
-                    );
+                    for id in (next..end)
+                        .filter(|id| held.binary_search(id).is_err())
+                        .filter(|id| resumed.binary_search(id).is_err())
+                        .filter(|&id| st.symbols.get(id).latest_pos < since)
+                    {
+                        open(st, id, &resume, route, now, &mut out, &mut opened);
+                    }
                     inbox.push_deliveries(&mut out);
                     next = end;
                     if next as usize >= st.symbols.len() {
@@ -228,18 +333,35 @@ impl Hub {
                 }
             }
         }
-        Ok(ack_len)
+        drop(guard);
+        self.metrics.resumes.add(opened.recovered);
+        self.metrics.resumed_ticks.add(opened.replayed);
+        self.metrics.resets.add(opened.reset);
+        Ok(opened.replies)
     }
 
-    /// Removes `topics` from a connection's subscription and sends the ack;
-    /// returns the ack's size. Topics it does not hold are ignored.
+    /// Removes `topics` from a connection's subscription (and their rate
+    /// caps) and sends the ack; returns the ack's size. Topics it does not
+    /// hold are ignored.
     pub fn unsubscribe(&self, route: Route, topics: &[String]) -> usize {
         let mut guard = self.state.lock();
         let st = &mut *guard;
+        let inbox = &self.inboxes[route.shard as usize];
+        if st.capped.contains(&route) {
+            inbox.push(Item::Pace {
+                slot: route.slot,
+                change: PaceChange {
+                    syms: named(&st.symbols, topics),
+                    wildcard: topics.iter().any(|t| t == WILDCARD),
+                    every: None,
+                    forget: true,
+                },
+            });
+        }
         let left = st.subscriptions.unsubscribe(&st.symbols, route, topics);
-        let ack = ack_frame(left);
+        let ack = ack_frame(&st.history, left);
         let ack_len = ack.len();
-        self.inboxes[route.shard as usize].push_deliveries(&mut vec![control(route, ack)]);
+        inbox.push_deliveries(&mut vec![control(route, ack)]);
         ack_len
     }
 
@@ -252,7 +374,7 @@ impl Hub {
         let (topics, newly) = st
             .subscriptions
             .regrant(&mut st.symbols, route, old, access);
-        let ack = ack_frame(topics);
+        let ack = ack_frame(&st.history, topics);
         let ack_len = ack.len();
         let now = now_ns();
         let mut out = vec![control(route, ack)];
@@ -271,6 +393,12 @@ impl Hub {
         let mut guard = self.state.lock();
         let st = &mut *guard;
         st.subscriptions.remove(&st.symbols, route);
+        st.capped.remove(&route);
+    }
+
+    /// The broker's epoch (the stream its `seq`s belong to).
+    pub fn epoch(&self) -> String {
+        self.state.lock().history.epoch().to_owned()
     }
 
     /// The latest frame of every symbol that has had a tick, by symbol name.
@@ -292,11 +420,11 @@ impl Hub {
     }
 }
 
-/// A control message for one connection.
+/// A control message for one connection (a reply: charged to it).
 fn control(route: Route, frame: Bytes) -> Delivery {
     Delivery {
         frame,
-        sym: None,
+        kind: Kind::Reply,
         enqueued_ns: 0,
         to: Recipients::One(route.slot),
     }
@@ -307,14 +435,132 @@ fn snapshot(symbols: &SymbolTable, id: SymbolId, route: Route, now: u64) -> Opti
     let frame = symbols.get(id).latest.clone()?;
     Some(Delivery {
         frame,
-        sym: Some(id),
+        kind: Kind::Tick(id),
         enqueued_ns: now,
         to: Recipients::One(route.slot),
     })
 }
 
-fn ack_frame(topics: Vec<String>) -> Bytes {
-    frame::binary(&ServerMessage::Subscribed { topics }.to_msgpack())
+/// An ack that lists `topics`, under the broker's epoch.
+fn ack_frame(history: &History, topics: Vec<String>) -> Bytes {
+    frame::message(&ServerMessage::Subscribed {
+        topics,
+        epoch: Some(history.epoch().to_owned()),
+        epochs: BTreeMap::new(),
+    })
+}
+
+/// The ids of the symbols named in `topics` (not `*`), where known.
+fn named(symbols: &SymbolTable, topics: &[String]) -> Vec<SymbolId> {
+    topics
+        .iter()
+        .filter(|t| *t != WILDCARD)
+        .filter_map(|t| symbols.id(t))
+        .collect()
+}
+
+/// A subscribe's positions, by symbol id.
+struct Resume<'a> {
+    since: HashMap<SymbolId, (u64, Option<&'a str>)>,
+    from_ts: Option<u64>,
+}
+
+impl<'a> Resume<'a> {
+    fn new(symbols: &SymbolTable, options: &'a SubscribeOptions) -> Self {
+        let since = options
+            .since
+            .iter()
+            .filter_map(|(name, &seq)| {
+                let epoch = options.epochs.get(name).or(options.epoch.as_ref());
+                symbols
+                    .id(name)
+                    .map(|id| (id, (seq, epoch.map(String::as_str))))
+            })
+            .collect();
+        Self {
+            since,
+            from_ts: options.from_ts,
+        }
+    }
+}
+
+/// What a subscribe sent, for the reply budget and the counters.
+#[derive(Default)]
+struct Opened {
+    replies: usize,
+    recovered: u64,
+    replayed: u64,
+    reset: u64,
+}
+
+/// Starts a newly covered symbol for one connection: its snapshot, or what
+/// the resume asks for (the ticks after the client's position, from the
+/// ring, after a `recovered`; or a `reset` and the snapshot).
+fn open(
+    st: &State,
+    id: SymbolId,
+    resume: &Resume<'_>,
+    route: Route,
+    now: u64,
+    out: &mut Vec<Delivery>,
+    opened: &mut Opened,
+) {
+    let replay = |entries: Vec<&Entry>, out: &mut Vec<Delivery>| {
+        out.extend(entries.into_iter().map(|e| Delivery {
+            frame: e.frame.clone(),
+            kind: Kind::Tick(id),
+            enqueued_ns: now,
+            to: Recipients::One(route.slot),
+        }))
+    };
+    let name = || st.symbols.get(id).name.to_string();
+    let mut reply = |msg: ServerMessage, out: &mut Vec<Delivery>| {
+        let f = frame::message(&msg);
+        opened.replies += f.len();
+        out.push(control(route, f));
+    };
+    if let Some(&(seq, epoch)) = resume.since.get(&id) {
+        let last_seq = st.symbols.get(id).last_seq;
+        let answer = st
+            .history
+            .check_epoch(id, epoch)
+            .and_then(|()| st.history.since(id, seq, last_seq));
+        match answer {
+            Ok(entries) => {
+                let to = entries.last().map_or(seq, |e| e.seq);
+                let ticks = entries.len() as u64;
+                reply(
+                    ServerMessage::Recovered {
+                        sym: name(),
+                        ticks,
+                        to,
+                    },
+                    out,
+                );
+                replay(entries, out);
+                opened.recovered += 1;
+                opened.replayed += ticks;
+                return;
+            }
+            Err(reason) => {
+                reply(
+                    ServerMessage::Reset {
+                        sym: name(),
+                        reason,
+                        epoch: None,
+                    },
+                    out,
+                );
+                opened.reset += 1;
+            }
+        }
+    } else if let (Some(ts), true) = (resume.from_ts, st.history.enabled()) {
+        let entries = st.history.from_ts(id, ts);
+        opened.replayed += entries.len() as u64;
+        replay(entries, out);
+        return;
+    }
+    out.extend(snapshot(&st.symbols, id, route, now));
 }
 
 #[cfg(test)]
@@ -326,12 +572,21 @@ mod tests {
     /// A hub with one shard, and that shard's inbox.
     fn hub() -> (Hub, Arc<Inbox>, Arc<Metrics>) {
         let metrics = Arc::new(Metrics::default());
-        let (hub, mut inboxes) = Hub::with_inboxes(1, usize::MAX, metrics.clone());
+        let (hub, mut inboxes) = Hub::with_inboxes(
+            1,
+            usize::MAX,
+            History::with_epoch(100, usize::MAX, "test".into()),
+            metrics.clone(),
+        );
         (hub, inboxes.remove(0), metrics)
     }
 
     fn all() -> Arc<Entitlements> {
         Arc::new(Entitlements::All)
+    }
+
+    fn none() -> SubscribeOptions {
+        SubscribeOptions::default()
     }
 
     fn route(slot: u32) -> Route {
@@ -343,7 +598,7 @@ mod tests {
     }
 
     fn subscribe(hub: &Hub, slot: u32, list: &[&str]) {
-        if let Err(e) = hub.subscribe(route(slot), &topics(list), 10, &all()) {
+        if let Err(e) = hub.subscribe(route(slot), &topics(list), &none(), 10, &all()) {
             panic!("{e:?}");
         }
     }
@@ -373,9 +628,10 @@ mod tests {
         let mut out = vec![Vec::new(); slots];
         for item in items {
             let Item::Deliver(d) = item else { continue };
-            let what = match d.sym {
-                Some(_) => String::from_utf8_lossy(frame::payload(&d.frame)).into_owned(),
-                None => "ack".to_owned(),
+            let what = match d.kind {
+                Kind::Tick(_) => String::from_utf8_lossy(frame::payload(&d.frame)).into_owned(),
+                Kind::Reply => "ack".to_owned(),
+                Kind::Notice => "notice".to_owned(),
             };
             let to: Vec<u32> = match &d.to {
                 Recipients::One(slot) => vec![*slot],
@@ -437,7 +693,7 @@ mod tests {
         let some = Arc::new(Entitlements::parse(&["S1", "B.*"]).unwrap_or_else(|e| panic!("{e}")));
         publish(&hub, &[("S1", 1), ("S2", 1), ("B.1", 1)]);
         let sub = |slot, list: &[&str]| {
-            hub.subscribe(route(slot), &topics(list), 10, &some)
+            hub.subscribe(route(slot), &topics(list), &none(), 10, &some)
                 .map(|_| ())
                 .map_err(|e| e.code)
         };
@@ -511,7 +767,7 @@ mod tests {
         );
         assert_eq!(
             delivered(&inbox, 1),
-            [vec!["ack", "S1:1", "S1:2", "S1:1", "S1:2"]]
+            [vec!["ack", "S1:1", "S1:2", "notice", "S1:1", "S1:2"]]
         );
         assert_eq!(metrics.ticks_stale.get(), 1);
     }
@@ -580,7 +836,7 @@ mod tests {
         publish(&hub, &[("NEW", 1)]);
         assert_eq!(metrics.ticks_rejected.get(), 1);
         assert_eq!(hub.symbol_count(), MAX_SYMBOLS);
-        let refused = hub.subscribe(route(0), &topics(&["NEW2"]), 10, &all());
+        let refused = hub.subscribe(route(0), &topics(&["NEW2"]), &none(), 10, &all());
         assert!(refused.is_err());
         delivered(&inbox, 1);
     }

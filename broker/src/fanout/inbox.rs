@@ -21,17 +21,23 @@
 //! holding its own lock, which is what puts ticks and subscription changes
 //! in publication order; the order is always hub, then inbox.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, Notify};
 
+use tickcast_protocol::control::GapReason;
+
 use crate::fanout::connection::{Connection, ConnectionInfo};
+use crate::fanout::frame;
+use crate::fanout::gaps::Skips;
+use crate::fanout::pace::PaceChange;
 use crate::fanout::stream::WriteHalf;
 use crate::fanout::subscriptions::Slots;
 use crate::fanout::symbols::SymbolId;
+use crate::fanout::window::Kind;
 
 /// Deliveries a shard may have waiting before the inbox conflates its ticks
 /// to the latest per symbol: only reached when the writer falls far behind
@@ -52,6 +58,14 @@ pub enum Item {
     },
     /// A frame to deliver.
     Deliver(Delivery),
+    /// Change one connection's rate caps (before the ack of the request
+    /// that asked).
+    Pace {
+        /// The connection's slot.
+        slot: u32,
+        /// The change.
+        change: PaceChange,
+    },
     /// Close one connection: queue `frame` (a close frame) as its last.
     /// With `discard`, whatever is still queued is dropped first.
     Close {
@@ -81,9 +95,8 @@ pub enum Item {
 pub struct Delivery {
     /// The complete WebSocket frame, shared by every recipient.
     pub frame: Bytes,
-    /// The symbol, for a tick (slow-consumer conflation keeps the latest
-    /// per symbol); `None` for a control message (ack, reply).
-    pub sym: Option<SymbolId>,
+    /// What it is (a tick of a symbol, a reply, a notice).
+    pub kind: Kind,
     /// When it was published, ns since the epoch (0: not measured).
     pub enqueued_ns: u64,
     /// Its recipients.
@@ -229,19 +242,87 @@ impl Inbox {
 
 /// Keeps only the latest tick of each symbol among the waiting items (and
 /// every other item), in order; returns how many ticks it removed.
+///
+/// What it removes, its recipients are told: each run of removed ticks of
+/// one symbol with the same recipient lists (the lists are shared `Arc`s,
+/// so the same subscriptions mean the same pointers) becomes one `gap`
+/// notice to those recipients, where the run began, and so before the
+/// symbol's kept tick (`gaps.rs`).
 fn keep_latest_ticks(st: &mut State) -> u64 {
     let before = st.items.len();
     let mut seen: HashSet<SymbolId> = HashSet::new();
-    st.items.reverse();
-    st.items.retain(|item| match item {
-        Item::Deliver(Delivery {
-            sym: Some(sym),
-            to: Recipients::Subscribers { .. },
-            ..
-        }) => seen.insert(*sym),
-        _ => true,
-    });
-    st.items.reverse();
+    let keep: Vec<bool> = st
+        .items
+        .iter()
+        .rev()
+        .map(|item| match item {
+            Item::Deliver(Delivery {
+                kind: Kind::Tick(sym),
+                to: Recipients::Subscribers { .. },
+                ..
+            }) => seen.insert(*sym),
+            _ => true,
+        })
+        .collect();
+    /// A run being gathered: where its notice sits, for whom, what.
+    struct Run {
+        at: usize,
+        to: Recipients,
+        name: String,
+        skips: Skips,
+        last: u64,
+    }
+    let mut open: HashMap<SymbolId, Run> = HashMap::new();
+    let mut done: Vec<Run> = Vec::new();
+    let mut out = Vec::with_capacity(st.items.len() / 2);
+    let mut removed = 0u64;
+    for (item, keep) in st.items.drain(..).zip(keep.into_iter().rev()) {
+        if keep {
+            out.push(item);
+            continue;
+        }
+        removed += 1;
+        let Item::Deliver(d) = item else { continue };
+        let (Kind::Tick(sym), Some((name, seq))) = (d.kind, frame::tick_id(&d.frame)) else {
+            continue;
+        };
+        let same = open.get(&sym).is_some_and(|run| {
+            same_recipients(&run.to, &d.to) && run.last.checked_add(1) == Some(seq)
+        });
+        if same {
+            if let Some(run) = open.get_mut(&sym) {
+                run.skips.add(seq);
+                run.last = seq;
+            }
+            continue;
+        }
+        // A new run: its notice takes this tick's place.
+        let mut skips = Skips::default();
+        skips.add(seq);
+        let run = Run {
+            at: out.len(),
+            to: d.to.clone(),
+            name,
+            skips,
+            last: seq,
+        };
+        out.push(Item::Deliver(Delivery {
+            frame: Bytes::new(),
+            kind: Kind::Notice,
+            enqueued_ns: 0,
+            to: d.to,
+        }));
+        if let Some(old) = open.insert(sym, run) {
+            done.push(old);
+        }
+    }
+    for run in done.into_iter().chain(open.into_values()) {
+        let notice = run.skips.notices(&run.name, GapReason::Conflated);
+        if let (Some(Item::Deliver(d)), Some(frame)) = (out.get_mut(run.at), notice.first()) {
+            d.frame = frame.clone();
+        }
+    }
+    st.items = out;
     st.bytes = st
         .items
         .iter()
@@ -250,7 +331,27 @@ fn keep_latest_ticks(st: &mut State) -> u64 {
             _ => 0,
         })
         .sum();
-    (before - st.items.len()) as u64
+    debug_assert!(before >= st.items.len());
+    removed
+}
+
+/// Whether two deliveries went to the same subscriber lists.
+fn same_recipients(a: &Recipients, b: &Recipients) -> bool {
+    let same = |x: &Option<Slots>, y: &Option<Slots>| match (x, y) {
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        (None, None) => true,
+        _ => false,
+    };
+    match (a, b) {
+        (
+            Recipients::Subscribers { symbol, wildcard },
+            Recipients::Subscribers {
+                symbol: s2,
+                wildcard: w2,
+            },
+        ) => same(symbol, s2) && same(wildcard, w2),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -261,7 +362,7 @@ mod tests {
     fn tick(sym: SymbolId) -> Delivery {
         Delivery {
             frame: Bytes::from_static(b"frame"),
-            sym: Some(sym),
+            kind: Kind::Tick(sym),
             enqueued_ns: 1,
             to: Recipients::Subscribers {
                 symbol: Some(Slots::from(vec![0])),
@@ -274,7 +375,7 @@ mod tests {
         items
             .iter()
             .map(|i| match i {
-                Item::Deliver(d) => d.sym,
+                Item::Deliver(d) => d.kind.sym(),
                 _ => None,
             })
             .collect()
@@ -310,7 +411,7 @@ mod tests {
         inbox.push_deliveries(&mut batch);
         let reply = Delivery {
             to: Recipients::One(7),
-            sym: None,
+            kind: Kind::Reply,
             ..tick(0)
         };
         inbox.push(Item::Deliver(reply));

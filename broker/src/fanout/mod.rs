@@ -29,9 +29,12 @@
 
 pub mod connection;
 pub mod frame;
+pub mod gaps;
+pub mod history;
 pub mod hub;
 pub mod inbox;
 pub mod outbox;
+pub mod pace;
 pub mod replies;
 pub mod stream;
 pub mod subscriptions;
@@ -46,7 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tickcast_protocol::control::RequestError;
+use tickcast_protocol::control::{RequestError, SubscribeOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::entitlements::Entitlements;
@@ -55,11 +58,13 @@ use crate::config::Limits;
 use crate::observe::metrics::Metrics;
 use connection::{Connection, ConnectionInfo};
 use frame::close_code;
+use history::History;
 use hub::Hub;
 use inbox::{Delivery, Inbox, Item, Recipients};
 use replies::ReplyBudget;
 use stream::WriteHalf;
 use subscriptions::Route;
+use window::Kind;
 use writer::ShardWriter;
 
 /// The most writer shards.
@@ -92,6 +97,7 @@ impl Fanout {
         let (hub, inboxes) = Hub::with_inboxes(
             shards.clamp(1, MAX_SHARDS),
             limits.outbox_bytes / 2,
+            History::new(limits.history, limits.history_bytes),
             metrics.clone(),
         );
         let replies = Arc::new(ReplyBudget::new(
@@ -234,15 +240,18 @@ impl Member {
         &self.conn
     }
 
-    /// Subscribes (see [`Hub::subscribe`]); the ack is charged to the
-    /// connection's replies.
+    /// Subscribes (see [`Hub::subscribe`]); the ack and a resume's notices
+    /// are charged to the connection's replies.
     pub fn subscribe(
         &self,
         topics: &[String],
+        options: &SubscribeOptions,
         max_topics: usize,
         access: &Arc<Entitlements>,
     ) -> Result<(), RequestError> {
-        let ack = self.hub.subscribe(self.route, topics, max_topics, access)?;
+        let ack = self
+            .hub
+            .subscribe(self.route, topics, options, max_topics, access)?;
         self.charge(ack);
         Ok(())
     }
@@ -273,7 +282,7 @@ impl Member {
         if self.charge(frame.len()) {
             self.inbox.push(Item::Deliver(Delivery {
                 frame,
-                sym: None,
+                kind: Kind::Reply,
                 enqueued_ns: 0,
                 to: Recipients::One(self.route.slot),
             }));
@@ -352,7 +361,12 @@ mod tests {
         let (member, _client) = member(&fanout).await;
         let topics: Vec<String> = (0..10).map(|i| format!("SYM{i}")).collect();
         assert!(member
-            .subscribe(&topics, 100, &Arc::new(Entitlements::All))
+            .subscribe(
+                &topics,
+                &SubscribeOptions::default(),
+                100,
+                &Arc::new(Entitlements::All)
+            )
             .is_ok());
         let ack = fanout.reply_bytes();
         assert!(ack > 50, "the ack is charged: {ack}");
@@ -360,7 +374,12 @@ mod tests {
         // Each subscribe's ack lists all ten: a few of them pass 300 bytes.
         for _ in 0..5 {
             assert!(member
-                .subscribe(&topics, 100, &Arc::new(Entitlements::All))
+                .subscribe(
+                    &topics,
+                    &SubscribeOptions::default(),
+                    100,
+                    &Arc::new(Entitlements::All)
+                )
                 .is_ok());
         }
         assert!(member.overflowed());

@@ -1,5 +1,7 @@
 //! A connection's outbox: the queue, bounded in bytes, of what could not be
-//! written to it yet, with the slow-consumer policies applied at the bound.
+//! written to it yet, with the slow-consumer policies applied at the bound,
+//! the freshness bound, the rate caps, and the account of every tick it
+//! skipped.
 //!
 //! The outbox belongs to the connection's writer shard and is touched by
 //! nothing else, so it has no lock. On each visit the writer hands it the
@@ -12,28 +14,44 @@
 //!
 //! - **conflate** (default): further ticks go into a side table holding only
 //!   the latest frame per symbol. Ticks carry the full state of their symbol,
-//!   so a client that skips some still holds a consistent view; it sees the
-//!   skipped ones as `seq` gaps. Everything already queued is sent first, so
-//!   per-symbol order is kept.
+//!   so a client that skips some still holds a consistent view. Everything
+//!   already queued is sent first, so per-symbol order is kept.
 //! - **drop**: further ticks are discarded until the writer catches up.
 //! - **disconnect**: the connection is closed at once with 1008.
 //!
+//! **Freshness** (`--max-queue-age`): when the oldest tick queued is older
+//! than that, the queue is conflated in place to the latest tick per
+//! symbol at once, so a slow reader gets prices about that old, not as old
+//! as a full outbox. **Rate caps** (`pace.rs`) hold a capped symbol's ticks
+//! back to its `max_rate`.
+//!
+//! **Gap notices**: every tick skipped (conflated, dropped, capped) has its
+//! `seq` added to its symbol's account (`gaps.rs`), and the `gap` notices
+//! are queued just before the next tick of that symbol that goes out (for
+//! drops: before the first tick queued once the writer caught up). The
+//! `seq`s come from the skipped frames themselves (`frame::tick_id`), on
+//! these slow paths only: a connection that keeps up pays nothing.
+//!
 //! Memory is bounded in every case: at most the byte limit in the queue plus
-//! one frame per symbol in the conflation table. A connection that stays over
-//! the limit for longer than the slow timeout is closed by the writer's
-//! sweep (`writer/sweep.rs`). Control frames (acks, replies, pings) are small
-//! and bypass the limit.
+//! one frame per symbol in the conflation table (and one per capped symbol),
+//! plus one small account per symbol. A connection that stays over the limit
+//! for longer than the slow timeout is closed by the writer's sweep
+//! (`writer/sweep.rs`). Control frames (acks, replies, pings, notices) are
+//! small and bypass the limit.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tickcast_protocol::control::GapReason;
 use tokio::time::Instant;
 
 use crate::config::SlowConsumerPolicy;
 use crate::fanout::frame::{self, close_code};
+use crate::fanout::gaps::Skips;
+use crate::fanout::pace::{Admit, HeldTick, Pace, PaceChange};
 use crate::fanout::symbols::SymbolId;
-use crate::fanout::window::Window;
+use crate::fanout::window::{Kind, Window};
 
 /// One frame waiting to be written, with the time it was published (for the
 /// enqueue → write latency stage).
@@ -44,9 +62,19 @@ pub struct Queued {
     /// When it was published, ns since the epoch (0 for control frames,
     /// which are not measured).
     pub enqueued_ns: u64,
-    /// A reply the client asked for (charged to its reply budget until it
-    /// leaves the outbox: `replies.rs`).
-    pub reply: bool,
+    /// What it is (a reply is charged to its reply budget until it leaves
+    /// the outbox: `replies.rs`).
+    pub kind: Kind,
+}
+
+impl Queued {
+    fn control(frame: Bytes, kind: Kind) -> Self {
+        Self {
+            frame,
+            enqueued_ns: 0,
+            kind,
+        }
+    }
 }
 
 /// What happened to a pushed tick.
@@ -75,6 +103,8 @@ pub struct Counters {
     pub conflated: u64,
     /// Ticks discarded under the drop policy.
     pub dropped: u64,
+    /// Ticks replaced by a newer one within a rate cap.
+    pub rate_capped: u64,
 }
 
 /// What the writer took in one go.
@@ -124,10 +154,14 @@ pub struct Collected {
     pub take: Take,
     /// Whether frames are still queued after this batch.
     pub more: bool,
-    /// Ticks conflated.
+    /// Ticks conflated (by the byte limit or the freshness bound).
     pub conflated: u64,
     /// Ticks dropped.
     pub dropped: u64,
+    /// Ticks replaced within a rate cap.
+    pub rate_capped: u64,
+    /// Times the freshness bound conflated the queue.
+    pub aged: u64,
     /// The disconnect policy closed the connection.
     pub disconnected: bool,
     /// Bytes of replies (control messages from the window) in the batch:
@@ -135,15 +169,26 @@ pub struct Collected {
     pub replies: usize,
 }
 
+/// A conflated frame, and the ticks of its symbol it replaced.
+#[derive(Debug)]
+struct Held {
+    q: Queued,
+    skips: Skips,
+}
+
 /// A connection's outbox (see the module docs).
 #[derive(Debug)]
 pub struct Outbox {
     queue: VecDeque<Queued>,
     /// Conflated frames in first-seen order, and where each symbol's is.
-    held: Vec<Queued>,
+    held: Vec<Held>,
     held_slot: HashMap<SymbolId, usize>,
     /// Bytes in `queue` and `held`.
     bytes: usize,
+    /// Ticks dropped and not yet told, per symbol (name, seqs).
+    dropped: HashMap<SymbolId, (String, Skips)>,
+    /// The rate caps.
+    pace: Pace,
     /// Since when the outbox has been over its limit without the writer
     /// catching up.
     over_since: Option<Instant>,
@@ -154,6 +199,12 @@ pub struct Outbox {
     closing: bool,
     limit: usize,
     policy: SlowConsumerPolicy,
+    /// The freshness bound, ns (`None`: off).
+    max_age_ns: Option<u64>,
+    /// No freshness check before this (wall clock, ns): a queue just
+    /// conflated may still hold old ticks of quiet symbols, which are their
+    /// latest; looking again at once would only cost a scan.
+    next_age_check_ns: u64,
     /// This connection's counters.
     pub counters: Counters,
 }
@@ -166,17 +217,41 @@ impl Outbox {
             held: Vec::new(),
             held_slot: HashMap::new(),
             bytes: 0,
+            dropped: HashMap::new(),
+            pace: Pace::default(),
             over_since: None,
             graceful_close: None,
             closing: false,
             limit,
             policy,
+            max_age_ns: None,
+            next_age_check_ns: 0,
             counters: Counters::default(),
         }
     }
 
+    /// This outbox with a freshness bound (`--max-queue-age`).
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Self {
+        self.max_age_ns = max_age.map(|d| d.as_nanos().min(u64::MAX as u128) as u64);
+        self
+    }
+
     fn is_empty(&self) -> bool {
         self.queue.is_empty() && self.held.is_empty()
+    }
+
+    /// Changes the connection's rate caps (in inbox order).
+    pub fn pace(&mut self, change: &PaceChange, now: Instant) {
+        self.pace.apply(change, now);
+    }
+
+    /// When a tick held back by a rate cap is due, if one is.
+    pub fn next_paced(&self) -> Option<Instant> {
+        if self.pace.is_active() {
+            self.pace.next_due()
+        } else {
+            None
+        }
     }
 
     /// Queues a tick frame of `sym`, applying the slow-consumer policy.
@@ -187,7 +262,7 @@ impl Outbox {
         let entry = Queued {
             frame: frame.clone(),
             enqueued_ns,
-            reply: false,
+            kind: Kind::Tick(sym),
         };
         let conflating = !self.held.is_empty();
         if conflating || self.bytes + frame.len() > self.limit {
@@ -197,12 +272,26 @@ impl Outbox {
             match self.policy {
                 SlowConsumerPolicy::Conflate => return self.hold(sym, entry),
                 SlowConsumerPolicy::Drop => {
+                    if let Some((name, seq)) = frame::tick_id(frame) {
+                        let account = self.dropped.entry(sym).or_insert((name, Skips::default()));
+                        account.1.add(seq);
+                    }
                     self.counters.dropped += 1;
                     return Pushed::Dropped;
                 }
                 SlowConsumerPolicy::Disconnect => {
                     self.close_now(frame::close(close_code::POLICY, "slow consumer"));
                     return Pushed::Disconnected;
+                }
+            }
+        }
+        if !self.dropped.is_empty() {
+            // Caught up: tell what was dropped before anything newer.
+            let mut told: Vec<(String, Skips)> = self.dropped.drain().map(|(_, a)| a).collect();
+            told.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, skips) in told {
+                for notice in skips.notices(&name, GapReason::Dropped) {
+                    self.push_unmeasured(notice, Kind::Notice);
                 }
             }
         }
@@ -215,14 +304,21 @@ impl Outbox {
         let len = entry.frame.len();
         match self.held_slot.get(&sym) {
             Some(&slot) => {
-                let old = std::mem::replace(&mut self.held[slot], entry);
+                let held = &mut self.held[slot];
+                let old = std::mem::replace(&mut held.q, entry);
+                if let Some((_, seq)) = frame::tick_id(&old.frame) {
+                    held.skips.add(seq);
+                }
                 self.bytes = self.bytes - old.frame.len() + len;
                 self.counters.conflated += 1;
                 Pushed::Conflated
             }
             None => {
                 self.held_slot.insert(sym, self.held.len());
-                self.held.push(entry);
+                self.held.push(Held {
+                    q: entry,
+                    skips: Skips::default(),
+                });
                 self.bytes += len;
                 Pushed::Held
             }
@@ -232,19 +328,15 @@ impl Outbox {
     /// Queues a control frame of the broker's own (a ping); returns whether
     /// it was accepted (not after a close).
     pub fn push_control(&mut self, frame: Bytes) -> bool {
-        self.push_unmeasured(frame, false)
+        self.push_unmeasured(frame, Kind::Notice)
     }
 
-    fn push_unmeasured(&mut self, frame: Bytes, reply: bool) -> bool {
+    fn push_unmeasured(&mut self, frame: Bytes, kind: Kind) -> bool {
         if self.is_closing() {
             return false;
         }
         self.bytes += frame.len();
-        self.queue.push_back(Queued {
-            frame,
-            enqueued_ns: 0,
-            reply,
-        });
+        self.queue.push_back(Queued::control(frame, kind));
         true
     }
 
@@ -269,12 +361,10 @@ impl Outbox {
         self.queue.clear();
         self.held.clear();
         self.held_slot.clear();
+        self.dropped.clear();
+        self.pace.clear();
         self.bytes = close.len();
-        self.queue.push_back(Queued {
-            frame: close,
-            enqueued_ns: 0,
-            reply: false,
-        });
+        self.queue.push_back(Queued::control(close, Kind::Notice));
         self.closing = true;
     }
 
@@ -287,7 +377,8 @@ impl Outbox {
     /// behind what waits, ticks under the slow-consumer policy, and the
     /// batch is taken from the queue. A `blocked` socket (the last batch is
     /// not all out) gets nothing new: its frames only queue, and the policy
-    /// decides.
+    /// decides. Ticks of capped symbols and the freshness bound are applied
+    /// here too (`now`: the writer's clock).
     pub fn collect(
         &mut self,
         pending: &[u32],
@@ -295,12 +386,15 @@ impl Outbox {
         blocked: bool,
         batch: &mut Batch,
         max_bytes: usize,
+        now: Instant,
     ) -> Collected {
         let mut out = Collected {
             take: Take::Empty,
             more: false,
             conflated: 0,
             dropped: 0,
+            rate_capped: 0,
+            aged: 0,
             disconnected: false,
             replies: 0,
         };
@@ -308,7 +402,12 @@ impl Outbox {
         // aside while they are taken, or they would be refused as coming
         // after the close (they were dropped so until 2026-12-02).
         let graceful = self.graceful_close.take();
-        let mut direct = !blocked && self.is_empty() && !self.is_closing();
+        let paced = self.pace.is_active();
+        if paced && !self.closing {
+            self.release_paced(now, &mut out);
+        }
+        let mut direct =
+            !blocked && self.is_empty() && !self.is_closing() && !paced && self.dropped.is_empty();
         let mut direct_bytes = 0;
         for &at in pending {
             let f = window.get(at);
@@ -316,31 +415,41 @@ impl Outbox {
             if direct && (direct_bytes == 0 || direct_bytes + len <= max_bytes) {
                 direct_bytes += len;
                 batch.fresh.push(at);
-                if f.sym.is_none() {
+                if f.kind == Kind::Reply {
                     out.replies += len;
                 }
                 continue;
             }
             direct = false;
-            let Some(sym) = f.sym else {
-                self.push_unmeasured(f.bytes.clone(), true);
+            let Kind::Tick(sym) = f.kind else {
+                self.push_unmeasured(f.bytes.clone(), f.kind);
                 continue;
             };
-            match self.push_tick(sym, &f.bytes, f.enqueued_ns) {
-                Pushed::Conflated => out.conflated += 1,
-                Pushed::Dropped => out.dropped += 1,
-                Pushed::Disconnected => out.disconnected = true,
-                Pushed::Queued | Pushed::Held | Pushed::Closed => {}
+            if paced && !self.closing {
+                match self.pace.admit(sym, &f.bytes, f.enqueued_ns, now) {
+                    Admit::Send => {}
+                    Admit::Held => continue,
+                    Admit::Replaced => {
+                        self.counters.rate_capped += 1;
+                        out.rate_capped += 1;
+                        continue;
+                    }
+                }
             }
+            self.push_counted(sym, &f.bytes, f.enqueued_ns, &mut out);
         }
         if let Some(close) = graceful {
             self.bytes += close.len();
-            self.queue.push_back(Queued {
-                frame: close,
-                enqueued_ns: 0,
-                reply: false,
-            });
+            self.queue.push_back(Queued::control(close, Kind::Notice));
             self.closing = true;
+        }
+        if self.max_age_ns.is_some() && !self.queue.is_empty() {
+            let removed = self.conflate_stale(tickcast_protocol::clock::now_ns());
+            if removed > 0 {
+                self.counters.conflated += removed;
+                out.conflated += removed;
+                out.aged += 1;
+            }
         }
         if !batch.fresh.is_empty() {
             out.take = Take::Frames;
@@ -349,7 +458,7 @@ impl Outbox {
             out.replies += batch
                 .queued
                 .iter()
-                .filter(|q| q.reply)
+                .filter(|q| q.kind == Kind::Reply)
                 .map(|q| q.frame.len())
                 .sum::<usize>();
         }
@@ -360,8 +469,110 @@ impl Outbox {
         out
     }
 
+    /// [`Outbox::push_tick`], with what it did counted into `out`.
+    fn push_counted(
+        &mut self,
+        sym: SymbolId,
+        frame: &Bytes,
+        enqueued_ns: u64,
+        out: &mut Collected,
+    ) {
+        match self.push_tick(sym, frame, enqueued_ns) {
+            Pushed::Conflated => out.conflated += 1,
+            Pushed::Dropped => out.dropped += 1,
+            Pushed::Disconnected => out.disconnected = true,
+            Pushed::Queued | Pushed::Held | Pushed::Closed => {}
+        }
+    }
+
+    /// Queues the capped ticks whose time has come, each after the notice
+    /// of what it replaced.
+    fn release_paced(&mut self, now: Instant, out: &mut Collected) {
+        let mut due: Vec<HeldTick> = Vec::new();
+        self.pace.release_due(now, &mut due);
+        for held in due {
+            for notice in held.skips.notices(&held.name, GapReason::RateCapped) {
+                self.push_unmeasured(notice, Kind::Notice);
+            }
+            self.push_counted(held.sym, &held.frame, held.enqueued_ns, out);
+        }
+    }
+
+    /// The freshness bound: when the oldest tick queued was published more
+    /// than the bound ago (`now_ns`, wall clock), keeps only the latest
+    /// tick of each symbol, in place (control frames keep theirs, so no
+    /// tick moves past an unsubscribe's ack), with a `gap` notice before
+    /// each kept tick for the ones it replaced. Returns how many it removed.
+    fn conflate_stale(&mut self, now_ns: u64) -> u64 {
+        let Some(max_age) = self.max_age_ns else {
+            return 0;
+        };
+        if now_ns < self.next_age_check_ns {
+            return 0;
+        }
+        let oldest = self
+            .queue
+            .iter()
+            .find(|q| matches!(q.kind, Kind::Tick(_)) && q.enqueued_ns != 0);
+        if oldest.is_none_or(|q| now_ns.saturating_sub(q.enqueued_ns) <= max_age) {
+            return 0;
+        }
+        self.next_age_check_ns = now_ns + max_age / 4;
+        // The latest of each symbol is its last in the queue, or its held
+        // frame when it has one.
+        let mut seen: HashSet<SymbolId> = self.held_slot.keys().copied().collect();
+        let keep: Vec<bool> = self
+            .queue
+            .iter()
+            .rev()
+            .map(|q| match q.kind {
+                Kind::Tick(sym) => seen.insert(sym),
+                _ => true,
+            })
+            .collect();
+        let mut skipped: HashMap<SymbolId, (String, Skips)> = HashMap::new();
+        let mut kept = VecDeque::with_capacity(self.queue.len().min(1024));
+        let mut removed = 0;
+        for (q, keep) in self.queue.drain(..).zip(keep.into_iter().rev()) {
+            match q.kind {
+                Kind::Tick(sym) if !keep => {
+                    removed += 1;
+                    self.bytes -= q.frame.len();
+                    if let Some((name, seq)) = frame::tick_id(&q.frame) {
+                        skipped
+                            .entry(sym)
+                            .or_insert((name, Skips::default()))
+                            .1
+                            .add(seq);
+                    }
+                }
+                Kind::Tick(sym) => {
+                    if let Some((name, skips)) = skipped.remove(&sym) {
+                        for notice in skips.notices(&name, GapReason::Conflated) {
+                            self.bytes += notice.len();
+                            kept.push_back(Queued::control(notice, Kind::Notice));
+                        }
+                    }
+                    kept.push_back(q);
+                }
+                _ => kept.push_back(q),
+            }
+        }
+        self.queue = kept;
+        // The rest replaced by a held frame: its account starts with them.
+        for (sym, (_, mut skips)) in skipped {
+            if let Some(&slot) = self.held_slot.get(&sym) {
+                let held = &mut self.held[slot];
+                skips.append(std::mem::take(&mut held.skips));
+                held.skips = skips;
+            }
+        }
+        removed
+    }
+
     /// Moves queued frames into `into` (up to about `max_bytes`), queue first,
-    /// then the conflated ones once the queue is empty.
+    /// then the conflated ones once the queue is empty, each after the
+    /// notice of the ticks it replaced.
     fn take_queued(&mut self, into: &mut Vec<Queued>, max_bytes: usize) -> Take {
         if self.is_empty() {
             return Take::Empty;
@@ -374,14 +585,21 @@ impl Outbox {
             taken += q.frame.len();
             into.push(q);
         }
+        self.bytes -= taken;
         if self.queue.is_empty() && taken < max_bytes {
             self.held_slot.clear();
-            for q in self.held.drain(..) {
-                taken += q.frame.len();
-                into.push(q);
+            for held in self.held.drain(..) {
+                self.bytes -= held.q.frame.len();
+                if let (false, Some((name, _))) =
+                    (held.skips.is_empty(), frame::tick_id(&held.q.frame))
+                {
+                    for notice in held.skips.notices(&name, GapReason::Conflated) {
+                        into.push(Queued::control(notice, Kind::Notice));
+                    }
+                }
+                into.push(held.q);
             }
         }
-        self.bytes -= taken;
         if self.closing && self.is_empty() {
             Take::Last
         } else {
@@ -424,7 +642,7 @@ mod tests {
             .map(|&(sym, byte)| {
                 w.push(Frame {
                     bytes: tick(byte, 100),
-                    sym: Some(sym),
+                    kind: Kind::Tick(sym),
                     enqueued_ns: 1,
                 })
             })
@@ -442,7 +660,7 @@ mod tests {
     fn drain(outbox: &mut Outbox) -> (Vec<u8>, Take) {
         let mut batch = Batch::default();
         let empty = Window::default();
-        let got = outbox.collect(&[], &empty, false, &mut batch, usize::MAX);
+        let got = outbox.collect(&[], &empty, false, &mut batch, usize::MAX, Instant::now());
         (firsts(&batch, &empty), got.take)
     }
 
@@ -512,7 +730,7 @@ mod tests {
         assert!(!ob.push_control(tick(9, 1)));
         let (w, at) = window(&[(0, 2)]);
         let mut batch = Batch::default();
-        let got = ob.collect(&at, &w, false, &mut batch, usize::MAX);
+        let got = ob.collect(&at, &w, false, &mut batch, usize::MAX, Instant::now());
         assert_eq!(firsts(&batch, &w), vec![1, 2, 0x88]);
         assert_eq!(got.take, Take::Last);
     }
@@ -525,12 +743,12 @@ mod tests {
         let mut w = Window::default();
         let at = w.push(Frame {
             bytes: tick(7, 20),
-            sym: None,
+            kind: Kind::Reply,
             enqueued_ns: 0,
         });
         assert!(ob.close(frame::close(4001, "token expired"), false));
         let mut batch = Batch::default();
-        let got = ob.collect(&[at], &w, false, &mut batch, usize::MAX);
+        let got = ob.collect(&[at], &w, false, &mut batch, usize::MAX, Instant::now());
         assert_eq!(firsts(&batch, &w), vec![7]);
         assert!(got.more, "the close is next");
         let (frames, take) = drain(&mut ob);
@@ -544,7 +762,14 @@ mod tests {
             ob.push_tick(0, &tick(i, 100), 1);
         }
         let mut batch = Batch::default();
-        let got = ob.collect(&[], &Window::default(), false, &mut batch, 250);
+        let got = ob.collect(
+            &[],
+            &Window::default(),
+            false,
+            &mut batch,
+            250,
+            Instant::now(),
+        );
         assert_eq!((got.take, got.more), (Take::Frames, true));
         assert_eq!(batch.len(), 3);
         assert_eq!(ob.queued_bytes(), 700);
@@ -555,7 +780,7 @@ mod tests {
         let mut ob = Outbox::new(10_000, SlowConsumerPolicy::Conflate);
         let (w, at) = window(&[(0, 1), (2, 3), (0, 4), (2, 5)]);
         let mut batch = Batch::default();
-        let got = ob.collect(&at, &w, false, &mut batch, 250);
+        let got = ob.collect(&at, &w, false, &mut batch, 250, Instant::now());
         // 250 bytes take the first two; the rest is queued.
         assert_eq!(firsts(&batch, &w), vec![1, 3]);
         assert!(batch.queued.is_empty(), "nothing was queued ahead");
@@ -569,16 +794,23 @@ mod tests {
         let mut w = Window::default();
         let first = w.push(Frame {
             bytes: tick(1, 100),
-            sym: Some(0),
+            kind: Kind::Tick(0),
             enqueued_ns: 1,
         });
         let ack = w.push(Frame {
             bytes: tick(7, 100),
-            sym: None,
+            kind: Kind::Reply,
             enqueued_ns: 0,
         });
         let mut batch = Batch::default();
-        let got = ob.collect(&[first, ack], &w, true, &mut batch, usize::MAX);
+        let got = ob.collect(
+            &[first, ack],
+            &w,
+            true,
+            &mut batch,
+            usize::MAX,
+            Instant::now(),
+        );
         assert!(batch.is_empty());
         assert!(got.more);
         assert_eq!(ob.queued_bytes(), 200, "the ack was queued past the limit");
@@ -590,7 +822,7 @@ mod tests {
         let mut ob = Outbox::new(250, SlowConsumerPolicy::Conflate);
         let (w, at) = window(&[(0, 1), (1, 2), (0, 3), (0, 4)]);
         let mut batch = Batch::default();
-        let got = ob.collect(&at, &w, true, &mut batch, usize::MAX);
+        let got = ob.collect(&at, &w, true, &mut batch, usize::MAX, Instant::now());
         assert!(batch.is_empty());
         assert_eq!((got.take, got.more, got.conflated), (Take::Empty, true, 1));
         assert!(ob.over_limit_for(Instant::now()).is_some());

@@ -12,13 +12,38 @@ use bytes::Bytes;
 
 use crate::fanout::symbols::SymbolId;
 
+/// What a frame is: the outbox applies its policies to ticks, and the
+/// reply budget (`replies.rs`) charges replies until they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A tick of this symbol (a snapshot, a replayed or a live one).
+    Tick(SymbolId),
+    /// A reply the client asked for: an ack, a pong, an error, a resume's
+    /// `recovered` or `reset`.
+    Reply,
+    /// A notice the broker sends of its own accord (a `gap`, a feed
+    /// restart's `reset`): not charged; at most one per symbol per event.
+    Notice,
+}
+
+impl Kind {
+    /// The symbol, for a tick.
+    #[inline]
+    pub fn sym(self) -> Option<SymbolId> {
+        match self {
+            Kind::Tick(sym) => Some(sym),
+            _ => None,
+        }
+    }
+}
+
 /// One frame of the window.
 #[derive(Debug, Clone)]
 pub struct Frame {
     /// The complete WebSocket frame.
     pub bytes: Bytes,
-    /// The symbol of a tick; `None` for a control message.
-    pub sym: Option<SymbolId>,
+    /// What it is.
+    pub kind: Kind,
     /// When it was published, ns since the epoch (0: not measured).
     pub enqueued_ns: u64,
 }
@@ -75,7 +100,7 @@ mod tests {
     fn frame(n: u8) -> Frame {
         Frame {
             bytes: Bytes::from(vec![n]),
-            sym: None,
+            kind: Kind::Notice,
             enqueued_ns: 0,
         }
     }

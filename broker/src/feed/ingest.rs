@@ -229,19 +229,20 @@ async fn read_publisher<S: AsyncRead + Unpin>(
         .as_ref()
         .map(|p| p.allowed.clone())
         .filter(|a| !a.is_all());
-    // The read that brought the auth record may have brought ticks too.
-    if !publish_buffered(
-        &mut buf,
-        &mut offset,
-        peer,
-        &hub,
-        &metrics,
-        allowed.as_deref(),
-        recorder.as_ref(),
-    ) {
-        return;
-    }
     loop {
+        // What the last read brought (on the first pass, whatever came in
+        // with the auth record).
+        if !publish_buffered(
+            &mut buf,
+            &mut offset,
+            peer,
+            &hub,
+            &metrics,
+            allowed.as_deref(),
+            recorder.as_ref(),
+        ) {
+            return;
+        }
         if publishing.as_ref().is_some_and(|p| unix_now() > p.expires) {
             metrics.publishers_dropped.add(1);
             warn!(%peer, "publisher token expired; disconnecting");
@@ -265,17 +266,6 @@ async fn read_publisher<S: AsyncRead + Unpin>(
                 warn!(%peer, error = %e, "publisher read failed");
                 return;
             }
-        }
-        if !publish_buffered(
-            &mut buf,
-            &mut offset,
-            peer,
-            &hub,
-            &metrics,
-            allowed.as_deref(),
-            recorder.as_ref(),
-        ) {
-            return;
         }
     }
 }

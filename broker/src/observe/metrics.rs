@@ -87,6 +87,11 @@ impl Gauge {
         self.0.dec_by(n);
     }
 
+    /// Sets it to `n`.
+    pub fn set(&self, n: u64) {
+        self.0.set(n);
+    }
+
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.get()
@@ -183,6 +188,22 @@ metrics! {
     conflated: Counter = "tickcast_conflated", "Ticks conflated for slow clients";
     /// Ticks discarded for a slow client (drop policy).
     dropped: Counter = "tickcast_dropped", "Ticks dropped for slow clients";
+    /// Ticks replaced by a newer one within a subscription's `max_rate`.
+    rate_capped: Counter = "tickcast_rate_capped", "Ticks replaced within a subscription's max_rate";
+    /// Times a queue was conflated because its oldest tick passed
+    /// `--max-queue-age`.
+    age_conflations: Counter = "tickcast_age_conflations",
+        "Queues conflated because their oldest tick passed --max-queue-age";
+    /// Resumes answered from the history (`recovered`).
+    resumes: Counter = "tickcast_resumes", "Per-symbol resumes answered from the history";
+    /// Ticks replayed from the history.
+    resumed_ticks: Counter = "tickcast_resumed_ticks", "Ticks replayed from the history";
+    /// Resumes refused (`reset`), and feed restarts told to subscribers.
+    resets: Counter = "tickcast_resets", "Per-symbol resets sent (refused resumes, feed restarts)";
+    /// Ticks the history holds now.
+    history_ticks: Gauge = "tickcast_history_ticks", "Ticks held in the history";
+    /// Bytes the history holds now (frames and bookkeeping).
+    history_bytes: Gauge = "tickcast_history_bytes", "Bytes held in the history";
     /// Clients closed with 1008 "slow consumer".
     slow_disconnects: Counter = "tickcast_slow_disconnects", "Clients closed as slow consumers";
     /// Ticks conflated before reaching any outbox because the writers fell
@@ -644,6 +665,7 @@ mod tests {
             families,
             [
                 "tickcast_accept_errors_total",
+                "tickcast_age_conflations_total",
                 "tickcast_auth_refused_total",
                 "tickcast_bytes_out_total",
                 "tickcast_conflated_total",
@@ -653,12 +675,15 @@ mod tests {
                 "tickcast_dropped_total",
                 "tickcast_frames_out_total",
                 "tickcast_handshake_timeouts_total",
+                "tickcast_history_bytes",
+                "tickcast_history_ticks",
                 "tickcast_not_entitled_total",
                 "tickcast_overload_conflated_total",
                 "tickcast_ping_timeouts_total",
                 "tickcast_protocol_errors_total",
                 "tickcast_publishers_dropped_total",
                 "tickcast_publishers_refused_total",
+                "tickcast_rate_capped_total",
                 "tickcast_record_dropped_total",
                 "tickcast_recorded_total",
                 "tickcast_refused_handshakes_total",
@@ -667,6 +692,9 @@ mod tests {
                 "tickcast_reply_bytes",
                 "tickcast_reply_overflows_total",
                 "tickcast_request_errors_total",
+                "tickcast_resets_total",
+                "tickcast_resumed_ticks_total",
+                "tickcast_resumes_total",
                 "tickcast_slow_disconnects_total",
                 "tickcast_stage_latency_seconds",
                 "tickcast_stage_latency_seconds_count",
@@ -681,12 +709,12 @@ mod tests {
                 "tickcast_tokens_expired_total",
                 "tickcast_uptime_seconds",
                 "tickcast_user_limit_refused_total",
-                "tickcast_writes_total"
+                "tickcast_writes_total",
             ]
         );
-        // 33 counters and gauges, the symbols, uptime, reply-bytes and
+        // 40 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 33 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 40 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

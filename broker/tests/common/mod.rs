@@ -270,7 +270,7 @@ impl Subscriber {
     /// The next message must be a `subscribed` ack; returns its topics.
     pub async fn expect_ack(&mut self) -> Vec<String> {
         match self.next().await {
-            Received::Control(ServerMessage::Subscribed { topics }) => topics,
+            Received::Control(ServerMessage::Subscribed { topics, .. }) => topics,
             other => panic!("expected an ack, got {other:?}"),
         }
     }

@@ -26,7 +26,8 @@ pub fn control_message(data: &[u8]) {
         match parsed {
             Ok(req) => {
                 match &req {
-                    ClientRequest::Subscribe { topics } | ClientRequest::Unsubscribe { topics } => {
+                    ClientRequest::Subscribe { topics, .. }
+                    | ClientRequest::Unsubscribe { topics } => {
                         for topic in topics {
                             assert!(validate_topic(topic).is_ok(), "accepted topic {topic:?}");
                         }

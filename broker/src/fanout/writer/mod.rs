@@ -114,6 +114,10 @@ pub struct ShardWriter {
     batch: Batch,
     pacing: Pacing,
     next_sweep: Instant,
+    /// Slots holding ticks back for a rate cap (`pace.rs`), and when the
+    /// first of those is due.
+    paced: Bitmap,
+    pace_due: Option<Instant>,
 }
 
 impl ShardWriter {
@@ -140,6 +144,8 @@ impl ShardWriter {
             items: Vec::new(),
             batch: Batch::default(),
             next_sweep: Instant::now() + sweep::SWEEP_EVERY,
+            paced: Bitmap::default(),
+            pace_due: None,
         }
     }
 
@@ -148,8 +154,16 @@ impl ShardWriter {
         loop {
             // Everything before `keep_from` was delivered by the last pass.
             self.window.drop_before(self.keep_from);
-            if Instant::now() >= self.next_sweep {
+            let now = Instant::now();
+            if now >= self.next_sweep {
                 self.sweep();
+            }
+            if self.pace_due.is_some_and(|due| due <= now) {
+                self.pace_due = None;
+                for i in self.paced.iter().collect::<Vec<_>>() {
+                    self.dirty.insert(i);
+                }
+                self.paced = Bitmap::default();
             }
             self.mark_drained(&mut Context::from_waker(std::task::Waker::noop()));
             let carried = !self.dirty.is_empty();
@@ -178,7 +192,10 @@ impl ShardWriter {
     /// `until`; false once the broker stops.
     async fn wait(&mut self, until: Option<Instant>, stop: &CancellationToken) -> bool {
         let inbox = self.inbox.clone();
-        let deadline = until.map_or(self.next_sweep, |t| t.min(self.next_sweep));
+        let mut deadline = until.map_or(self.next_sweep, |t| t.min(self.next_sweep));
+        if let Some(due) = self.pace_due {
+            deadline = deadline.min(due);
+        }
         tokio::select! {
             _ = stop.cancelled() => return false,
             _ = inbox.woken() => {}
@@ -230,11 +247,18 @@ impl ShardWriter {
                 self.slots[at] = Some(Slot {
                     conn,
                     side: WriteSide::new(socket),
-                    outbox: Outbox::new(self.limits.outbox_bytes, self.limits.slow_policy),
+                    outbox: Outbox::new(self.limits.outbox_bytes, self.limits.slow_policy)
+                        .with_max_age(self.limits.max_queue_age),
                     closing_since: None,
                 });
             }
             Item::Deliver(d) => self.deliver(d),
+            Item::Pace { slot, change } => {
+                if let Some(s) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+                    s.outbox.pace(&change, Instant::now());
+                    self.dirty.insert(slot as usize);
+                }
+            }
             Item::Close {
                 slot,
                 frame,
@@ -265,6 +289,7 @@ impl ShardWriter {
                 }
                 self.dirty.remove(slot as usize);
                 self.blocked.remove(slot as usize);
+                self.paced.remove(slot as usize);
                 self.freed.push(slot);
             }
             Item::Report(reply) => {
@@ -291,7 +316,7 @@ impl ShardWriter {
     fn deliver(&mut self, d: Delivery) {
         let at = self.window.push(Frame {
             bytes: d.frame,
-            sym: d.sym,
+            kind: d.kind,
             enqueued_ns: d.enqueued_ns,
         });
         let Self { pending, dirty, .. } = self;
@@ -318,10 +343,11 @@ impl ShardWriter {
     async fn pass(&mut self) -> Duration {
         let mut sending = Duration::ZERO;
         let mut again = Vec::new();
+        let now = Instant::now();
         let (mut next, mut visits) = (0, 0);
         while let Some(i) = self.dirty.take_next(next) {
             next = i + 1;
-            if self.visit(i, &mut sending) {
+            if self.visit(i, now, &mut sending) {
                 again.push(i);
             }
             visits += 1;
@@ -339,7 +365,7 @@ impl ShardWriter {
     /// One connection's turn: finish what the kernel refused last time,
     /// collect, write. Returns whether frames are still queued for it (with
     /// the socket taking them).
-    fn visit(&mut self, i: usize, sending: &mut Duration) -> bool {
+    fn visit(&mut self, i: usize, now: Instant, sending: &mut Duration) -> bool {
         let Self {
             slots,
             pending,
@@ -348,6 +374,8 @@ impl ShardWriter {
             blocked,
             metrics,
             replies,
+            paced,
+            pace_due,
             ..
         } = self;
         let (Some(Some(slot)), Some(pending)) = (slots.get_mut(i), pending.get_mut(i)) else {
@@ -366,7 +394,11 @@ impl ShardWriter {
         batch.clear();
         let got = slot
             .outbox
-            .collect(pending, window, is_blocked, batch, MAX_BATCH_BYTES);
+            .collect(pending, window, is_blocked, batch, MAX_BATCH_BYTES, now);
+        if let Some(due) = slot.outbox.next_paced() {
+            paced.insert(i);
+            *pace_due = Some(pace_due.map_or(due, |d| d.min(due)));
+        }
         pending.clear();
         if pending.capacity() > KEEP_PENDING {
             *pending = Vec::new();
@@ -443,6 +475,8 @@ pub fn assemble(batch: &Batch, window: &Window, buf: &mut Vec<u8>) {
 fn count_policies(got: &Collected, metrics: &Metrics) {
     metrics.conflated.add(got.conflated);
     metrics.dropped.add(got.dropped);
+    metrics.rate_capped.add(got.rate_capped);
+    metrics.age_conflations.add(got.aged);
     if got.disconnected {
         metrics.slow_disconnects.add(1);
     }
@@ -532,6 +566,7 @@ mod tests {
         assert!(member
             .subscribe(
                 &["AAPL".to_owned()],
+                &Default::default(),
                 10,
                 &Arc::new(crate::auth::entitlements::Entitlements::All)
             )
@@ -561,6 +596,8 @@ mod tests {
         // And the client has the ack and every tick, in order.
         let ack = tickcast_protocol::ServerMessage::Subscribed {
             topics: vec!["AAPL".to_owned()],
+            epoch: Some(fanout.hub().epoch()),
+            epochs: Default::default(),
         };
         let ack_len = 2 + ack.to_msgpack().len();
         let mut got = vec![0; ack_len + 21 * 102];

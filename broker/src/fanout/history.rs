@@ -1,0 +1,399 @@
+//! Per symbol, a bounded ring of recent ticks, so a client that reconnects
+//! can be sent exactly what it missed; and the epoch that names the stream
+//! its positions belong to.
+//!
+//! The ring holds the frames the hub already built for fan-out (a `Bytes`
+//! clone, a reference-count bump: no re-encoding and no copy per
+//! subscriber), with each tick's `seq`, `ts` and publication position. It is
+//! bounded twice: `--history` ticks per symbol, and `--history-bytes` in
+//! all, past which the oldest ticks of the whole broker go first (a FIFO of
+//! positions in publication order, compacted when it holds more stale
+//! entries than live ones, so it stays within twice the live count).
+//!
+//! What a ring can prove: it holds *every* tick the broker accepted for its
+//! symbol after `known_from` (the `seq` of the last tick it let go, or the
+//! one before its first). A resume from `seq` S is honoured only when
+//! `known_from ≤ S ≤ last seq`, and in the same epoch; anything else is
+//! answered with a `reset` and its reason, never with a partial replay.
+//!
+//! Epochs: the broker's is random, drawn at start (16 hex digits). A
+//! symbol whose feed restarted (`seq` 1 after a higher one) starts its ring
+//! over and gets its own, the broker's with `.N` after it (N restarts), so
+//! a position from before the restart can never be taken for one after.
+//!
+//! Lives inside the hub's state, under the hub's lock, like the symbol
+//! table.
+
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+
+use bytes::Bytes;
+use tickcast_protocol::control::ResetReason;
+
+use crate::fanout::symbols::SymbolId;
+
+/// What one ring entry costs besides its frame's bytes: the entry itself
+/// (56 bytes), its place in the FIFO (16) and the frame's allocation header
+/// (~32), rounded. Counted into `--history-bytes` so the cap is the memory
+/// the history really pins.
+pub const ENTRY_OVERHEAD: usize = 104;
+
+/// One tick kept for resumes.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its `seq`.
+    pub seq: u64,
+    /// Its event time, ns since the Unix epoch.
+    pub ts: u64,
+    /// Its publication position (the hub's counter), to tell entries apart.
+    pos: u64,
+    /// The frame built for fan-out.
+    pub frame: Bytes,
+}
+
+/// One symbol's ring.
+#[derive(Debug, Default)]
+struct Ring {
+    entries: VecDeque<Entry>,
+    /// Every accepted tick after this `seq` is in `entries` (`None` before
+    /// the first tick of this stream).
+    known_from: Option<u64>,
+    /// Feed restarts since the broker started.
+    restarts: u32,
+}
+
+/// What a resume gets: the ticks to replay, or why not.
+pub type Replay<'a> = Result<Vec<&'a Entry>, ResetReason>;
+
+/// Every symbol's ring, and the bounds (see the module docs).
+#[derive(Debug)]
+pub struct History {
+    epoch: String,
+    per_symbol: usize,
+    max_bytes: usize,
+    rings: Vec<Ring>,
+    /// Publication order of the entries: (symbol, position). Some are stale
+    /// (already let go by their ring's own bound).
+    order: VecDeque<(SymbolId, u64)>,
+    entries: usize,
+    bytes: usize,
+    /// Symbols whose feed restarted, for the acks of `*` subscribes.
+    restarted: Vec<SymbolId>,
+}
+
+impl History {
+    /// Rings of `per_symbol` ticks (0: no history), `max_bytes` in all,
+    /// under a fresh random epoch.
+    pub fn new(per_symbol: usize, max_bytes: usize) -> Self {
+        Self::with_epoch(per_symbol, max_bytes, random_epoch())
+    }
+
+    /// [`History::new`] under a given epoch.
+    pub fn with_epoch(per_symbol: usize, max_bytes: usize, epoch: String) -> Self {
+        Self {
+            epoch,
+            per_symbol: if max_bytes == 0 { 0 } else { per_symbol },
+            max_bytes,
+            rings: Vec::new(),
+            order: VecDeque::new(),
+            entries: 0,
+            bytes: 0,
+            restarted: Vec::new(),
+        }
+    }
+
+    /// The broker's epoch.
+    pub fn epoch(&self) -> &str {
+        &self.epoch
+    }
+
+    /// Whether history is kept at all.
+    pub fn enabled(&self) -> bool {
+        self.per_symbol > 0
+    }
+
+    /// The epoch of `id`'s stream: the broker's, with `.N` after N feed
+    /// restarts.
+    pub fn epoch_of(&self, id: SymbolId) -> String {
+        match self.rings.get(id as usize).map_or(0, |r| r.restarts) {
+            0 => self.epoch.clone(),
+            n => format!("{}.{n}", self.epoch),
+        }
+    }
+
+    /// Whether `id`'s feed has restarted (its epoch is its own).
+    pub fn has_restarted(&self, id: SymbolId) -> bool {
+        self.rings.get(id as usize).is_some_and(|r| r.restarts > 0)
+    }
+
+    /// Symbols whose feed restarted.
+    pub fn restarted(&self) -> &[SymbolId] {
+        &self.restarted
+    }
+
+    /// Ticks held, in all.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Whether no tick is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Bytes held, in all (frames plus [`ENTRY_OVERHEAD`] each).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn ring(&mut self, id: SymbolId) -> &mut Ring {
+        let at = id as usize;
+        if self.rings.len() <= at {
+            self.rings.resize_with(at + 1, Ring::default);
+        }
+        &mut self.rings[at]
+    }
+
+    /// `id`'s feed restarted: its ring starts over, under a new epoch.
+    pub fn restart(&mut self, id: SymbolId) {
+        let ring = self.ring(id);
+        let gone = std::mem::take(&mut ring.entries);
+        ring.known_from = None;
+        ring.restarts += 1;
+        let first = ring.restarts == 1;
+        self.entries -= gone.len();
+        self.bytes -= gone.iter().map(cost).sum::<usize>();
+        if first {
+            self.restarted.push(id);
+        }
+    }
+
+    /// Keeps an accepted tick (the hub has checked its `seq`).
+    pub fn record(&mut self, id: SymbolId, seq: u64, ts: u64, pos: u64, frame: &Bytes) {
+        if self.per_symbol == 0 {
+            return;
+        }
+        let per_symbol = self.per_symbol;
+        let ring = self.ring(id);
+        ring.known_from.get_or_insert(seq.saturating_sub(1));
+        let mut freed = 0;
+        if ring.entries.len() >= per_symbol {
+            if let Some(old) = ring.entries.pop_front() {
+                let_go(ring, &old);
+                freed = cost(&old);
+            }
+        }
+        let entry = Entry {
+            seq,
+            ts,
+            pos,
+            frame: frame.clone(),
+        };
+        let added = cost(&entry);
+        ring.entries.push_back(entry);
+        if freed > 0 {
+            self.bytes -= freed;
+        } else {
+            self.entries += 1;
+        }
+        self.bytes += added;
+        self.order.push_back((id, pos));
+        while self.bytes > self.max_bytes && self.evict_oldest() {}
+        if self.order.len() > 2 * self.entries + 1024 {
+            self.compact_order();
+        }
+    }
+
+    /// Lets go of the oldest tick of the broker; false when none is left.
+    fn evict_oldest(&mut self) -> bool {
+        while let Some((id, pos)) = self.order.pop_front() {
+            let ring = &mut self.rings[id as usize];
+            if ring.entries.front().is_some_and(|e| e.pos == pos) {
+                if let Some(old) = ring.entries.pop_front() {
+                    let_go(ring, &old);
+                    self.entries -= 1;
+                    self.bytes -= cost(&old);
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Drops the FIFO's stale entries (ticks already let go by their ring).
+    fn compact_order(&mut self) {
+        let rings = &self.rings;
+        self.order.retain(|&(id, pos)| {
+            rings[id as usize]
+                .entries
+                .front()
+                .is_some_and(|e| pos >= e.pos)
+        });
+    }
+
+    /// The ticks of `id` after `seq`, if the ring holds every one of them
+    /// (`last_seq`: the symbol's last accepted). The caller has checked the
+    /// epoch.
+    pub fn since(&self, id: SymbolId, seq: u64, last_seq: u64) -> Replay<'_> {
+        if self.per_symbol == 0 {
+            return Err(ResetReason::NoHistory);
+        }
+        if seq > last_seq {
+            // A position this stream never reached.
+            return Err(ResetReason::Epoch);
+        }
+        let Some(ring) = self.rings.get(id as usize) else {
+            // No tick yet: nothing was missed only if nothing was seen.
+            return if seq == 0 {
+                Ok(Vec::new())
+            } else {
+                Err(ResetReason::Epoch)
+            };
+        };
+        match ring.known_from {
+            Some(known) if seq >= known => {
+                Ok(ring.entries.iter().filter(|e| e.seq > seq).collect())
+            }
+            None if seq == 0 => Ok(Vec::new()),
+            _ => Err(ResetReason::TooOld),
+        }
+    }
+
+    /// The ticks of `id` with `ts` at or after `from_ts` that the ring
+    /// still holds (a start time asks for what is there, not for proof).
+    pub fn from_ts(&self, id: SymbolId, from_ts: u64) -> Vec<&Entry> {
+        self.rings.get(id as usize).map_or_else(Vec::new, |ring| {
+            ring.entries.iter().filter(|e| e.ts >= from_ts).collect()
+        })
+    }
+
+    /// Checks a client's epoch for `id` against the symbol's: `Ok` when
+    /// they match, else why not (`feed_restart` when it is this broker's
+    /// but from before a restart).
+    pub fn check_epoch(&self, id: SymbolId, theirs: Option<&str>) -> Result<(), ResetReason> {
+        let Some(theirs) = theirs else {
+            return Err(ResetReason::Epoch);
+        };
+        if theirs == self.epoch_of(id) {
+            return Ok(());
+        }
+        let broker = theirs.split('.').next().unwrap_or(theirs);
+        if broker == self.epoch {
+            Err(ResetReason::FeedRestart)
+        } else {
+            Err(ResetReason::Epoch)
+        }
+    }
+}
+
+fn cost(e: &Entry) -> usize {
+    e.frame.len() + ENTRY_OVERHEAD
+}
+
+fn let_go(ring: &mut Ring, old: &Entry) {
+    ring.known_from = Some(old.seq);
+}
+
+/// 64 random bits as 16 hex digits, from the process's random hasher keys
+/// (std seeds them from the operating system), mixed with the time.
+fn random_epoch() -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(tickcast_protocol::clock::now_ns());
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u64) -> Bytes {
+        Bytes::from(n.to_be_bytes().to_vec())
+    }
+
+    fn seqs(replay: Replay<'_>) -> Result<Vec<u64>, ResetReason> {
+        replay.map(|v| v.iter().map(|e| e.seq).collect())
+    }
+
+    #[test]
+    fn a_ring_replays_exactly_what_it_holds_and_refuses_the_rest() {
+        let mut h = History::with_epoch(3, usize::MAX, "e".into());
+        for (pos, seq) in (10..=14).enumerate() {
+            h.record(0, seq, seq * 100, pos as u64, &frame(seq));
+        }
+        assert_eq!(h.len(), 3);
+        // Holds 12, 13, 14: everything after 11.
+        assert_eq!(seqs(h.since(0, 11, 14)), Ok(vec![12, 13, 14]));
+        assert_eq!(seqs(h.since(0, 13, 14)), Ok(vec![14]));
+        assert_eq!(seqs(h.since(0, 14, 14)), Ok(vec![]));
+        assert_eq!(seqs(h.since(0, 10, 14)), Err(ResetReason::TooOld));
+        assert_eq!(seqs(h.since(0, 15, 14)), Err(ResetReason::Epoch));
+        assert_eq!(seqs(Ok(h.from_ts(0, 1300))), Ok(vec![13, 14]));
+        assert_eq!(seqs(Ok(h.from_ts(0, 1100))), Ok(vec![12, 13, 14]));
+        // A symbol first seen at seq 10 cannot vouch for 5..9.
+        let mut fresh = History::with_epoch(3, usize::MAX, "e".into());
+        fresh.record(0, 10, 1, 0, &frame(10));
+        assert_eq!(seqs(fresh.since(0, 9, 10)), Ok(vec![10]));
+        assert_eq!(seqs(fresh.since(0, 5, 10)), Err(ResetReason::TooOld));
+    }
+
+    #[test]
+    fn the_byte_cap_lets_the_oldest_ticks_of_the_broker_go_first() {
+        let per = 8 + ENTRY_OVERHEAD;
+        let mut h = History::with_epoch(100, 5 * per, "e".into());
+        let mut pos = 0;
+        for seq in 1..=3 {
+            for id in 0..2 {
+                h.record(id, seq, 0, pos, &frame(seq));
+                pos += 1;
+            }
+        }
+        // Six ticks, room for five: symbol 0's seq 1 went.
+        assert_eq!((h.len(), h.bytes()), (5, 5 * per));
+        assert_eq!(seqs(h.since(0, 0, 3)), Err(ResetReason::TooOld));
+        assert_eq!(seqs(h.since(0, 1, 3)), Ok(vec![2, 3]));
+        assert_eq!(seqs(h.since(1, 0, 3)), Ok(vec![1, 2, 3]));
+        // The FIFO stays bounded however long the per-symbol cap works.
+        let mut small = History::with_epoch(2, usize::MAX, "e".into());
+        for p in 0..100_000 {
+            small.record((p % 3) as u32, p + 1, 0, p, &frame(p));
+        }
+        assert_eq!(small.len(), 6);
+        assert!(
+            small.order.len() <= 2 * 6 + 1024 + 1,
+            "{}",
+            small.order.len()
+        );
+    }
+
+    #[test]
+    fn a_feed_restart_starts_the_ring_over_under_its_own_epoch() {
+        let mut h = History::with_epoch(10, usize::MAX, "abc".into());
+        for seq in 1..=5 {
+            h.record(0, seq, 0, seq, &frame(seq));
+        }
+        assert_eq!(h.check_epoch(0, Some("abc")), Ok(()));
+        h.restart(0);
+        assert_eq!(h.len(), 0);
+        assert_eq!(h.epoch_of(0), "abc.1");
+        assert_eq!(h.epoch_of(1), "abc");
+        h.record(0, 1, 0, 6, &frame(1));
+        assert_eq!(h.check_epoch(0, Some("abc")), Err(ResetReason::FeedRestart));
+        assert_eq!(h.check_epoch(0, Some("abc.1")), Ok(()));
+        assert_eq!(h.check_epoch(0, Some("zzz")), Err(ResetReason::Epoch));
+        assert_eq!(h.check_epoch(0, None), Err(ResetReason::Epoch));
+        assert_eq!(seqs(h.since(0, 0, 1)), Ok(vec![1]));
+        assert_eq!(h.restarted(), &[0]);
+    }
+
+    #[test]
+    fn without_history_every_resume_is_refused_as_such() {
+        let mut h = History::with_epoch(0, usize::MAX, "e".into());
+        h.record(0, 1, 0, 0, &frame(1));
+        assert!(h.is_empty());
+        assert_eq!(seqs(h.since(0, 0, 1)), Err(ResetReason::NoHistory));
+        let off = History::with_epoch(100, 0, "e".into());
+        assert!(!off.enabled());
+    }
+}
