@@ -49,6 +49,7 @@ fn soak_broker_process() {
                 rate: RATE,
                 seed: 1,
                 open_burst: false,
+                session: false,
             }),
             // Pings after 5 s of silence, a cut 5 s later: the silent slow
             // readers (whose pongs are stuck behind their backlog) are cut

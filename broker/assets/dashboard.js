@@ -80,6 +80,14 @@ function fmtDuration(s) {
   return h ? `${h}h ${m}m` : m ? `${m}m ${Math.floor(s % 60)}s` : `${Math.floor(s)}s`;
 }
 
+/** A replay's progress (`/stats`' `replay`): "playing 42% · 14:31:07 · 10x". */
+function fmtReplay(r) {
+  const done = r.total_bytes ? `${Math.floor((100 * r.bytes) / r.total_bytes)}%` : fmtInt(r.ticks);
+  const at = r.last_time ? r.last_time.slice(11, 19) : "—";
+  const laps = r.laps ? ` · lap ${r.laps + 1}` : "";
+  return `${r.state} ${done} · ${at} · ${r.speed}${laps}`;
+}
+
 // ------------------------------------------------------------ symbol state
 
 /** The latest known state of one symbol, whatever view shows it. */
@@ -749,6 +757,8 @@ async function pollStats() {
     }
     for (const [key] of COUNTERS) $(`counter-${key}`).textContent = fmtInt(st[key]);
     $("uptime").textContent = fmtDuration(st.uptime_s);
+    $("replay-kpi").hidden = !st.replay;
+    if (st.replay) $("replay").textContent = fmtReplay(st.replay);
   } catch {
     $("uptime").textContent = "—";
   }

@@ -60,10 +60,77 @@ pub enum FeedConfig {
         speed: Speed,
         /// Start again from the top when the file ends.
         looping: bool,
+        /// When the first tick goes out.
+        start: ReplayStart,
     },
     /// No feed (tests that only exercise the control plane).
     None,
 }
+
+/// When a replay sends its first tick (`--replay-start`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayStart {
+    /// As the broker starts (`now`).
+    #[default]
+    Now,
+    /// Once the first subscribe succeeds (`on-subscribe`), so a tester who
+    /// connects a moment after the start still gets the file's first tick.
+    OnSubscribe,
+    /// At a wall-clock time, ns since the Unix epoch (`at=TIME`); at once
+    /// if that time has passed.
+    At(u64),
+}
+
+/// A `--replay-start` that is none of the accepted forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "expected `now`, `on-subscribe` or `at=TIME` (TIME: RFC 3339 in UTC such as \
+     2026-12-02T14:30:00Z, or Unix seconds such as 1796221800.5), not {0:?}"
+)]
+pub struct BadReplayStart(pub String);
+
+impl std::str::FromStr for ReplayStart {
+    type Err = BadReplayStart;
+
+    /// `now`, `on-subscribe`, `at=2026-12-02T14:30:00Z` or `at=1796221800`
+    /// (Unix seconds, a fraction allowed).
+    fn from_str(text: &str) -> Result<Self, BadReplayStart> {
+        let bad = || BadReplayStart(text.to_owned());
+        match text.trim() {
+            "now" => Ok(ReplayStart::Now),
+            "on-subscribe" => Ok(ReplayStart::OnSubscribe),
+            other => {
+                let time = other.strip_prefix("at=").ok_or_else(bad)?;
+                let since_epoch = if time.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+                    let secs: f64 = time.parse().map_err(|_| bad())?;
+                    std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad())?
+                } else {
+                    feed_simulator::rfc3339::parse(time).map_err(|_| bad())?
+                };
+                let ns = u64::try_from(since_epoch.as_nanos()).map_err(|_| bad())?;
+                Ok(ReplayStart::At(ns))
+            }
+        }
+    }
+}
+
+/// `--record DIR`: where and how the broker records every tick it accepts
+/// (`feed/record.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordConfig {
+    /// The directory the feed files go to (created if missing).
+    pub dir: PathBuf,
+    /// Start a new file after this long (`--record-rotate`).
+    pub rotate: Duration,
+    /// Start a new file before one would grow past this (`--record-max-bytes`).
+    pub max_bytes: u64,
+}
+
+/// The default `--record-rotate`: an hour per file.
+pub const DEFAULT_RECORD_ROTATE: Duration = Duration::from_secs(3600);
+
+/// The default `--record-max-bytes`: 1 GiB, about ten million ticks.
+pub const DEFAULT_RECORD_MAX_BYTES: u64 = 1 << 30;
 
 /// What to do with a client whose outbox is over [`Limits::outbox_bytes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +298,8 @@ pub struct BrokerConfig {
     /// Serve `/metrics` and `/healthz` here too, without a token (for a
     /// Prometheus inside the firm).
     pub metrics_listen: Option<SocketAddr>,
+    /// Record every accepted tick to feed files (`--record`).
+    pub record: Option<RecordConfig>,
 }
 
 /// Which browser origins may upgrade. A request without `Origin` (not a
@@ -339,6 +408,7 @@ impl Default for BrokerConfig {
             ingest_insecure: false,
             auth: None,
             metrics_listen: None,
+            record: None,
         }
     }
 }
@@ -349,6 +419,29 @@ mod tests {
 
     fn origin(text: &str) -> Result<Origin, BadOrigin> {
         text.parse()
+    }
+
+    #[test]
+    fn replay_starts_parse_in_each_form() {
+        let parse = |t: &str| t.parse::<ReplayStart>();
+        assert_eq!(parse("now"), Ok(ReplayStart::Now));
+        assert_eq!(parse("on-subscribe"), Ok(ReplayStart::OnSubscribe));
+        let at = 1_796_221_800_000_000_000;
+        assert_eq!(parse("at=2026-12-02T14:30:00Z"), Ok(ReplayStart::At(at)));
+        assert_eq!(parse("at=1796221800"), Ok(ReplayStart::At(at)));
+        assert_eq!(
+            parse("at=1796221800.25"),
+            Ok(ReplayStart::At(at + 250_000_000))
+        );
+        for bad in [
+            "later",
+            "at=",
+            "at=tomorrow",
+            "at=1.2.3",
+            "2026-12-02T14:30:00Z",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!                 └─ fanout::Member ─┘ ◀── client/session ◀── client/upgrade ◀── http/
 //! ```
 //!
-//! - [`feed`]: sources (embedded simulator, TCP ingest, file replay);
+//! - [`feed`]: sources (embedded simulator, TCP ingest, file replay) and
+//!   the `--record` tap after them;
 //! - [`fanout`]: the hub (symbols, subscriptions, snapshots), the writer
 //!   shards' inboxes, outboxes and writers, the server frames;
 //! - [`client`]: a WebSocket client's upgrade, frame reader and session;
@@ -44,13 +45,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::error;
 
-pub use config::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
+pub use config::{BrokerConfig, FeedConfig, Limits, RecordConfig, ReplayStart, SlowConsumerPolicy};
 /// The tick clock (re-exported for tests and tools built on the broker).
 pub use tickcast_protocol::clock;
 
+use client::first_subscribe::FirstSubscribe;
 use client::session::SessionEnv;
 use fanout::frame::close_code;
 use fanout::Fanout;
+use feed::sink::HubSink;
 use observe::latency;
 use observe::metrics::Metrics;
 
@@ -74,6 +77,9 @@ pub struct RunningBroker {
     sessions: TaskTracker,
     /// Every other task: listeners, HTTP connections, feed, writers, ticker.
     tasks: TaskTracker,
+    /// `--record`'s writer, joined once the feed (which holds its queue)
+    /// has stopped, so the last file is finished before shutdown returns.
+    record_thread: Option<feed::record::RecordThread>,
 }
 
 /// Why a broker could not start.
@@ -101,6 +107,9 @@ pub enum StartError {
     /// The replay file cannot be read.
     #[error(transparent)]
     Replay(#[from] feed::ReplayError),
+    /// `--record` cannot start.
+    #[error(transparent)]
+    Record(#[from] feed::RecordError),
     /// `--ingest` on an address other machines reach, with nothing to
     /// tell publishers apart.
     #[error(
@@ -164,16 +173,26 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let sessions = TaskTracker::new();
     let tasks = TaskTracker::new();
 
+    let (recorder, record_thread) = match config.record {
+        Some(cfg) => {
+            let (recorder, thread) = feed::Recorder::start(cfg, metrics.clone())?;
+            (Some(recorder), Some(thread))
+        }
+        None => (None, None),
+    };
+    let first_subscribe = Arc::new(FirstSubscribe::default());
+    let mut replay = None;
     let mut ingest_addr = None;
     match config.feed {
         FeedConfig::Sim(cfg) => {
             // Fail now, not in the background, on bad settings.
             feed_simulator::market::Market::new(&cfg)?;
             let stop = running.clone();
+            let sink = HubSink::new(hub, recorder);
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    res = feed::run_sim(cfg, hub) => if let Err(e) = res {
+                    res = feed::run_sim(cfg, sink) => if let Err(e) = res {
                         error!("simulated feed stopped: {e}");
                     },
                 }
@@ -200,7 +219,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = feed::run_ingest(ingest, hub, m, most, security) => {}
+                    _ = feed::run_ingest(ingest, hub, m, most, security, recorder) => {}
                 }
             });
         }
@@ -208,13 +227,17 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             path,
             speed,
             looping,
+            start,
         } => {
-            let source = feed::ReplaySource::open(&path, looping)?;
+            let source = feed::ReplaySource::open(&path, looping, speed, start)?;
+            replay = Some(source.progress().clone());
             let stop = running.clone();
+            let sink = HubSink::new(hub, recorder);
+            let first = first_subscribe.clone();
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = feed::run_replay(source, speed, hub) => {}
+                    _ = feed::run_replay(source, speed, start, first, sink) => {}
                 }
             });
         }
@@ -241,7 +264,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             limits: config.limits.clone(),
             auth: auth.clone(),
             users: Arc::new(auth::users::Users::default()),
+            first_subscribe,
         }),
+        replay,
         session_tasks: sessions.clone(),
         admission: http::admission::Admission::new(
             config.limits.max_connections_per_ip,
@@ -271,6 +296,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         running,
         sessions,
         tasks,
+        record_thread,
     })
 }
 
@@ -317,7 +343,7 @@ impl RunningBroker {
     /// already queued, waits for every session to end (at most
     /// [`SHUTDOWN_GRACE`], then cuts the rest), then stops every task and
     /// waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.accepting.cancel();
         self.fanout
             .close_all(close_code::GOING_AWAY, "broker shutting down");
@@ -332,6 +358,11 @@ impl RunningBroker {
         self.running.cancel();
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(thread) = self.record_thread.take() {
+            // Every queue handle went with the feed tasks: the thread is
+            // closing its file.
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
     }
 }
 

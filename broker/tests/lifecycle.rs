@@ -208,7 +208,7 @@ async fn sigterm_closes_clients_with_1001_and_exits_0_with_a_summary() {
 
 #[tokio::test]
 async fn bad_command_lines_exit_non_zero_with_an_error() {
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 13] = [
         (&["--rate", "-5"], "-5"),
         (&["--listen", "127.0.0.1:0", "--rate=-5"], "--rate"),
         (&["--listen", "127.0.0.1:0", "--symbols", "0"], "--symbols"),
@@ -234,6 +234,29 @@ async fn bad_command_lines_exit_non_zero_with_an_error() {
         (
             &["--listen", "127.0.0.1:0", "--send-share", "NaN"],
             "--send-share",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--replay-start", "on-subscribe"],
+            "--replay",
+        ),
+        (
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--replay",
+                "x.tcf",
+                "--replay-start",
+                "later",
+            ],
+            "on-subscribe",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--record-rotate", "1m"],
+            "--record",
+        ),
+        (
+            &["--listen", "127.0.0.1:0", "--record", "/proc/no/such/dir"],
+            "/proc/no/such/dir",
         ),
     ];
     for (args, mentions) in cases {
@@ -280,6 +303,7 @@ fn record_feed(path: &Path, count: u64) -> Vec<Tick> {
         rate: 2_000.0,
         seed: 42,
         open_burst: false,
+        session: false,
     };
     let mut market = Market::new(&cfg).unwrap();
     let ticks: Vec<Tick> = (0..count).map(|_| market.next_tick()).collect();

@@ -56,6 +56,7 @@ async fn count_and_json_print_that_many_wire_ticks_and_exit_zero() {
             rate: 500.0,
             seed: 7,
             open_burst: false,
+            session: false,
         }),
         ..common::broker_config(FeedConfig::None)
     };

@@ -33,6 +33,7 @@ async fn secure_broker(dir: &Path) -> (RunningBroker, PathBuf) {
             rate: 1000.0,
             seed: 7,
             open_burst: false,
+            session: false,
         }),
         tls: Some(TlsFiles { cert, key }),
         auth: Some(tokens::secret_auth(dir)),

@@ -13,6 +13,15 @@ use tickcast_protocol::Tick;
 use crate::file::{FeedFileError, FeedHeader, FeedReader};
 use crate::rfc3339;
 
+/// A price as quoted: cents at or above $1, four decimals below.
+fn price(p: f64) -> String {
+    if p < 1.0 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.2}")
+    }
+}
+
 /// Per-symbol counters.
 #[derive(Debug, Clone, Copy)]
 struct SymbolStats {
@@ -113,11 +122,12 @@ impl Summary {
         let h = &self.header;
         let source = match h.source {
             crate::file::Source::Simulated => format!(
-                "simulated: {} symbols at {} ticks/s, seed {}, open burst {}",
+                "simulated: {} symbols at {} ticks/s, seed {}, open burst {}{}",
                 h.symbols,
                 h.rate,
                 h.seed,
-                if h.open_burst { "on" } else { "off" }
+                if h.open_burst { "on" } else { "off" },
+                if h.session { ", market hours" } else { "" }
             ),
             crate::file::Source::Imported => format!("imported: {} symbols", h.symbols),
         };
@@ -149,15 +159,15 @@ impl Summary {
         for t in &self.head {
             writeln!(
                 out,
-                "{} {} #{} bid {:.2} x {} ask {:.2} x {} last {:.2} x {} vol {}",
+                "{} {} #{} bid {} x {} ask {} x {} last {} x {} vol {}",
                 rfc3339::format(t.ts),
                 t.sym,
                 t.seq,
-                t.bid,
+                price(t.bid),
                 t.bid_size,
-                t.ask,
+                price(t.ask),
                 t.ask_size,
-                t.last,
+                price(t.last),
                 t.last_size,
                 t.volume
             )?;

@@ -16,7 +16,8 @@
 //! - [`file`]: the feed file format (header + ingest-framed records).
 //! - [`record`], [`publish`], [`replay`], [`inspect`], [`import`]: one
 //!   module per command of the binary.
-//! - [`new_york`]: New York dates and midnights (ITCH times, the session).
+//! - [`new_york`]: New York dates and midnights (ITCH times, the session);
+//!   [`rfc3339`]: UTC timestamps both ways.
 //! - [`send`]: the paced, batching TCP sender shared by publish and replay
 //!   (the pacing loop with a socket as its sink).
 
@@ -31,7 +32,8 @@ pub mod new_york;
 pub mod pacing;
 pub mod publish;
 pub mod record;
+mod reference;
 pub mod replay;
-mod rfc3339;
+pub mod rfc3339;
 pub mod send;
 mod symbols;

@@ -3,7 +3,9 @@
 //! Each call to [`Market::next_tick_ref`] draws the next Poisson arrival,
 //! picks the symbol it belongs to with Zipf-skewed odds (a few names produce
 //! most of the ticks, as on a real exchange; see [`activity_weights`]) and
-//! advances that symbol's book. A caller with its own schedule (the load
+//! advances that symbol's book (prices near the real tickers' reference
+//! prices, each name with its own volatility; see `book.rs`). With
+//! `session`, the rate follows a trading day (see `arrivals.rs`). A caller with its own schedule (the load
 //! generator) gives each tick's time itself with [`Market::next_tick_at`].
 //! Everything comes from one seeded PCG generator and plain vectors, never
 //! from the wall clock or a hash map's iteration order, so the same
@@ -17,6 +19,8 @@ use crate::activity::activity_cdf;
 pub use crate::activity::{activity_weights, DEFAULT_ZIPF_EXPONENT};
 use crate::arrivals::Arrivals;
 use crate::book::{dollars, Book};
+use crate::reference::reference;
+pub use crate::reference::tickers_with_reference;
 pub use crate::symbols::{real_ticker_count, symbol_names};
 
 /// Simulated time of the open: 2026-01-05 14:30:00 UTC (09:30 in New York),
@@ -39,6 +43,12 @@ pub struct MarketConfig {
     /// Run the rate hotter in the first minutes after the open (up to 4×,
     /// decaying back to `rate`).
     pub open_burst: bool,
+    /// Market hours: the simulated day opens at 09:30 New York
+    /// ([`MARKET_OPEN_NS`]) and closes at 16:00; the rate follows the
+    /// U-shaped intraday profile (busiest at the open and the close, with
+    /// an opening burst), `rate` being its average over the session, and
+    /// drops to a trickle after the close.
+    pub session: bool,
 }
 
 impl Default for MarketConfig {
@@ -48,6 +58,7 @@ impl Default for MarketConfig {
             rate: 5_000.0,
             seed: 1,
             open_burst: false,
+            session: false,
         }
     }
 }
@@ -105,14 +116,17 @@ impl Market {
             return Err(ConfigError::ZipfExponent(zipf_exponent));
         }
         let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed);
-        let books = (0..cfg.symbols)
-            .map(|rank| Book::new(rank, &mut rng))
+        let symbols = symbol_names(cfg.symbols);
+        let books = symbols
+            .iter()
+            .enumerate()
+            .map(|(rank, sym)| Book::new(rank, reference(sym), &mut rng))
             .collect();
         Ok(Market {
-            symbols: symbol_names(cfg.symbols),
+            symbols,
             books,
             activity_cdf: activity_cdf(&activity_weights(cfg.symbols, zipf_exponent)),
-            arrivals: Arrivals::new(cfg.rate, cfg.open_burst),
+            arrivals: Arrivals::new(cfg.rate, cfg.open_burst, cfg.session),
             rng,
             caller_open_ts: None,
         })

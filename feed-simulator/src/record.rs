@@ -31,7 +31,10 @@ pub fn record<W: Write>(
 ) -> Result<W, RecordError> {
     let mut market = Market::new(cfg)?;
     let symbols = u32::try_from(cfg.symbols).unwrap_or(u32::MAX);
-    let header = FeedHeader::simulated(symbols, cfg.rate, cfg.seed, count, cfg.open_burst);
+    let header = FeedHeader {
+        session: cfg.session,
+        ..FeedHeader::simulated(symbols, cfg.rate, cfg.seed, count, cfg.open_burst)
+    };
     let mut writer = FeedWriter::new(out, &header)?;
     for written in 1..=count {
         writer.write_tick(&market.next_tick_ref())?;

@@ -79,6 +79,11 @@ impl FileReplay {
         self.lap
     }
 
+    /// Byte offset, in the current lap's file, just past the last tick read.
+    pub fn offset(&self) -> u64 {
+        self.reader.offset()
+    }
+
     /// Starts the next lap; `false` if there is nothing to loop.
     fn next_lap(&mut self) -> Result<bool, FeedFileError> {
         let records = self.reader.records();

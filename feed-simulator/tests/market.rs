@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use feed_simulator::market::{
-    activity_weights, real_ticker_count, symbol_names, ConfigError, Market, MarketConfig,
-    DEFAULT_ZIPF_EXPONENT, MARKET_OPEN_NS,
+    activity_weights, real_ticker_count, symbol_names, tickers_with_reference, ConfigError, Market,
+    MarketConfig, DEFAULT_ZIPF_EXPONENT, MARKET_OPEN_NS,
 };
 use feed_simulator::record::record;
 use tickcast_protocol::control::validate_topic;
@@ -54,7 +54,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// Pins the recorded bytes of a few configurations, so a change to the
 /// generator that alters existing streams (a reordered random draw, a new
 /// rounding) fails here rather than silently changing every recorded feed.
-/// The digests were taken on x86_64 Linux; `f64::exp`, `ln` and `powf` come
+/// The digests were taken on x86_64 Linux (and changed on purpose on
+/// 2026-12-02, when start prices moved to the reference table, prices to
+/// the $0.0001 grid below $1, and `session` came); `f64::exp`, `ln` and `powf` come
 /// from the platform's libm, so another platform may legitimately differ.
 #[test]
 fn recorded_bytes_of_existing_configs_do_not_change() {
@@ -67,11 +69,16 @@ fn recorded_bytes_of_existing_configs_do_not_change() {
         open_burst: true,
         ..config(7)
     };
+    let session = MarketConfig {
+        session: true,
+        ..config(7)
+    };
     for (cfg, want) in [
-        (MarketConfig::default(), 0x39a5_79bc_0e38_9223),
-        (config(7), 0x568d_a8d8_8083_23c1),
-        (burst, 0x37d7_33de_3dbd_d448),
-        (wide, 0x0c6e_047c_767c_edd7),
+        (MarketConfig::default(), 0xfacc_9f4b_bcdd_4fbf),
+        (config(7), 0x8a89_13b4_afee_06f6),
+        (burst, 0xdd16_d1a2_ce5a_edff),
+        (wide, 0x152e_4a10_869d_ecef),
+        (session, 0xd9ef_06ee_aedc_b392),
     ] {
         let got = fnv1a(&recorded(&cfg, 20_000));
         assert_eq!(got, want, "{cfg:?}: digest {got:#018x}");
@@ -129,6 +136,184 @@ fn symbol_names_are_real_first_then_generated_all_valid_and_unique() {
 /// Whether a price is exactly the double closest to a whole number of cents.
 fn on_cent_grid(price: f64) -> bool {
     (price * 100.0).round() / 100.0 == price
+}
+
+/// On the grid of its price: $0.01 at or above $1, $0.0001 below.
+fn on_tick_grid(price: f64) -> bool {
+    if price >= 1.0 {
+        on_cent_grid(price)
+    } else {
+        (price * 10_000.0).round() / 10_000.0 == price
+    }
+}
+
+/// The first tick of every symbol of a market of `symbols`.
+fn opening_ticks(cfg: &MarketConfig) -> HashMap<String, Tick> {
+    let mut market = Market::new(cfg).unwrap();
+    let mut first = HashMap::new();
+    for _ in 0..2_000_000 {
+        let t = market.next_tick();
+        first.entry(t.sym.clone()).or_insert(t);
+        if first.len() == cfg.symbols {
+            break;
+        }
+    }
+    first
+}
+
+#[test]
+fn named_tickers_open_near_their_reference_prices() {
+    for seed in [1, 2, 3] {
+        let cfg = MarketConfig {
+            symbols: real_ticker_count(),
+            ..config(seed)
+        };
+        let first = opening_ticks(&cfg);
+        let mut checked = 0;
+        for (sym, reference) in tickers_with_reference() {
+            let t = &first[sym];
+            let mid = (t.bid + t.ask) / 2.0;
+            // Within 5 % by construction, plus the moves before its first tick.
+            assert!(
+                (mid / reference - 1.0).abs() < 0.06,
+                "{sym} opens at {mid}, reference {reference} (seed {seed})"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 80);
+    }
+    let nvda = &opening_ticks(&config(1))["NVDA"];
+    assert!((130.0..150.0).contains(&nvda.last), "NVDA at {}", nvda.last);
+}
+
+#[test]
+fn generated_names_spread_log_normally_and_keep_to_their_tick_size() {
+    let cfg = MarketConfig {
+        symbols: 3_000,
+        rate: 1e6,
+        ..config(5)
+    };
+    let first = opening_ticks(&cfg);
+    let mut generated: Vec<f64> = first
+        .values()
+        .filter(|t| t.sym.starts_with("ZQ"))
+        .map(|t| (t.bid + t.ask) / 2.0)
+        .collect();
+    assert!(generated.len() > 2_500);
+    generated.sort_by(f64::total_cmp);
+    let median = generated[generated.len() / 2];
+    assert!((20.0..45.0).contains(&median), "median {median}");
+    let under_a_dollar = generated.iter().filter(|&&p| p < 1.0).count();
+    let over_500 = generated.iter().filter(|&&p| p > 500.0).count();
+    assert!(
+        under_a_dollar > 0 && over_500 > 0,
+        "{under_a_dollar} / {over_500}"
+    );
+    // Log-normal: the log prices' quartiles sit about ±0.88 σ (σ = 1.3).
+    let q = |f: f64| generated[(f * generated.len() as f64) as usize].ln();
+    let iqr = q(0.75) - q(0.25);
+    assert!((iqr - 2.0 * 0.674 * 1.3).abs() < 0.25, "log IQR {iqr}");
+
+    let mut market = Market::new(&cfg).unwrap();
+    let mut sub_dollar_ticks = 0;
+    for _ in 0..300_000 {
+        let t = market.next_tick();
+        for p in [t.bid, t.ask, t.last] {
+            assert!(on_tick_grid(p), "{} {p} is off its tick grid", t.sym);
+        }
+        assert!(t.bid < t.ask && t.bid > 0.0);
+        sub_dollar_ticks += usize::from(t.bid < 1.0);
+    }
+    assert!(sub_dollar_ticks > 0, "no sub-dollar quotes seen");
+}
+
+#[test]
+fn volatility_varies_by_name() {
+    // Over a simulated day, a meme stock wanders further than a utility.
+    let cfg = MarketConfig {
+        symbols: real_ticker_count(),
+        rate: 20.0,
+        ..config(8)
+    };
+    let mut market = Market::new(&cfg).unwrap();
+    let mut returns: HashMap<String, (f64, Vec<f64>)> = HashMap::new();
+    for _ in 0..400_000 {
+        let t = market.next_tick();
+        let mid = (t.bid + t.ask) / 2.0;
+        let entry = returns.entry(t.sym.clone()).or_insert((mid, Vec::new()));
+        entry.1.push((mid / entry.0).ln());
+        entry.0 = mid;
+    }
+    let spread_of = |sym: &str| {
+        let r = &returns[sym].1;
+        r.iter().map(|x| x * x).sum::<f64>().sqrt()
+    };
+    assert!(spread_of("GME") > 2.0 * spread_of("KO"), "GME vs KO");
+    assert!(spread_of("TSLA") > 1.5 * spread_of("PG"), "TSLA vs PG");
+}
+
+#[test]
+fn a_recorded_session_says_so_in_its_header() {
+    let cfg = MarketConfig {
+        session: true,
+        ..config(2)
+    };
+    let file = recorded(&cfg, 10);
+    let reader = feed_simulator::file::FeedReader::from_reader(&file[..]).unwrap();
+    assert!(reader.header().session && !reader.header().open_burst);
+    let plain = recorded(&config(2), 10);
+    let reader = feed_simulator::file::FeedReader::from_reader(&plain[..]).unwrap();
+    assert!(!reader.header().session);
+}
+
+#[test]
+fn session_follows_the_intraday_profile_then_goes_quiet() {
+    let cfg = MarketConfig {
+        symbols: 50,
+        rate: 20.0,
+        session: true,
+        ..config(6)
+    };
+    let half_hour = 1_800_000_000_000u64;
+    // 6.5 hours at an average 20/s is ~470,000 ticks; then 30 minutes more.
+    let mut market = Market::new(&cfg).unwrap();
+    let mut buckets = [0u64; 14];
+    let mut first_three_minutes = 0u64;
+    loop {
+        let t = market.next_tick();
+        if t.ts - MARKET_OPEN_NS < 180_000_000_000 {
+            first_three_minutes += 1;
+        }
+        let bucket = ((t.ts - MARKET_OPEN_NS) / half_hour) as usize;
+        if bucket >= buckets.len() {
+            break;
+        }
+        buckets[bucket] += 1;
+    }
+    let per_s = |n: u64| n as f64 / 1800.0;
+    let (open, midday, close, after) = (
+        per_s(buckets[0]),
+        per_s(buckets[6]),
+        per_s(buckets[12]),
+        per_s(buckets[13]),
+    );
+    // The profile's means over those half hours: 1.98× (1.78 of the U,
+    // 0.20 of the burst), 0.50×, 1.78×, 0.02×; the first three minutes 3.2×.
+    assert!((open / 20.0 - 1.98).abs() < 0.12, "open {open}/s");
+    assert!((midday / 20.0 - 0.50).abs() < 0.06, "midday {midday}/s");
+    assert!((close / 20.0 - 1.78).abs() < 0.12, "close {close}/s");
+    let burst = first_three_minutes as f64 / 180.0;
+    assert!((burst / 20.0 - 3.2).abs() < 0.3, "opening burst {burst}/s");
+    assert!(after < 0.05 * 20.0, "after the close {after}/s");
+    // A U: falling to midday, rising to the close.
+    assert!(buckets[..7].windows(2).all(|w| w[0] > w[1]), "{buckets:?}");
+    assert!(
+        buckets[6..13].windows(2).all(|w| w[0] < w[1]),
+        "{buckets:?}"
+    );
+    let session_total: u64 = buckets[..13].iter().sum();
+    let average = session_total as f64 / (6.5 * 3600.0);
+    assert!((average / 20.0 - 1.015).abs() < 0.03, "average {average}/s");
 }
 
 #[test]

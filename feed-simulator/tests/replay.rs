@@ -24,6 +24,7 @@ fn write_feed(path: &Path) -> Vec<Tick> {
         rate: 1_000.0,
         seed: 21,
         open_burst: false,
+        session: false,
     };
     let bytes = record(&cfg, RECORDS, Vec::new(), |_| {}).unwrap();
     std::fs::write(path, &bytes).unwrap();

@@ -24,6 +24,7 @@ fn ticks(n: usize) -> Vec<Tick> {
         rate: 1_000.0,
         seed: 7,
         open_burst: false,
+        session: false,
     };
     let mut market = Market::new(&cfg).expect("a valid config");
     (0..n).map(|_| market.next_tick()).collect()

@@ -31,6 +31,7 @@ use tracing::debug;
 use crate::auth::entitlements::Entitlements;
 use crate::auth::users::{Hold, Users};
 use crate::auth::{Grant, Verifier};
+use crate::client::first_subscribe::FirstSubscribe;
 use crate::client::reader::{close_reply_code, FrameReader, Message, ReadError};
 use crate::config::Limits;
 use crate::fanout::connection::CLOSE_GRACE;
@@ -51,6 +52,8 @@ pub struct SessionEnv {
     pub auth: Option<Arc<Verifier>>,
     /// Connections per user (`max_conns`).
     pub users: Arc<Users>,
+    /// Fired by the first subscribe that succeeds (a replay may wait for it).
+    pub first_subscribe: Arc<FirstSubscribe>,
 }
 
 /// The close code for an expired token (4000-4999: for applications).
@@ -245,11 +248,14 @@ fn on_request(
 fn apply(env: &SessionEnv, member: &Member, st: &mut State, request: ClientRequest) {
     match request {
         ClientRequest::Subscribe { topics, options } => {
-            if let Err(e) = member.subscribe(&topics, &options, env.limits.max_topics, &st.access) {
-                if e.code == ErrorCode::NotEntitled {
-                    env.metrics.not_entitled.add(1);
+            match member.subscribe(&topics, &options, env.limits.max_topics, &st.access) {
+                Ok(()) => env.first_subscribe.fire(),
+                Err(e) => {
+                    if e.code == ErrorCode::NotEntitled {
+                        env.metrics.not_entitled.add(1);
+                    }
+                    reply_error(env, member, &e);
                 }
-                reply_error(env, member, &e);
             }
         }
         ClientRequest::Unsubscribe { topics } => member.unsubscribe(&topics),

@@ -13,7 +13,9 @@
 //! `pub` are skipped and counted (`tickcast_ticks_unauthorized_total`), the
 //! rest published; once its token expires it is dropped. With
 //! `--ingest-tls` the port speaks TLS with the client port's certificate,
-//! under the same handshake deadline.
+//! under the same handshake deadline. With `--record`, each published
+//! batch's records are copied as they came (they are already in the feed
+//! file's framing) and offered to the recorder.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,7 @@ use tracing::{info, warn};
 use crate::auth::entitlements::Entitlements;
 use crate::auth::Verifier;
 use crate::fanout::hub::{Hub, TickIn};
+use crate::feed::record::Recorder;
 use crate::feed::sink::MAX_BATCH;
 use crate::observe::metrics::Metrics;
 use crate::tls::TlsServer;
@@ -69,6 +72,7 @@ pub async fn run_ingest(
     metrics: Arc<Metrics>,
     max_publishers: usize,
     security: IngestSecurity,
+    recorder: Option<Recorder>,
 ) {
     let mut publishers = JoinSet::new();
     loop {
@@ -92,6 +96,7 @@ pub async fn run_ingest(
                     hub.clone(),
                     metrics.clone(),
                     security.clone(),
+                    recorder.clone(),
                 ));
             }
             Err(e) => {
@@ -110,12 +115,13 @@ async fn serve_publisher(
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     security: IngestSecurity,
+    recorder: Option<Recorder>,
 ) {
     let Some(tls) = &security.tls else {
-        return read_publisher(stream, peer, hub, metrics, security.auth).await;
+        return read_publisher(stream, peer, hub, metrics, security.auth, recorder).await;
     };
     match tokio::time::timeout(AUTH_WITHIN, tls.accept_publisher(stream)).await {
-        Ok(Ok(stream)) => read_publisher(stream, peer, hub, metrics, security.auth).await,
+        Ok(Ok(stream)) => read_publisher(stream, peer, hub, metrics, security.auth, recorder).await,
         Ok(Err(e)) => {
             metrics.tls_handshake_failures.add(1);
             warn!(%peer, error = %e, "publisher TLS handshake failed");
@@ -201,6 +207,7 @@ async fn read_publisher<S: AsyncRead + Unpin>(
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
     auth: Option<Arc<Verifier>>,
+    recorder: Option<Recorder>,
 ) {
     let mut buf = BytesMut::with_capacity(INGEST_BUFFER);
     let mut offset: u64 = 0;
@@ -232,6 +239,7 @@ async fn read_publisher<S: AsyncRead + Unpin>(
             &hub,
             &metrics,
             allowed.as_deref(),
+            recorder.as_ref(),
         ) {
             return;
         }
@@ -272,8 +280,18 @@ fn publish_buffered(
     hub: &Hub,
     metrics: &Metrics,
     allowed: Option<&Entitlements>,
+    recorder: Option<&Recorder>,
 ) -> bool {
     let recv_ns = now_ns();
+    // With a recorder: the framed records of the batch, as they came.
+    let mut records = Vec::new();
+    let publish = |batch: &mut Vec<TickIn<'_>>, records: &mut Vec<u8>| {
+        hub.publish(batch);
+        if let Some(recorder) = recorder {
+            recorder.offer(std::mem::take(records), batch.len() as u64);
+        }
+        batch.clear();
+    };
     let mut used = 0;
     let mut failure: Option<String> = None;
     let mut unauthorized = 0;
@@ -286,6 +304,9 @@ fn publish_buffered(
                     used += len;
                 }
                 Ok(t) => {
+                    if recorder.is_some() {
+                        records.extend_from_slice(&buf[used..used + len]);
+                    }
                     batch.push(TickIn {
                         sym: t.sym,
                         seq: t.seq,
@@ -295,8 +316,7 @@ fn publish_buffered(
                     });
                     used += len;
                     if batch.len() == MAX_BATCH {
-                        hub.publish(&batch);
-                        batch.clear();
+                        publish(&mut batch, &mut records);
                     }
                 }
                 Err(e) => {
@@ -317,7 +337,7 @@ fn publish_buffered(
             }
         }
     }
-    hub.publish(&batch);
+    publish(&mut batch, &mut records);
     drop(batch);
     if unauthorized > 0 {
         metrics.ticks_unauthorized.add(unauthorized);

@@ -3,7 +3,11 @@
 //! - [`sim`]: the embedded simulator (`feed_simulator::market`), paced in
 //!   real time on an absolute schedule;
 //! - [`ingest`]: a TCP listener for publishers speaking the ingest framing;
-//! - [`replay`]: a recorded feed file, paced by its recorded gaps.
+//! - [`replay`]: a recorded feed file, paced by its recorded gaps, started
+//!   at once, with the first subscription, or at a set time.
+//!
+//! [`record`] (`--record DIR`) taps every source after its batch is handed
+//! to the hub and writes feed files on a thread of its own.
 //!
 //! Every source validates each tick, stamps its receive time and hands the
 //! hub a batch: everything that arrived in one socket read, or everything
@@ -12,10 +16,12 @@
 //! let the hub wake each writer once per batch rather than once per tick.
 
 pub mod ingest;
+pub mod record;
 pub mod replay;
 pub mod sim;
 pub mod sink;
 
 pub use ingest::run_ingest;
-pub use replay::{run_replay, ReplayError, ReplaySource};
+pub use record::{RecordError, Recorder};
+pub use replay::{run_replay, ReplayError, ReplayProgress, ReplaySource};
 pub use sim::run_sim;

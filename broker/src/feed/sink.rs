@@ -1,5 +1,6 @@
 //! The batch the paced sources (simulator, replay) fill: owned ticks,
-//! restamped, encoded and handed to the hub together.
+//! restamped, encoded and handed to the hub together, then, with
+//! `--record`, offered to the recorder as framed records.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,9 +8,11 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use feed_simulator::pacing::BatchSink;
 use tickcast_protocol::clock::now_ns;
+use tickcast_protocol::framing::HEADER_LEN as LEN_PREFIX;
 use tickcast_protocol::Tick;
 
 use crate::fanout::hub::{Hub, TickIn};
+use crate::feed::record::Recorder;
 
 /// The most ticks handed to the hub at once, so one huge burst does not hold
 /// the hub lock (and delay subscribes) for long.
@@ -25,17 +28,20 @@ pub struct HubSink {
     hub: Arc<Hub>,
     batch: Vec<Tick>,
     encoded: BytesMut,
+    /// `--record`: where each published batch is offered.
+    recorder: Option<Recorder>,
     /// Ticks published so far.
     pub published: u64,
 }
 
 impl HubSink {
-    /// An empty batch publishing into `hub`.
-    pub fn new(hub: Arc<Hub>) -> Self {
+    /// An empty batch publishing into `hub` (and recorded, when given).
+    pub fn new(hub: Arc<Hub>, recorder: Option<Recorder>) -> Self {
         Self {
             hub,
             batch: Vec::with_capacity(MAX_BATCH),
             encoded: BytesMut::with_capacity(MAX_BATCH * 160),
+            recorder,
             published: 0,
         }
     }
@@ -79,6 +85,15 @@ impl BatchSink<Tick> for HubSink {
             })
             .collect();
         self.hub.publish(&ins);
+        if let Some(recorder) = &self.recorder {
+            // The feed file's framing: a length before each payload.
+            let mut records = Vec::with_capacity(self.encoded.len() + LEN_PREFIX * ins.len());
+            for t in &ins {
+                records.extend_from_slice(&(t.payload.len() as u32).to_be_bytes());
+                records.extend_from_slice(t.payload);
+            }
+            recorder.offer(records, ins.len() as u64);
+        }
         self.published += self.batch.len() as u64;
         self.batch.clear();
         Ok(())

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `GET /ws[?topics=A,B]` | WebSocket upgrade; optional topics subscribed at connect |
 //! | `GET /metrics` | Prometheus text |
-//! | `GET /stats` | JSON counters and stage percentiles (the dashboard polls it) |
+//! | `GET /stats` | JSON counters and stage percentiles, and a replay's progress (the dashboard polls it) |
 //! | `GET /symbols` | JSON array: the latest tick of every known symbol |
 //! | `GET /connections` | JSON: per-connection queue and counters |
 //! | `GET /healthz` | `ok` |
@@ -42,7 +42,8 @@ use crate::client::session::SessionEnv;
 use crate::client::upgrade;
 use crate::config::AllowedOrigins;
 use crate::fanout::hub::Hub;
-use crate::observe::metrics::Live;
+use crate::feed::replay::{ReplayProgress, ReplayStatus};
+use crate::observe::metrics::{Live, Stats};
 use crate::tls::{self, Handshake, TlsServer};
 use admission::{Admission, Refused, Ticket};
 
@@ -66,6 +67,17 @@ pub struct HttpEnv {
     pub origins: AllowedOrigins,
     /// TLS on the port (`--tls-cert`/`--tls-key`), or plain.
     pub tls: Option<Arc<TlsServer>>,
+    /// The replay's progress, when the feed is a replay.
+    pub replay: Option<Arc<ReplayProgress>>,
+}
+
+/// `/stats`: the counters, and the replay's progress when there is one.
+#[derive(serde::Serialize)]
+struct StatsPage {
+    #[serde(flatten)]
+    stats: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replay: Option<ReplayStatus>,
 }
 
 /// The most a client's HTTP request head may take, in bytes (hyper's read
@@ -245,7 +257,10 @@ async fn route(req: Request<Incoming>, env: &HttpEnv, ticket: Arc<Ticket>) -> Re
             }
         }
         "/healthz" | "/metrics" => observe(path, &env.sessions),
-        "/stats" => json(&metrics.stats(symbols)),
+        "/stats" => json(&StatsPage {
+            stats: metrics.stats(symbols),
+            replay: env.replay.as_ref().map(|p| p.status()),
+        }),
         "/connections" => json(&fanout.report().await),
         "/symbols" => json(&latest_ticks(fanout.hub(), access.as_deref())),
         path => match dashboard::asset(path) {

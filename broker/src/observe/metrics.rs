@@ -262,6 +262,11 @@ metrics! {
     /// Subscribes refused for topics outside the connection's entitlements.
     not_entitled: Counter = "tickcast_not_entitled",
         "Subscribes refused as not entitled";
+    /// Ticks written to `--record` files.
+    recorded: Counter = "tickcast_recorded", "Ticks written to --record files";
+    /// Ticks not recorded: the recorder's queue was full or its disk failed.
+    record_dropped: Counter = "tickcast_record_dropped",
+        "Ticks not recorded because the recording queue was full or a write failed";
     /// Failed accepts (out of file descriptors and the like).
     accept_errors: Counter = "tickcast_accept_errors",
         "Failed accepts on the client port (e.g. out of file descriptors)";
@@ -679,6 +684,8 @@ mod tests {
                 "tickcast_publishers_dropped_total",
                 "tickcast_publishers_refused_total",
                 "tickcast_rate_capped_total",
+                "tickcast_record_dropped_total",
+                "tickcast_recorded_total",
                 "tickcast_refused_handshakes_total",
                 "tickcast_refused_origin_total",
                 "tickcast_refused_per_ip_total",
@@ -705,9 +712,9 @@ mod tests {
                 "tickcast_writes_total",
             ]
         );
-        // 38 counters and gauges, the symbols, uptime, reply-bytes and
+        // 40 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 38 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 40 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

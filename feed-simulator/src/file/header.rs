@@ -22,6 +22,7 @@ pub const HEADER_LEN: usize = 64;
 const UNKNOWN_COUNT: u64 = u64::MAX;
 
 const FLAG_OPEN_BURST: u8 = 1;
+const FLAG_SESSION: u8 = 2;
 
 /// Where the ticks of a file came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +49,8 @@ pub struct FeedHeader {
     pub count: Option<u64>,
     /// Whether the simulated rate had the market-open burst.
     pub open_burst: bool,
+    /// Whether the simulated rate followed market hours (`--session`).
+    pub session: bool,
 }
 
 impl FeedHeader {
@@ -60,6 +63,7 @@ impl FeedHeader {
             seed,
             count: Some(count),
             open_burst,
+            session: false,
         }
     }
 
@@ -70,7 +74,7 @@ impl FeedHeader {
     /// | 0 | 8 | magic `TCFEED\0\0` |
     /// | 8 | 2 | format version |
     /// | 10 | 1 | source: 0 simulated, 1 imported |
-    /// | 11 | 1 | flags: bit 0 open burst |
+    /// | 11 | 1 | flags: bit 0 open burst, bit 1 session |
     /// | 12 | 4 | symbols |
     /// | 16 | 8 | seed |
     /// | 24 | 8 | rate (IEEE 754 double) |
@@ -84,7 +88,8 @@ impl FeedHeader {
             Source::Simulated => 0,
             Source::Imported => 1,
         };
-        b[11] = if self.open_burst { FLAG_OPEN_BURST } else { 0 };
+        b[11] = if self.open_burst { FLAG_OPEN_BURST } else { 0 }
+            | if self.session { FLAG_SESSION } else { 0 };
         b[12..16].copy_from_slice(&self.symbols.to_be_bytes());
         b[16..24].copy_from_slice(&self.seed.to_be_bytes());
         b[24..32].copy_from_slice(&self.rate.to_be_bytes());
@@ -124,6 +129,7 @@ impl FeedHeader {
             seed: u64::from_be_bytes(field(b, 16)),
             count: (count != UNKNOWN_COUNT).then_some(count),
             open_burst: b[11] & FLAG_OPEN_BURST != 0,
+            session: b[11] & FLAG_SESSION != 0,
         })
     }
 }
@@ -145,6 +151,7 @@ mod tests {
         assert_eq!(FeedHeader::from_bytes(&h.to_bytes()).unwrap(), h);
         h.source = Source::Imported;
         h.count = None;
+        h.session = true;
         assert_eq!(FeedHeader::from_bytes(&h.to_bytes()).unwrap(), h);
     }
 

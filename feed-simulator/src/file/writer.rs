@@ -56,6 +56,12 @@ impl<W: Write> FeedWriter<W> {
         self.records
     }
 
+    /// Hands everything buffered so far to the underlying writer, so it
+    /// survives the process (a live recording calls this every so often).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
     /// Flushes everything and gives the underlying writer back.
     pub fn finish(self) -> io::Result<W> {
         let mut w = self.out.into_inner().map_err(|e| e.into_error())?;

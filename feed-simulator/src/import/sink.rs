@@ -65,6 +65,7 @@ impl<W: Write + Seek> TickSink<W> {
             seed: 0,
             count: None,
             open_burst: false,
+            session: false,
         };
         Ok(Self {
             writer: FeedWriter::new(out, &header)?,

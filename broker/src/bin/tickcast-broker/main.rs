@@ -16,8 +16,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
-    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, Origin, TlsFiles, WriteCoalesce,
-    DEFAULT_SEND_SHARE,
+    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, Origin, RecordConfig, ReplayStart,
+    TlsFiles, WriteCoalesce, DEFAULT_RECORD_MAX_BYTES, DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
@@ -72,6 +72,11 @@ struct Args {
     /// Simulator: add a market-open burst of activity.
     #[arg(long)]
     open_burst: bool,
+    /// Simulator: market hours: 09:30-16:00 New York from the start, the
+    /// U-shaped intraday volume profile with an opening burst (--rate is its
+    /// average), quiet after the close.
+    #[arg(long)]
+    session: bool,
 
     /// Listen for publishers (ingest framing over TCP) instead of simulating.
     #[arg(long, value_name = "HOST:PORT")]
@@ -86,6 +91,22 @@ struct Args {
     /// Replay: start over at the end of the file.
     #[arg(long = "loop")]
     looping: bool,
+    /// Replay: when the first tick goes out: `now`, `on-subscribe` (once
+    /// the first client subscription succeeds) or `at=TIME` (RFC 3339 in
+    /// UTC, 2026-12-02T14:30:00Z, or Unix seconds, 1796221800).
+    #[arg(long, default_value = "now", requires = "replay", value_name = "WHEN")]
+    replay_start: ReplayStart,
+
+    /// Record every tick the broker accepts to feed files in DIR (created if
+    /// missing), named by the UTC time each was started.
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// With --record: start a new file after this long.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration, requires = "record", value_name = "DURATION")]
+    record_rotate: Duration,
+    /// With --record: start a new file before one grows past this many bytes.
+    #[arg(long, default_value_t = DEFAULT_RECORD_MAX_BYTES, requires = "record", value_name = "BYTES")]
+    record_max_bytes: u64,
 
     /// What to do with a client past its outbox limit.
     #[arg(long, value_enum, default_value = "conflate")]
@@ -411,6 +432,15 @@ impl Args {
                 self.rate
             );
         }
+        if self.record_rotate.is_zero() {
+            anyhow::bail!("--record-rotate must be longer than 0");
+        }
+        if self.record_max_bytes < 1024 {
+            anyhow::bail!(
+                "--record-max-bytes must be at least 1024, got {}",
+                self.record_max_bytes
+            );
+        }
         if self.symbols == 0 {
             anyhow::bail!("--symbols must be at least 1");
         }
@@ -436,6 +466,7 @@ impl Args {
                 path,
                 speed: self.speed.unwrap_or(Speed::Factor(1.0)),
                 looping: self.looping,
+                start: self.replay_start,
             }
         } else {
             FeedConfig::Sim(MarketConfig {
@@ -443,6 +474,7 @@ impl Args {
                 rate: self.rate,
                 seed: self.seed,
                 open_burst: self.open_burst,
+                session: self.session,
             })
         };
         let limits = Limits {
@@ -489,6 +521,11 @@ impl Args {
             ingest_tls: self.ingest_tls,
             ingest_insecure: self.ingest_insecure,
             metrics_listen: self.metrics_listen,
+            record: self.record.map(|dir| RecordConfig {
+                dir,
+                rotate: self.record_rotate,
+                max_bytes: self.record_max_bytes,
+            }),
         })
     }
 }

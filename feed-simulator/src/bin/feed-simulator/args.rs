@@ -171,6 +171,11 @@ pub struct MarketArgs {
     /// Seed of the generator: the same seed gives the same stream.
     #[arg(long, value_name = "S", default_value_t = MarketConfig::default().seed)]
     seed: u64,
+    /// Market hours: 09:30-16:00 New York, the U-shaped intraday volume
+    /// profile with an opening burst (--rate is its average), quiet after
+    /// the close.
+    #[arg(long)]
+    session: bool,
 }
 
 impl MarketArgs {
@@ -181,6 +186,7 @@ impl MarketArgs {
             rate: self.rate,
             seed: self.seed,
             open_burst,
+            session: self.session,
         }
     }
 }
