@@ -413,12 +413,13 @@ impl StormReport {
             s.ticks_replayed_received
         );
         out += &format!(
-            "  gapless across the cut: {} (gaps {} / missing {}, duplicates {}, bad recovered {}; before the cut {} gaps; gap notices {})\n",
+            "  gapless across the cut: {} (gaps {} / missing {}, duplicates {}, bad recovered {}, jumps after a reset {}; before the cut {} gaps; gap notices {})\n",
             if s.gapless { "yes" } else { "NO" },
             s.gaps_across_cut,
             s.missing_across_cut,
             s.duplicates,
             s.recovered_mismatch,
+            s.jumps_after_reset,
             s.gaps_before_cut,
             s.gap_notices
         );
