@@ -269,35 +269,6 @@ pub struct StormClients {
     pub gapless: bool,
 }
 
-impl StormClients {
-    fn merge_counts(&mut self, o: &StormClients) {
-        self.ready += o.ready;
-        self.setup_failed += o.setup_failed;
-        self.dropped_before_cut += o.dropped_before_cut;
-        self.live += o.live;
-        self.not_live += o.not_live;
-        self.retries += o.retries;
-        self.clients_recovered += o.clients_recovered;
-        self.clients_reset += o.clients_reset;
-        self.symbols_recovered += o.symbols_recovered;
-        for (reason, n) in &o.symbols_reset {
-            *self.symbols_reset.entry(reason.clone()).or_default() += n;
-        }
-        self.symbols_fresh += o.symbols_fresh;
-        self.ticks_recovered += o.ticks_recovered;
-        self.ticks_replayed_received += o.ticks_replayed_received;
-        self.recovered_mismatch += o.recovered_mismatch;
-        self.gaps_before_cut += o.gaps_before_cut;
-        self.missing_before_cut += o.missing_before_cut;
-        self.gaps_across_cut += o.gaps_across_cut;
-        self.missing_across_cut += o.missing_across_cut;
-        self.duplicates += o.duplicates;
-        self.jumps_after_reset += o.jumps_after_reset;
-        self.gap_notices += o.gap_notices;
-        self.ticks += o.ticks;
-    }
-}
-
 /// One latency window of the steady subscribers.
 #[derive(Debug, Clone, Serialize)]
 pub struct Window {
@@ -473,7 +444,8 @@ impl StormReport {
     }
 }
 
-/// The moments the driver moved the run on, and the CPU use in between.
+/// Each window's length in seconds and CPU use (loadgen, broker), and
+/// whether every ready storm client was live again.
 struct Timeline {
     windows: Vec<(f64, (f64, Option<f64>))>,
     all_live: bool,
@@ -942,8 +914,7 @@ fn run_storm_thread(
             let _ = task.await;
         }
     })?;
-    let mut counts = StormClients::default();
-    counts.merge_counts(&ctx.counts.borrow());
+    let counts = ctx.counts.borrow().clone();
     let hist = ctx.time_to_live.borrow().clone();
     Ok((counts, hist))
 }
