@@ -24,7 +24,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 
 use anyhow::{bail, Context, Result};
-use tickcast_protocol::control::{decode_server_frame, Incoming};
+use tickcast_protocol::control::{decode_server_frame, Incoming, SubscribeOptions};
 use tickcast_protocol::{ClientRequest, ServerMessage, TickHeader, TickRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -69,8 +69,14 @@ pub struct ConnOptions {
 pub enum Event<'a> {
     /// A tick (only its routing fields).
     Tick(TickHeader<'a>),
-    /// The subscription request was acknowledged.
-    Ack,
+    /// The subscription request was acknowledged; the `subscribed` ack's
+    /// payload, for a resuming client to read the `epoch` from (decoded
+    /// again there: one per subscribe, rare next to ticks).
+    Ack(&'a [u8]),
+    /// A continuity notice (`recovered`, `reset` or `gap`), its payload to
+    /// decode with `decode_server_frame` (one per symbol of a resume, or per
+    /// skipped run of ticks).
+    Continuity(&'a [u8]),
     /// A request was refused (error reply).
     Refused(&'a [u8]),
     /// The server sent a close frame (with its status code, if any).
@@ -375,6 +381,22 @@ impl SubConn {
         }
     }
 
+    /// Sends a tickcast subscribe for `topics` that resumes from `options`
+    /// (`epoch`, and `since`: the last seq held per symbol); the ack arrives
+    /// as [`Event::Ack`], then a `recovered` or `reset` per position as
+    /// [`Event::Continuity`].
+    pub async fn resume(&mut self, topics: &[String], options: SubscribeOptions) -> Result<()> {
+        anyhow::ensure!(
+            self.decoder.parser.protocol == Protocol::Tickcast,
+            "a resume is tickcast's request"
+        );
+        let request = ClientRequest::Subscribe {
+            topics: topics.to_vec(),
+            options,
+        };
+        self.send_request(&request).await
+    }
+
     /// Sends a tickcast unsubscribe request for `topics` (acknowledged, like
     /// a subscribe, by [`Event::Ack`]).
     pub async fn unsubscribe(&mut self, topics: &[String]) -> Result<()> {
@@ -514,8 +536,13 @@ fn tickcast_event(payload: &[u8]) -> Event<'_> {
         return Event::Tick(header);
     }
     match decode_server_frame(payload) {
-        Ok(Incoming::Control(ServerMessage::Subscribed { .. })) => Event::Ack,
+        Ok(Incoming::Control(ServerMessage::Subscribed { .. })) => Event::Ack(payload),
         Ok(Incoming::Control(ServerMessage::Error { .. })) => Event::Refused(payload),
+        Ok(Incoming::Control(
+            ServerMessage::Recovered { .. }
+            | ServerMessage::Reset { .. }
+            | ServerMessage::Gap { .. },
+        )) => Event::Continuity(payload),
         _ => Event::Other,
     }
 }
@@ -541,7 +568,7 @@ fn nats_events(
                 ServerOp::Ping => {
                     put_frame(replies, FIN | Opcode::Binary as u8, Some(mask), b"PONG\r\n")
                 }
-                ServerOp::Pong => on(Event::Ack),
+                ServerOp::Pong => on(Event::Ack(&[])),
                 ServerOp::Err(msg) => on(Event::Refused(msg)),
                 ServerOp::Info | ServerOp::Ok => {}
             }
@@ -629,6 +656,8 @@ mod tests {
         dec.process(&mut |e| {
             out.push(match e {
                 Event::Tick(h) => format!("tick {} {}", String::from_utf8_lossy(h.sym), h.seq),
+                Event::Ack(_) => "Ack".to_owned(),
+                Event::Continuity(_) => "Continuity".to_owned(),
                 other => format!("{other:?}"),
             })
         })
@@ -651,6 +680,12 @@ mod tests {
             message: "no".into(),
         };
         stream.extend(server_frame(Opcode::Binary, true, &refusal.to_msgpack()));
+        let recovered = ServerMessage::Recovered {
+            sym: "AAPL".into(),
+            ticks: 3,
+            to: 5,
+        };
+        stream.extend(server_frame(Opcode::Binary, true, &recovered.to_msgpack()));
         stream.extend(server_frame(Opcode::Text, true, b"hello"));
         stream.extend(server_frame(Opcode::Close, true, &1008u16.to_be_bytes()));
         let mut dec = Decoder::new(Protocol::Tickcast, 256, [9, 8, 7, 6]);
@@ -661,7 +696,7 @@ mod tests {
         }
         assert_eq!(seen[..3], ["Ack", "tick AAPL 1", "tick AAPL 2"]);
         assert!(seen[3].starts_with("Refused"));
-        assert_eq!(seen[4..], ["Other", "Closed(Some(1008))"]);
+        assert_eq!(seen[4..], ["Continuity", "Other", "Closed(Some(1008))"]);
         let want = [
             reply(Opcode::Pong, b"hb", [9, 8, 7, 6]),
             reply(Opcode::Close, &1008u16.to_be_bytes(), [9, 8, 7, 6]),

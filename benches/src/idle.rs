@@ -141,7 +141,7 @@ async fn wait_ack(conn: &mut SubConn) -> Result<()> {
     loop {
         anyhow::ensure!(conn.read_some().await? > 0, "closed during CONNECT");
         let mut acked = false;
-        conn.process(&mut |e| acked |= e == Event::Ack)?;
+        conn.process(&mut |e| acked |= matches!(e, Event::Ack(_)))?;
         conn.flush_replies().await?;
         if acked {
             return Ok(());

@@ -30,6 +30,8 @@
 //!   `loadgen handshakes`.
 //! - [`soak`]: a long run of churning subscribers, judging whether the
 //!   broker's memory, open files and tasks stay flat.
+//! - [`storm`]: a reconnect storm: resuming clients cut at once and back
+//!   together (`since`), judged gapless, with everyone else's latency.
 
 pub mod ab;
 pub mod conn;
@@ -48,6 +50,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod soak;
+pub mod storm;
 pub mod target;
 pub mod tls;
 pub mod universe;

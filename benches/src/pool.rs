@@ -479,13 +479,14 @@ async fn read_once(
         let before = st.delivered;
         let mut on = |event: Event<'_>| match event {
             Event::Tick(h) => tracker.on_tick(h, recv, measure_start, ctx, st),
-            Event::Ack => *ack = Some(true),
+            Event::Ack(_) => *ack = Some(true),
             Event::Refused(_) => {
                 st.refused += 1;
                 *ack = Some(false);
             }
             Event::Closed(code) => closed = Some(code),
-            Event::Other => st.other += 1,
+            // Gap notices (a slow subscriber conflated) count with the rest.
+            Event::Continuity(_) | Event::Other => st.other += 1,
         };
         if tls {
             conn.process(&mut on)?;

@@ -1105,7 +1105,7 @@ async fn one_life(env: &SlotEnv, rng: &mut Pcg64Mcg, id: u32) -> Result<()> {
         loop {
             anyhow::ensure!(conn.read_some().await? > 0, "closed before the ack");
             let mut acked = false;
-            conn.process(&mut |e| acked |= e == Event::Ack)?;
+            conn.process(&mut |e| acked |= matches!(e, Event::Ack(_)))?;
             conn.flush_replies().await?;
             if acked {
                 return anyhow::Ok(conn);
@@ -1217,10 +1217,10 @@ async fn live(
         let mut refused = 0u64;
         let mut on = |e: Event<'_>| match e {
             Event::Tick(_) => ticks += 1,
-            Event::Ack => acks += 1,
+            Event::Ack(_) => acks += 1,
             Event::Refused(_) => refused += 1,
             Event::Closed(code) => closed_by_server = Some(code),
-            Event::Other => {}
+            Event::Continuity(_) | Event::Other => {}
         };
         let read = if slow {
             // At most SLOW_CHUNK bytes now, then nothing for SLOW_PERIOD.

@@ -1,7 +1,8 @@
 //! The load generator against a real broker on real loopback sockets: it must
 //! count exactly (over ws and over wss), notice a stalled subscriber,
-//! measure new connections, and run a whole scenario from the command line
-//! into JSON, `.hgrm` and SVG files.
+//! measure new connections, run a whole scenario from the command line
+//! into JSON, `.hgrm` and SVG files, and run a (small) reconnect storm
+//! whose clients resume gapless, or are told `reset`.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,6 +13,7 @@ use tickcast_benches::idle::run_idle;
 use tickcast_benches::report::RunReport;
 use tickcast_benches::runner::{run_traffic, RunOptions};
 use tickcast_benches::scenario::Scenario;
+use tickcast_benches::storm::{run_storm, StormSpec};
 use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
 use tickcast_benches::tls::{self_signed, ClientTls};
 use tickcast_broker::config::TlsFiles;
@@ -375,4 +377,70 @@ fn the_same_scenario_runs_against_nats_when_installed() {
     let h = &out.report.steps[0].healthy;
     assert_eq!(h.delivered, h.expected);
     assert_eq!((h.gaps, h.duplicates, h.unexpected), (0, 0, 0));
+}
+
+/// A storm small enough for a test: 20 storm clients and 5 others on 20
+/// symbols at 2,000 ticks/s (100 a symbol), away for half a second.
+fn small_storm() -> StormSpec {
+    StormSpec {
+        symbols: 20,
+        rate: 2000.0,
+        zipf: 0.0,
+        storm: 20,
+        storm_topics: 3,
+        others: 5,
+        others_topics: 4,
+        warmup_s: 1.5,
+        away_s: 0.5,
+        after_s: 0.5,
+        live_timeout_s: 10.0,
+        batch_us: 200,
+        seed: 5,
+    }
+}
+
+#[test]
+fn a_small_storm_resumes_every_client_gapless_from_the_history() {
+    let broker = Broker::start(Limits::default());
+    let spec = small_storm();
+    let report = run_storm(&spec, broker.endpoints, None, &[]).unwrap();
+    let s = &report.storm;
+    assert!(report.passed, "{}", report.summary());
+    assert_eq!((s.ready, s.live, s.not_live), (20, 20, 0));
+    assert_eq!((s.clients_recovered, s.clients_reset), (20, 0));
+    assert_eq!(s.symbols_recovered, 60);
+    assert!(s.gapless && s.gaps_across_cut == 0 && s.duplicates == 0);
+    // Half a second away at 100 ticks a symbol: about 50 each (the cut and
+    // the reconnect take a little more).
+    assert!(
+        (60 * 40..=60 * 120).contains(&s.ticks_recovered),
+        "{}",
+        s.ticks_recovered
+    );
+    assert_eq!(s.ticks_replayed_received, s.ticks_recovered);
+    assert!(s.all_live_ms.is_some());
+    let windows: Vec<&str> = report
+        .others
+        .windows
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    assert_eq!(windows, ["before", "away", "storm", "after"]);
+    assert!(report.others.windows[0].latency.count > 0);
+    assert_eq!(report.others.ready, 5);
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(report.save(dir.path()).unwrap().len(), 6);
+}
+
+#[test]
+fn a_storm_longer_than_the_history_is_told_reset_and_still_goes_live() {
+    let broker = Broker::start(Limits {
+        history: 10,
+        ..Limits::default()
+    });
+    let report = run_storm(&small_storm(), broker.endpoints, None, &[]).unwrap();
+    let s = &report.storm;
+    assert_eq!((s.live, s.clients_reset, s.symbols_recovered), (20, 20, 0));
+    assert_eq!(s.symbols_reset.get("too_old"), Some(&60));
+    assert!(s.jumps_after_reset > 0 && s.gapless, "{}", report.summary());
 }

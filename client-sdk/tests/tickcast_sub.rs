@@ -120,6 +120,7 @@ async fn max_rate_caps_each_symbol_and_stats_count_the_noticed_gaps() {
             rate: 2_000.0,
             seed: 7,
             open_burst: false,
+            session: false,
         }),
         ..common::broker_config(FeedConfig::None)
     };

@@ -17,6 +17,7 @@ use tickcast_benches::report::{comparison_table, summary_table, RunReport};
 use tickcast_benches::runner::{run_traffic, RunOptions};
 use tickcast_benches::scenario::Scenario;
 use tickcast_benches::soak::{run_soak, SoakSpec, SoakTarget};
+use tickcast_benches::storm::{run_storm, StormSpec};
 use tickcast_benches::target::{Endpoints, SpawnOptions, SpawnedServer, TargetKind};
 use tickcast_benches::tls::{self_signed, ClientTls};
 
@@ -72,6 +73,12 @@ enum Command {
     /// handshake), upgrade, close; bounded by --connections and
     /// --max-duration.
     Handshakes(HandshakesArgs),
+    /// A reconnect storm: spawn the broker, publish a steady feed, cut
+    /// --storm resuming clients at once, bring them back together with
+    /// `since`, and report how fast they are live, whether each stayed
+    /// gapless, and the --others' latency before, during and after (exit 1
+    /// if a client was not live again or not gapless).
+    Storm(StormArgs),
 }
 
 #[derive(clap::Args)]
@@ -90,6 +97,71 @@ struct HandshakesArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(clap::Args)]
+struct StormArgs {
+    /// Symbols in the feed.
+    #[arg(long, default_value_t = 200)]
+    symbols: usize,
+    /// Ticks per second, all symbols together.
+    #[arg(long, default_value_t = 20_000.0)]
+    rate: f64,
+    /// Zipf exponent of the symbols' activity (0: equally active; 1 as in
+    /// the scenarios makes the busiest symbols outrun a short --history).
+    #[arg(long, default_value_t = 0.0)]
+    zipf: f64,
+    /// Storm clients (cut and resumed together). With --storm plus --others
+    /// over the broker's --max-connections-per-ip (2000), raise it with
+    /// --server-arg.
+    #[arg(long, default_value_t = 1000)]
+    storm: usize,
+    /// Symbols per storm client.
+    #[arg(long, default_value_t = 3)]
+    storm_topics: usize,
+    /// Steady subscribers, whose latency is measured.
+    #[arg(long, default_value_t = 200)]
+    others: usize,
+    /// Symbols per steady subscriber.
+    #[arg(long, default_value_t = 5)]
+    others_topics: usize,
+    /// From everyone ready to the cut (the last second is the "before" window).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    warmup: std::time::Duration,
+    /// How long the storm clients stay away (the feed keeps going).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    away: std::time::Duration,
+    /// The "after" window, once every storm client is live again.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    after: std::time::Duration,
+    /// The longest the storm clients get to be live again.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    live_timeout: std::time::Duration,
+    /// The publisher's shortest time between two writes, in µs.
+    #[arg(long, default_value_t = 200)]
+    batch_us: u64,
+    /// Seed of the feed and of every client's topics.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The broker's --history (ticks kept per symbol for resumes; its own
+    /// default if not given).
+    #[arg(long)]
+    history: Option<usize>,
+    /// The broker's executable (default: tickcast-broker beside loadgen).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// An extra argument for the broker (repeat it).
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+    /// Pin the broker to this CPU (taskset -c).
+    #[arg(long)]
+    server_cpu: Option<usize>,
+    /// Pin the loadgen itself to this CPU.
+    #[arg(long)]
+    cpu: Option<usize>,
+    /// Where to write results (default: benches/results/storm-<time>/).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -317,6 +389,7 @@ fn main() -> Result<()> {
         Command::Floor(args) => floor(&args),
         Command::Soak(args) => soak(&args),
         Command::Handshakes(args) => handshakes(&args),
+        Command::Storm(args) => storm(args),
     }
 }
 
@@ -347,6 +420,60 @@ fn handshakes(args: &HandshakesArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.summary());
+    }
+    Ok(())
+}
+
+fn storm(args: StormArgs) -> Result<()> {
+    let spec = StormSpec {
+        symbols: args.symbols,
+        rate: args.rate,
+        zipf: args.zipf,
+        storm: args.storm,
+        storm_topics: args.storm_topics,
+        others: args.others,
+        others_topics: args.others_topics,
+        warmup_s: args.warmup.as_secs_f64(),
+        away_s: args.away.as_secs_f64(),
+        after_s: args.after.as_secs_f64(),
+        live_timeout_s: args.live_timeout.as_secs_f64(),
+        batch_us: args.batch_us,
+        seed: args.seed,
+    };
+    spec.check()?;
+    if let Some(cpu) = args.cpu {
+        procstat::pin_to_cpu(cpu)?;
+    }
+    procstat::raise_fd_limit();
+    let out_dir = args.out.clone().unwrap_or_else(|| {
+        let stamp = tickcast_benches::latency::now_ns() / 1_000_000_000;
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("results")
+            .join(format!("storm-{stamp}"))
+    });
+    let mut server_args = args.server_args;
+    if let Some(history) = args.history {
+        server_args.extend(["--history".to_owned(), history.to_string()]);
+    }
+    let server = SpawnedServer::start(&SpawnOptions {
+        kind: TargetKind::Tickcast,
+        program: args.server_bin,
+        cpu: args.server_cpu,
+        dir: out_dir.clone(),
+        extra_args: server_args.clone(),
+        tls: None,
+    })?;
+    let report = run_storm(&spec, server.endpoints, Some(server.pid()), &server_args);
+    drop(server);
+    let report = report?;
+    let files = report.save(&out_dir)?;
+    print!("{}", report.summary());
+    println!("results in {}", out_dir.display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    if !report.passed {
+        std::process::exit(1);
     }
     Ok(())
 }
