@@ -194,6 +194,48 @@ async fn a_resume_that_cannot_be_proven_is_a_reset_and_a_snapshot() {
 }
 
 #[tokio::test]
+async fn a_resume_replays_at_most_an_outbox_and_says_too_old_for_the_rest() {
+    // A 4 KiB outbox: about 30 ticks of replay per subscribe.
+    let broker = ingest_broker(Limits {
+        outbox_bytes: 4096,
+        ..limits()
+    })
+    .await;
+    let mut publisher = Publisher::connect(&broker).await;
+    let mut client = Subscriber::connect(broker.local_addr(), "").await;
+    let epoch = subscribe(&mut client, r#"{"op":"subscribe","topics":["A","B"]}"#).await;
+    drop(client);
+    for _ in 0..20 {
+        publisher.publish(&["A"]).await;
+    }
+    for _ in 0..100 {
+        publisher.publish(&["B"]).await;
+    }
+    common::wait_ticks_in(&broker, 120).await;
+    let mut c = Subscriber::connect(broker.local_addr(), "").await;
+    let request = format!(
+        r#"{{"op":"subscribe","topics":["A","B"],"epoch":"{epoch}","since":{{"A":0,"B":0}}}}"#
+    );
+    subscribe(&mut c, &request).await;
+    // A's 20 ticks fit; B's 100 would not: a reset and its latest.
+    assert!(matches!(
+        c.next().await,
+        Received::Control(ServerMessage::Recovered { ticks: 20, .. })
+    ));
+    let got = read_to(&mut c, "B", 100).await;
+    assert_eq!(seqs(&got, "A"), (1..=20).collect::<Vec<_>>());
+    assert!(matches!(
+        &got[20],
+        Received::Control(ServerMessage::Reset {
+            reason: ResetReason::TooOld,
+            ..
+        })
+    ));
+    assert_eq!(seqs(&got, "B"), [100]);
+    broker.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_broker_restart_is_a_reset_with_reason_epoch_and_from_ts_starts_at_its_tick() {
     let broker = ingest_broker(limits()).await;
     let mut publisher = Publisher::connect(&broker).await;

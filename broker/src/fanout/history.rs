@@ -80,6 +80,9 @@ pub struct History {
     bytes: usize,
     /// Symbols whose feed restarted, for the acks of `*` subscribes.
     restarted: Vec<SymbolId>,
+    /// The most frame bytes one subscribe may have replayed (see
+    /// [`History::with_max_replay`]).
+    max_replay: usize,
 }
 
 impl History {
@@ -100,7 +103,24 @@ impl History {
             entries: 0,
             bytes: 0,
             restarted: Vec::new(),
+            max_replay: usize::MAX,
         }
+    }
+
+    /// This history with at most `bytes` of frames replayed per subscribe:
+    /// a symbol whose replay would pass it is answered `too_old` (and gets
+    /// its snapshot). A client may resubscribe twenty times a second; this
+    /// keeps what one request makes the broker queue to about one outbox
+    /// (more would be conflated there anyway), not 1,000 ticks for each of
+    /// the ~150 positions a 4 KiB request can carry.
+    pub fn with_max_replay(mut self, bytes: usize) -> Self {
+        self.max_replay = bytes;
+        self
+    }
+
+    /// The most frame bytes one subscribe may have replayed.
+    pub fn max_replay(&self) -> usize {
+        self.max_replay
     }
 
     /// The broker's epoch.

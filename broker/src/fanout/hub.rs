@@ -488,6 +488,8 @@ impl<'a> Resume<'a> {
 #[derive(Default)]
 struct Opened {
     replies: usize,
+    /// Frame bytes replayed so far (bounded by `History::max_replay`).
+    replay_bytes: usize,
     recovered: u64,
     replayed: u64,
     reset: u64,
@@ -514,21 +516,31 @@ fn open(
         }))
     };
     let name = || st.symbols.get(id).name.to_string();
-    let mut reply = |msg: ServerMessage, out: &mut Vec<Delivery>| {
+    let reply = |msg: ServerMessage, out: &mut Vec<Delivery>, opened: &mut Opened| {
         let f = frame::message(&msg);
         opened.replies += f.len();
         out.push(control(route, f));
     };
     if let Some(&(seq, epoch)) = resume.since.get(&id) {
         let last_seq = st.symbols.get(id).last_seq;
+        let budget = st.history.max_replay().saturating_sub(opened.replay_bytes);
         let answer = st
             .history
             .check_epoch(id, epoch)
-            .and_then(|()| st.history.since(id, seq, last_seq));
+            .and_then(|()| st.history.since(id, seq, last_seq))
+            .and_then(|entries| {
+                let bytes: usize = entries.iter().map(|e| e.frame.len()).sum();
+                if bytes > budget {
+                    Err(ResetReason::TooOld)
+                } else {
+                    Ok(entries)
+                }
+            });
         match answer {
             Ok(entries) => {
                 let to = entries.last().map_or(seq, |e| e.seq);
                 let ticks = entries.len() as u64;
+                opened.replay_bytes += entries.iter().map(|e| e.frame.len()).sum::<usize>();
                 reply(
                     ServerMessage::Recovered {
                         sym: name(),
@@ -536,6 +548,7 @@ fn open(
                         to,
                     },
                     out,
+                    opened,
                 );
                 replay(entries, out);
                 opened.recovered += 1;
@@ -550,6 +563,7 @@ fn open(
                         epoch: None,
                     },
                     out,
+                    opened,
                 );
                 opened.reset += 1;
             }

@@ -97,7 +97,7 @@ impl Fanout {
         let (hub, inboxes) = Hub::with_inboxes(
             shards.clamp(1, MAX_SHARDS),
             limits.outbox_bytes / 2,
-            History::new(limits.history, limits.history_bytes),
+            History::new(limits.history, limits.history_bytes).with_max_replay(limits.outbox_bytes),
             metrics.clone(),
         );
         let replies = Arc::new(ReplyBudget::new(
