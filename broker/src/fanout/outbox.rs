@@ -187,6 +187,9 @@ pub struct Outbox {
     bytes: usize,
     /// Ticks dropped and not yet told, per symbol (name, seqs).
     dropped: HashMap<SymbolId, (String, Skips)>,
+    /// Ticks the freshness bound conflated away, per symbol, told just
+    /// before that symbol's kept tick when it is taken from the queue.
+    owed: HashMap<SymbolId, (String, Skips)>,
     /// The rate caps.
     pace: Pace,
     /// Since when the outbox has been over its limit without the writer
@@ -218,6 +221,7 @@ impl Outbox {
             held_slot: HashMap::new(),
             bytes: 0,
             dropped: HashMap::new(),
+            owed: HashMap::new(),
             pace: Pace::default(),
             over_since: None,
             graceful_close: None,
@@ -366,6 +370,7 @@ impl Outbox {
         self.held.clear();
         self.held_slot.clear();
         self.dropped.clear();
+        self.owed.clear();
         self.pace.clear();
         self.bytes = close.len();
         self.queue.push_back(Queued::control(close, Kind::Notice));
@@ -551,11 +556,14 @@ impl Outbox {
                     }
                 }
                 Kind::Tick(sym) => {
+                    // Owed, not queued: the notice goes out when this tick
+                    // is taken, and a later compaction only extends it (a
+                    // queued notice per compaction grew a slow `*`
+                    // reader's queue without bound: the two-minute soak's
+                    // RSS went from 10 to 88 MB).
                     if let Some((name, skips)) = skipped.remove(&sym) {
-                        for notice in skips.notices(&name, GapReason::Conflated) {
-                            self.bytes += notice.len();
-                            kept.push_back(Queued::control(notice, Kind::Notice));
-                        }
+                        let owed = self.owed.entry(sym).or_insert((name, Skips::default()));
+                        owed.1.append(skips);
                     }
                     kept.push_back(q);
                 }
@@ -587,6 +595,13 @@ impl Outbox {
                 break;
             };
             taken += q.frame.len();
+            if let (Kind::Tick(sym), false) = (q.kind, self.owed.is_empty()) {
+                if let Some((name, skips)) = self.owed.remove(&sym) {
+                    for notice in skips.notices(&name, GapReason::Conflated) {
+                        into.push(Queued::control(notice, Kind::Notice));
+                    }
+                }
+            }
             into.push(q);
         }
         self.bytes -= taken;
