@@ -252,15 +252,7 @@ impl Hub {
             if every.is_some() {
                 st.capped.insert(route);
             }
-            inbox.push(Item::Pace {
-                slot: route.slot,
-                change: PaceChange {
-                    syms: named(&st.symbols, topics),
-                    wildcard: topics.iter().any(|t| t == WILDCARD),
-                    every,
-                    forget: false,
-                },
-            });
+            inbox.push(pace(&st.symbols, route, topics, every, false));
         }
         let resume = Resume::new(&st.symbols, options);
         let restarted: Vec<SymbolId> = match &done.snapshot {
@@ -277,17 +269,11 @@ impl Hub {
                 .filter(|id| held.binary_search(id).is_err())
                 .collect(),
         };
-        let ack = frame::message(&ServerMessage::Subscribed {
-            topics: done.topics,
-            epoch: Some(st.history.epoch().to_owned()),
-            epochs: restarted
-                .into_iter()
-                .map(|id| {
-                    let name = st.symbols.get(id).name.to_string();
-                    (name, st.history.epoch_of(id))
-                })
-                .collect(),
-        });
+        let epochs = restarted
+            .into_iter()
+            .map(|id| (st.symbols.get(id).name.to_string(), st.history.epoch_of(id)))
+            .collect();
+        let ack = ack_frame(&st.history, done.topics, epochs);
         let mut opened = Opened {
             replies: ack.len(),
             ..Opened::default()
@@ -348,18 +334,10 @@ impl Hub {
         let st = &mut *guard;
         let inbox = &self.inboxes[route.shard as usize];
         if st.capped.contains(&route) {
-            inbox.push(Item::Pace {
-                slot: route.slot,
-                change: PaceChange {
-                    syms: named(&st.symbols, topics),
-                    wildcard: topics.iter().any(|t| t == WILDCARD),
-                    every: None,
-                    forget: true,
-                },
-            });
+            inbox.push(pace(&st.symbols, route, topics, None, true));
         }
         let left = st.subscriptions.unsubscribe(&st.symbols, route, topics);
-        let ack = ack_frame(&st.history, left);
+        let ack = ack_frame(&st.history, left, BTreeMap::new());
         let ack_len = ack.len();
         inbox.push_deliveries(&mut vec![control(route, ack)]);
         ack_len
@@ -374,7 +352,7 @@ impl Hub {
         let (topics, newly) = st
             .subscriptions
             .regrant(&mut st.symbols, route, old, access);
-        let ack = ack_frame(&st.history, topics);
+        let ack = ack_frame(&st.history, topics, BTreeMap::new());
         let ack_len = ack.len();
         let now = now_ns();
         let mut out = vec![control(route, ack)];
@@ -441,22 +419,38 @@ fn snapshot(symbols: &SymbolTable, id: SymbolId, route: Route, now: u64) -> Opti
     })
 }
 
-/// An ack that lists `topics`, under the broker's epoch.
-fn ack_frame(history: &History, topics: Vec<String>) -> Bytes {
+/// An ack that lists `topics`, under the broker's epoch, with the own
+/// `epochs` of newly covered symbols whose feed restarted.
+fn ack_frame(history: &History, topics: Vec<String>, epochs: BTreeMap<String, String>) -> Bytes {
     frame::message(&ServerMessage::Subscribed {
         topics,
         epoch: Some(history.epoch().to_owned()),
-        epochs: BTreeMap::new(),
+        epochs,
     })
 }
 
-/// The ids of the symbols named in `topics` (not `*`), where known.
-fn named(symbols: &SymbolTable, topics: &[String]) -> Vec<SymbolId> {
-    topics
-        .iter()
-        .filter(|t| *t != WILDCARD)
-        .filter_map(|t| symbols.id(t))
-        .collect()
+/// The rate-cap change a request on `topics` makes: the symbols it names
+/// (where known) and whether it names `*`.
+fn pace(
+    symbols: &SymbolTable,
+    route: Route,
+    topics: &[String],
+    every: Option<Duration>,
+    forget: bool,
+) -> Item {
+    Item::Pace {
+        slot: route.slot,
+        change: PaceChange {
+            syms: topics
+                .iter()
+                .filter(|t| *t != WILDCARD)
+                .filter_map(|t| symbols.id(t))
+                .collect(),
+            wildcard: topics.iter().any(|t| t == WILDCARD),
+            every,
+            forget,
+        },
+    }
 }
 
 /// A subscribe's positions, by symbol id.
