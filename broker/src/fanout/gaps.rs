@@ -44,6 +44,11 @@ impl Skips {
         self.ranges.is_empty()
     }
 
+    /// The latest `seq` skipped, if any.
+    pub fn last(&self) -> Option<u64> {
+        self.ranges.last().map(|&(_, to)| to)
+    }
+
     /// How many ticks were skipped.
     pub fn count(&self) -> u64 {
         self.ranges.iter().map(|(f, t)| t - f + 1).sum()

@@ -27,8 +27,11 @@
 //!
 //! **Gap notices**: every tick skipped (conflated, dropped, capped) has its
 //! `seq` added to its symbol's account (`gaps.rs`), and the `gap` notices
-//! are queued just before the next tick of that symbol that goes out (for
-//! drops: before the first tick queued once the writer caught up). The
+//! go just before the next tick of that symbol that goes out (for drops:
+//! queued before the first tick queued once the writer caught up; for
+//! conflation by the freshness bound and for rate caps: owed per symbol
+//! and told when that tick is taken, so a slow reader's queue never holds
+//! more notices than ticks). The
 //! `seq`s come from the skipped frames themselves (`frame::tick_id`), on
 //! these slow paths only: a connection that keeps up pays nothing.
 //!
@@ -176,6 +179,42 @@ struct Held {
     skips: Skips,
 }
 
+/// Ticks of one symbol skipped and not told yet: told just before the
+/// first tick of that symbol taken from the queue that is later than all
+/// of them (an earlier one may still be queued ahead of them).
+#[derive(Debug)]
+struct Owed {
+    name: String,
+    /// Replaced within a rate cap (each released tick's account).
+    capped: Skips,
+    /// Conflated away by the freshness bound.
+    conflated: Skips,
+}
+
+impl Owed {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            capped: Skips::default(),
+            conflated: Skips::default(),
+        }
+    }
+
+    /// Whether `seq` comes after every tick owed.
+    fn precedes(&self, seq: u64) -> bool {
+        self.capped.last().max(self.conflated.last()) < Some(seq)
+    }
+
+    fn tell(self, into: &mut Vec<Queued>) {
+        let notices = (self
+            .capped
+            .notices(&self.name, GapReason::RateCapped)
+            .into_iter())
+        .chain(self.conflated.notices(&self.name, GapReason::Conflated));
+        into.extend(notices.map(|n| Queued::control(n, Kind::Notice)));
+    }
+}
+
 /// A connection's outbox (see the module docs).
 #[derive(Debug)]
 pub struct Outbox {
@@ -187,9 +226,12 @@ pub struct Outbox {
     bytes: usize,
     /// Ticks dropped and not yet told, per symbol (name, seqs).
     dropped: HashMap<SymbolId, (String, Skips)>,
-    /// Ticks the freshness bound conflated away, per symbol, told just
-    /// before that symbol's kept tick when it is taken from the queue.
-    owed: HashMap<SymbolId, (String, Skips)>,
+    /// Ticks the freshness bound conflated away and ticks a rate cap
+    /// replaced, per symbol, told just before that symbol's next tick is
+    /// taken from the queue. Owed rather than queued as notices: those
+    /// would outlive the ticks they precede (the freshness bound keeps
+    /// control frames), and a slow reader's queue would grow with them.
+    owed: HashMap<SymbolId, Owed>,
     /// The rate caps.
     pace: Pace,
     /// Since when the outbox has been over its limit without the writer
@@ -494,16 +536,34 @@ impl Outbox {
         }
     }
 
-    /// Queues the capped ticks whose time has come, each after the notice
-    /// of what it replaced.
+    /// Queues the capped ticks whose time has come; what each replaced is
+    /// owed, told when it is taken.
     fn release_paced(&mut self, now: Instant, out: &mut Collected) {
         let mut due: Vec<HeldTick> = Vec::new();
         self.pace.release_due(now, &mut due);
         for held in due {
-            for notice in held.skips.notices(&held.name, GapReason::RateCapped) {
-                self.push_unmeasured(notice, Kind::Notice);
+            if !held.skips.is_empty() {
+                let owed = self
+                    .owed
+                    .entry(held.sym)
+                    .or_insert_with(|| Owed::new(held.name));
+                owed.capped.append(held.skips);
             }
             self.push_counted(held.sym, &held.frame, held.enqueued_ns, out);
+        }
+    }
+
+    /// Moves what is owed for `sym` into `into` if the tick `frame` comes
+    /// after all of it.
+    fn tell_owed(&mut self, sym: SymbolId, frame: &[u8], into: &mut Vec<Queued>) {
+        let due = self
+            .owed
+            .get(&sym)
+            .is_some_and(|owed| frame::tick_seq(frame).is_some_and(|seq| owed.precedes(seq)));
+        if due {
+            if let Some(owed) = self.owed.remove(&sym) {
+                owed.tell(into);
+            }
         }
     }
 
@@ -562,8 +622,8 @@ impl Outbox {
                     // reader's queue without bound: the two-minute soak's
                     // RSS went from 10 to 88 MB).
                     if let Some((name, skips)) = skipped.remove(&sym) {
-                        let owed = self.owed.entry(sym).or_insert((name, Skips::default()));
-                        owed.1.append(skips);
+                        let owed = self.owed.entry(sym).or_insert_with(|| Owed::new(name));
+                        owed.conflated.append(skips);
                     }
                     kept.push_back(q);
                 }
@@ -596,19 +656,18 @@ impl Outbox {
             };
             taken += q.frame.len();
             if let (Kind::Tick(sym), false) = (q.kind, self.owed.is_empty()) {
-                if let Some((name, skips)) = self.owed.remove(&sym) {
-                    for notice in skips.notices(&name, GapReason::Conflated) {
-                        into.push(Queued::control(notice, Kind::Notice));
-                    }
-                }
+                self.tell_owed(sym, &q.frame, into);
             }
             into.push(q);
         }
         self.bytes -= taken;
         if self.queue.is_empty() && taken < max_bytes {
             self.held_slot.clear();
-            for held in self.held.drain(..) {
+            for held in std::mem::take(&mut self.held) {
                 self.bytes -= held.q.frame.len();
+                if let (Kind::Tick(sym), false) = (held.q.kind, self.owed.is_empty()) {
+                    self.tell_owed(sym, &held.q.frame, into);
+                }
                 if let (false, Some((name, _))) =
                     (held.skips.is_empty(), frame::tick_id(&held.q.frame))
                 {
@@ -846,5 +905,87 @@ mod tests {
         assert_eq!((got.take, got.more, got.conflated), (Take::Empty, true, 1));
         assert!(ob.over_limit_for(Instant::now()).is_some());
         assert_eq!(drain(&mut ob).0, vec![1, 2, 4]);
+    }
+
+    /// A real tick frame of symbol "A".
+    fn real_tick(seq: u64) -> Bytes {
+        let mut t = tickcast_protocol::Tick::example();
+        t.sym = "A".into();
+        t.seq = seq;
+        frame::binary(&t.to_vec())
+    }
+
+    #[test]
+    fn a_capped_slow_reader_under_the_age_bound_is_told_each_skip_once_and_in_order() {
+        use tickcast_protocol::control::{decode_server_frame, Incoming};
+        use tickcast_protocol::ServerMessage;
+        let t0 = Instant::now();
+        // Every check conflates (a 1 ns bound, ticks published at 1 ns).
+        let mut ob = Outbox::new(1 << 20, SlowConsumerPolicy::Conflate)
+            .with_max_age(Some(Duration::from_nanos(1)));
+        let cap = PaceChange {
+            syms: vec![0],
+            wildcard: false,
+            every: Some(Duration::from_millis(10)),
+            forget: false,
+        };
+        ob.pace(&cap, t0);
+        let mut seq = 0;
+        let mut batch = Batch::default();
+        // A blocked socket for 50 slots of the cap, 3 ticks in each: the
+        // releases and the compactions pile up behind it.
+        for step in 0..50u32 {
+            let mut w = Window::default();
+            let at: Vec<u32> = (0..3)
+                .map(|_| {
+                    seq += 1;
+                    w.push(Frame {
+                        bytes: real_tick(seq),
+                        kind: Kind::Tick(0),
+                        enqueued_ns: 1,
+                    })
+                })
+                .collect();
+            let now = t0 + Duration::from_millis(10) * step;
+            ob.collect(&at, &w, true, &mut batch, usize::MAX, now);
+            let notices = ob.queue.iter().filter(|q| q.kind == Kind::Notice).count();
+            let ticks = ob
+                .queue
+                .iter()
+                .filter(|q| matches!(q.kind, Kind::Tick(_)))
+                .count();
+            assert!(
+                notices <= ticks,
+                "step {step}: {notices} notices queued for {ticks} ticks"
+            );
+        }
+        // The reader catches up, after the cap's last slot.
+        let empty = Window::default();
+        let later = t0 + Duration::from_secs(1);
+        ob.collect(&[], &empty, false, &mut batch, usize::MAX, later);
+        let mut told = Vec::new();
+        let mut last_tick = 0;
+        for q in &batch.queued {
+            match decode_server_frame(frame::payload(&q.frame)) {
+                Ok(Incoming::Tick(t)) => {
+                    assert!(
+                        told.iter().all(|&s| s < t.seq),
+                        "a notice named a later seq"
+                    );
+                    told.push(t.seq);
+                    last_tick = t.seq;
+                }
+                Ok(Incoming::Control(ServerMessage::Gap { from, to, .. })) => {
+                    assert!(
+                        from > last_tick,
+                        "a notice for seqs before a tick already sent"
+                    );
+                    told.extend(from..=to);
+                }
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+        told.sort_unstable();
+        assert_eq!(told, (1..=seq).collect::<Vec<_>>(), "every seq once");
     }
 }
