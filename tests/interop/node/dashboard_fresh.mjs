@@ -1,4 +1,6 @@
-// Interop test: the dashboard stays fresh under a heavy feed (Chromium).
+// Freshness check, by hand (a performance figure, so not in the test
+// command; see benches/README.md, "Dashboard freshness"): the dashboard
+// stays fresh under a heavy feed, in headless Chromium.
 //
 // Run against a broker simulating 50,000 ticks/s over 500 symbols. First a
 // plain `ws` client subscribes to the dashboard's default watchlist (the
