@@ -74,15 +74,6 @@ pub fn tick_id(frame: &[u8]) -> Option<(String, u64)> {
     }
 }
 
-/// The `seq` of a tick frame (as [`tick_id`], without naming the symbol).
-pub fn tick_seq(frame: &[u8]) -> Option<u64> {
-    let payload = payload(frame);
-    match TickHeader::peek(payload) {
-        Some(h) => Some(h.seq),
-        None => TickRef::decode(payload).ok().map(|t| t.seq),
-    }
-}
-
 /// The payload of a frame built by [`build`] (skips the header).
 pub fn payload(frame: &[u8]) -> &[u8] {
     Header::parse(frame).map_or(&[], |(_, start)| &frame[start..])

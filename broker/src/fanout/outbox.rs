@@ -559,7 +559,7 @@ impl Outbox {
         let due = self
             .owed
             .get(&sym)
-            .is_some_and(|owed| frame::tick_seq(frame).is_some_and(|seq| owed.precedes(seq)));
+            .is_some_and(|owed| frame::tick_id(frame).is_some_and(|(_, seq)| owed.precedes(seq)));
         if due {
             if let Some(owed) = self.owed.remove(&sym) {
                 owed.tell(into);
