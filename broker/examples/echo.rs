@@ -43,7 +43,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tickcast_broker::client::reader::{close_reply_code, FrameReader, Message};
 use tickcast_broker::client::upgrade;
-use tickcast_broker::fanout::connection::CLOSE_GRACE;
+use tickcast_broker::config::DEFAULT_CLOSE_GRACE;
 use tickcast_broker::fanout::frame::{self, Opcode};
 use tickcast_broker::fanout::stream::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -164,7 +164,7 @@ async fn echo(mut stream: TcpStream, leftover: Bytes) {
     }
     let _ = stream.shutdown().await;
     let mut sink = [0u8; 4096];
-    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+    let _ = tokio::time::timeout(DEFAULT_CLOSE_GRACE, async {
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;

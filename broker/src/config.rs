@@ -180,6 +180,10 @@ pub struct Limits {
     pub slow_policy: SlowConsumerPolicy,
     /// How long a connection may stay over `outbox_bytes` before it is closed.
     pub slow_timeout: Duration,
+    /// How long a closing connection may take to finish the close handshake
+    /// (a peer that stopped reading cannot take its close frame) before its
+    /// socket is cut.
+    pub close_grace: Duration,
     /// The freshness bound: a connection whose oldest queued tick is older
     /// than this has its queue conflated to the latest tick per symbol
     /// (`None`: only the byte limit applies).
@@ -225,6 +229,10 @@ pub enum WriteCoalesce {
 /// 1,002 connections from one address.)
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 2_000;
 
+/// The default close grace: a reader that reads at all takes a close frame
+/// in milliseconds; 2 s bounds how long one that stopped keeps its socket.
+pub const DEFAULT_CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// The longest pause [`WriteCoalesce::Auto`] chooses.
 pub const MAX_AUTO_PAUSE: Duration = Duration::from_millis(20);
 
@@ -253,6 +261,7 @@ impl Default for Limits {
             outbox_bytes: 512 * 1024,
             slow_policy: SlowConsumerPolicy::Conflate,
             slow_timeout: Duration::from_secs(5),
+            close_grace: DEFAULT_CLOSE_GRACE,
             // A screen shows prices at most about this old to a reader
             // slower than its feed; faster readers never queue that long.
             max_queue_age: Some(Duration::from_millis(100)),

@@ -34,7 +34,6 @@ use crate::auth::{Grant, Verifier};
 use crate::client::first_subscribe::FirstSubscribe;
 use crate::client::reader::{close_reply_code, FrameReader, Message, ReadError};
 use crate::config::Limits;
-use crate::fanout::connection::CLOSE_GRACE;
 use crate::fanout::frame;
 use crate::fanout::stream::Stream;
 use crate::fanout::{Fanout, Member};
@@ -216,7 +215,7 @@ pub async fn run(
     tokio::select! {
         _ = conn.wait_close_sent() => {}
         _ = conn.cancelled() => {}
-        _ = tokio::time::sleep(CLOSE_GRACE) => conn.cancel(),
+        _ = tokio::time::sleep(env.limits.close_grace) => conn.cancel(),
     }
     drop(member);
     env.metrics.connections.sub(1);

@@ -20,10 +20,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::users::UserStats;
 
-/// How long a closing connection may take to finish the close handshake
-/// before it is cut.
-pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
 /// One client connection, shared by its session and its writer shard.
 #[derive(Debug)]
 pub struct Connection {

@@ -117,6 +117,9 @@ struct Args {
     /// Close a client that stays over its outbox limit this long.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     slow_timeout: Duration,
+    /// Cut a closing client that has not taken its close frame after this long.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    close_grace: Duration,
     /// Conflate a client's queue to the latest tick per symbol once its
     /// oldest queued tick is older than this (0: off).
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
@@ -492,6 +495,7 @@ impl Args {
             outbox_bytes: self.outbox_bytes,
             slow_policy: self.slow_consumer,
             slow_timeout: self.slow_timeout,
+            close_grace: self.close_grace,
             max_queue_age: (!self.max_queue_age.is_zero()).then_some(self.max_queue_age),
             history: self.history,
             history_bytes: self.history_bytes,

@@ -17,7 +17,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Limits;
-use crate::fanout::connection::CLOSE_GRACE;
 use crate::fanout::frame::{self, close_code, Opcode};
 use crate::fanout::writer::slot::Slot;
 use crate::observe::metrics::Metrics;
@@ -30,7 +29,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(250);
 pub fn sweep(slot: &mut Slot, limits: &Limits, metrics: &Metrics, now: Instant) -> bool {
     if slot.outbox.is_closing() || !slot.side.is_open() {
         let since = *slot.closing_since.get_or_insert(now);
-        if now.saturating_duration_since(since) > CLOSE_GRACE {
+        if now.saturating_duration_since(since) > limits.close_grace {
             slot.conn.cancel();
         }
         return false;
