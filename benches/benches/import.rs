@@ -9,6 +9,16 @@
 //! top of book and a good share move it (each move is a tick encoded and
 //! written). Run: `cargo bench -p tickcast-benches --bench import`
 //! (criterion reports messages/s as "elem/s").
+//!
+//! Three cases, because the live-order map is what costs:
+//! - `shallow`: about 1,000 orders resting; the map stays in the caches;
+//! - `deep`: 250,000 resting first (a busy morning: a ~12 MiB map), and
+//!   each execution, cancel, delete or replace names any live order at
+//!   random: nearly every lookup misses the caches (the worst case);
+//! - `deep_recent`: the same depth, but 70 % of those messages name one of
+//!   the 1,000 orders added last. Real days look like this (most orders are
+//!   cancelled within moments of their add: Hasbrouck and Saar's "fleeting
+//!   orders"); the 70 % is our assumption, not a measured figure.
 
 use std::hint::black_box;
 use std::io::Cursor;
@@ -26,8 +36,10 @@ mod itch;
 const MESSAGES: u64 = 2_000_000;
 const STOCKS: u16 = 500;
 
-/// A synthetic day: the bytes and the number of messages.
-fn day() -> (Vec<u8>, u64) {
+/// A synthetic day whose first messages rest `resting` orders, and where a
+/// share `recent` of the messages naming an order name one of the 1,000
+/// added last: the bytes and the number of messages.
+fn day(resting: usize, recent: f64) -> (Vec<u8>, u64) {
     let mut rng = Pcg64Mcg::seed_from_u64(16);
     let mut s = itch::ItchStream::default();
     let names: Vec<String> = (0..STOCKS).map(|i| format!("S{i:04}")).collect();
@@ -42,7 +54,7 @@ fn day() -> (Vec<u8>, u64) {
     while count < MESSAGES {
         ns += rng.random_range(1..200);
         let roll = rng.random_range(0..100);
-        if live.len() < 1_000 || roll < 45 {
+        if live.len() < resting || roll < 45 {
             let locate = rng.random_range(1..=STOCKS);
             let mid = 1_000_000 + u32::from(locate) * 1_000; // $100 + $0.10 × locate
             let buy = rng.random_bool(0.5);
@@ -54,7 +66,13 @@ fn day() -> (Vec<u8>, u64) {
             live.push((next_order, locate, shares, buy));
             next_order += 1;
         } else {
-            let at = rng.random_range(0..live.len());
+            // `live` keeps the orders in about the order they were added
+            // (a removal moves the newest into the gap).
+            let at = if rng.random_bool(recent) {
+                live.len() - rng.random_range(1..=live.len().min(1_000))
+            } else {
+                rng.random_range(0..live.len())
+            };
             let (order, locate, shares, buy) = live[at];
             if roll < 85 {
                 s.delete(locate, ns, order);
@@ -80,22 +98,29 @@ fn day() -> (Vec<u8>, u64) {
 }
 
 fn import(c: &mut Criterion) {
-    let (bytes, count) = day();
     let options = ItchOptions {
         day_start: 1_767_589_200_000_000_000, // 2026-01-05, midnight New York
         symbols: None,
     };
     let mut out = Vec::with_capacity(256 << 20);
-    let mut group = c.benchmark_group("import");
-    group.throughput(Throughput::Elements(count));
+    let mut group = c.benchmark_group("import_itch");
     group.sample_size(10);
-    group.bench_function("itch_messages", |b| {
-        b.iter(|| {
-            out.clear();
-            let report = import_itch(&bytes[..], Cursor::new(&mut out), &options, |_| {});
-            black_box(report.map(|r| r.stats.records).unwrap_or(0))
-        })
-    });
+    let cases = [
+        ("shallow", 1_000, 0.0),
+        ("deep", 250_000, 0.0),
+        ("deep_recent", 250_000, 0.7),
+    ];
+    for (case, resting, recent) in cases {
+        let (bytes, count) = day(resting, recent);
+        group.throughput(Throughput::Elements(count));
+        group.bench_function(case, |b| {
+            b.iter(|| {
+                out.clear();
+                let report = import_itch(&bytes[..], Cursor::new(&mut out), &options, |_| {});
+                black_box(report.map(|r| r.stats.records).unwrap_or(0))
+            })
+        });
+    }
     group.finish();
 }
 

@@ -176,7 +176,7 @@ fn free_port() -> u16 {
 
 /// The broker binary under its simulated feed, recording with 64 KiB files,
 /// killed with SIGKILL mid-stream: every file reads (the last one up to
-/// its last complete record, its header never finished), and a broker
+/// its last complete record, its header usually never finished), and a broker
 /// replays each of them up to there.
 #[tokio::test]
 async fn a_killed_recording_broker_leaves_files_that_read_and_replay() {
@@ -219,17 +219,21 @@ async fn a_killed_recording_broker_leaves_files_that_read_and_replay() {
         );
         assert_eq!(summary.header.count, Some(summary.records));
     }
+    // The kill usually lands in an open file (its header never finished);
+    // it may land between finishing one file and creating the next (the
+    // sync of a finished file takes milliseconds under load, CI saw it),
+    // and then the last file is a finished one like the others.
     let summary = inspect(last);
-    assert_eq!(
-        summary.header.count, None,
-        "the killed file was never finished"
-    );
     match &summary.damage {
         None => {}
         Some(FeedFileError::Truncated { offset }) => {
             assert!(*offset >= HEADER_LEN as u64);
+            assert_eq!(summary.header.count, None, "a finished file is cut");
         }
         Some(other) => panic!("{}: {other}", last.display()),
+    }
+    if let Some(count) = summary.header.count {
+        assert_eq!(count, summary.records, "{}", last.display());
     }
 
     // Replays: the cut file up to its damage, a finished one whole.

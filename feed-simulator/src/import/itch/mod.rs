@@ -11,18 +11,20 @@
 //! Built for speed (the aim: 5 M messages a second on one core, see
 //! `benches/benches/import.rs`): the input is read in 1 MiB chunks and
 //! messages are parsed in place; stocks are a vector indexed by their
-//! locate code; live orders sit in one flat open-addressing map (hashbrown
-//! with the Fx hash) keyed by order number; books are sorted vectors with
+//! locate code; live orders sit in one flat open-addressing map keyed by
+//! order number, hashed so that recent orders share cache lines
+//! (`orders.rs`); books are sorted vectors with
 //! the best level last. Nothing is allocated per message; a tick is
 //! encoded only when the top of book moved.
 
 mod book;
 mod messages;
+mod orders;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Seek, Write};
 
-use rustc_hash::FxHashMap;
 use tickcast_protocol::control::validate_topic;
 use tickcast_protocol::WILDCARD;
 
@@ -30,6 +32,7 @@ use super::sink::{fixed_price, SymbolId, TickSink};
 use super::{Damage, ImportError, ImportReport, ImportStats, PROGRESS_EVERY};
 use book::{Book, Price, Top};
 use messages::{parse, symbol, Message, Parsed};
+use orders::Orders;
 
 /// Read chunk: big sequential reads, and always room for the longest
 /// message (2 + 65,535 bytes).
@@ -40,7 +43,7 @@ const PRICE_SCALE: f64 = 1e4;
 
 /// Live orders a day's book starts with room for (grows as needed; a busy
 /// day peaks at a few million).
-const INITIAL_ORDERS: usize = 1 << 16;
+const INITIAL_ORDERS: usize = 1 << 10;
 
 /// What to import.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +87,7 @@ enum Slot {
 struct Itch<W: Write + Seek> {
     sink: TickSink<W>,
     stocks: Vec<Slot>,
-    orders: FxHashMap<u64, Order>,
+    orders: Orders<Order>,
     filter: Option<HashSet<Vec<u8>>>,
     day_start: u64,
     skipped: u64,
@@ -103,7 +106,7 @@ pub fn import_itch<R: Read, W: Write + Seek>(
     let mut itch = Itch {
         sink: TickSink::new(out)?,
         stocks: Vec::new(),
-        orders: FxHashMap::with_capacity_and_hasher(INITIAL_ORDERS, Default::default()),
+        orders: Orders::with_capacity_and_hasher(INITIAL_ORDERS, Default::default()),
         filter: options
             .symbols
             .as_ref()
@@ -185,19 +188,20 @@ impl<W: Write + Seek> Itch<W> {
                 stock,
                 price,
             } => {
-                if !self.is_imported(locate, &stock) || self.orders.contains_key(&order) {
+                if !self.is_imported(locate, &stock) {
                     self.skipped += 1;
                     return Ok(());
                 }
-                self.orders.insert(
-                    order,
-                    Order {
-                        locate: p.locate,
-                        buy,
-                        price,
-                        shares,
-                    },
-                );
+                let Entry::Vacant(slot) = self.orders.entry(order) else {
+                    self.skipped += 1;
+                    return Ok(());
+                };
+                slot.insert(Order {
+                    locate: p.locate,
+                    buy,
+                    price,
+                    shares,
+                });
                 if let Some(book) = self.book(locate) {
                     book.add(buy, price, shares);
                 }
@@ -306,15 +310,18 @@ impl<W: Write + Seek> Itch<W> {
             self.skipped += 1;
             return None;
         }
-        let Some(o) = self.orders.get_mut(&order) else {
+        // One probe of the map for the lookup and the removal (an entry,
+        // not `get_mut` then `remove`).
+        let Entry::Occupied(mut entry) = self.orders.entry(order) else {
             self.skipped += 1;
             return None;
         };
-        let was = *o;
-        let taken = shares.map_or(o.shares, |s| s.min(o.shares));
-        o.shares -= taken;
-        if o.shares == 0 {
-            self.orders.remove(&order);
+        let was = *entry.get();
+        let taken = shares.map_or(was.shares, |s| s.min(was.shares));
+        if taken == was.shares {
+            entry.remove();
+        } else {
+            entry.get_mut().shares -= taken;
         }
         if let Some(book) = self.book(usize::from(was.locate)) {
             book.remove(was.buy, was.price, taken);
