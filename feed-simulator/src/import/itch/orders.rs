@@ -38,8 +38,8 @@ pub(super) type Orders<V> = HashMap<u64, V, BuildHasherDefault<OrderRefHasher>>;
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct OrderRefHasher(u64);
 
-/// How far the higher bits are folded down: 2^20 numbers, more than the
-/// table of a busy day's live orders has buckets.
+/// How far the higher bits are folded down: within each aligned block of
+/// 2^20 numbers the fold is one constant.
 const FOLD: u32 = 20;
 
 /// Bits of the hash that hashbrown's tag is taken from.
@@ -52,9 +52,10 @@ const MIX: u64 = 0xf135_7aea_2e62_a9c5;
 impl Hasher for OrderRefHasher {
     fn finish(&self) -> u64 {
         let n = self.0;
-        // The number with its higher bits folded onto the low ones: for
-        // numbers less than 2^20 apart the fold changes by a few units at
-        // most, so they keep the identity's evenness and neighbourhoods.
+        // The number with its higher bits folded onto the low ones. Within
+        // a block of 2^20 that is an xor with one constant, a permutation
+        // that keeps every aligned run of numbers together, so consecutive
+        // numbers keep the identity's evenness and neighbourhoods.
         let bucket = n ^ (n >> FOLD) ^ (n >> (2 * FOLD));
         let tag = n.wrapping_mul(MIX) >> TAG_SHIFT << TAG_SHIFT;
         (bucket & ((1 << TAG_SHIFT) - 1)) | tag
