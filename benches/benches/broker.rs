@@ -58,6 +58,7 @@ fn publish_one(hub: &Hub, sym: &str, seq: u64, payload: &[u8]) -> Duration {
         ts: 1,
         payload,
         recv_ns: 1,
+        epoch: None,
     }];
     let start = Instant::now();
     hub.publish(black_box(&batch));
@@ -146,6 +147,7 @@ fn hub_with_symbols(n: usize) -> (Hub, Arc<Inbox>, Vec<String>) {
                 ts: 1,
                 payload: &payload,
                 recv_ns: 1,
+                epoch: None,
             })
             .collect();
         hub.publish(&batch);

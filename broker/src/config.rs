@@ -63,8 +63,73 @@ pub enum FeedConfig {
         /// When the first tick goes out.
         start: ReplayStart,
     },
+    /// NATS: the ticks an origin broker publishes (`--nats-in`; an edge).
+    Nats(NatsConfig),
     /// No feed (tests that only exercise the control plane).
     None,
+}
+
+/// The subject prefix of tick messages on NATS (`--nats-subject-prefix`):
+/// a tick of SYM travels on `tickcast.ticks.SYM`.
+pub const DEFAULT_NATS_PREFIX: &str = "tickcast.ticks";
+
+/// A NATS server and how to reach it (`--nats-out`, `--nats-in`;
+/// `feed/nats/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsConfig {
+    /// Server URLs (`nats://host:port`, `tls://host:port`); several for a
+    /// cluster, tried in turn.
+    pub servers: Vec<String>,
+    /// Ticks of SYM go to `<prefix>.<SYM>`.
+    pub subject_prefix: String,
+    /// How the broker proves who it is to NATS.
+    pub auth: NatsAuth,
+    /// TLS: trust this CA (PEM) for the server's certificate.
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: present this client certificate and key.
+    pub tls_client: Option<TlsFiles>,
+    /// Refuse a connection without TLS.
+    pub require_tls: bool,
+}
+
+impl NatsConfig {
+    /// `servers` (comma-separated), default prefix, no credentials, no TLS
+    /// unless a URL asks for it.
+    pub fn new(servers: &str) -> Self {
+        Self {
+            servers: servers
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            subject_prefix: DEFAULT_NATS_PREFIX.to_owned(),
+            auth: NatsAuth::None,
+            tls_ca: None,
+            tls_client: None,
+            require_tls: false,
+        }
+    }
+}
+
+/// NATS credentials, one kind at a time (as the server's accounts take them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NatsAuth {
+    /// None.
+    #[default]
+    None,
+    /// `--nats-user` and `--nats-password`.
+    UserPassword {
+        /// User.
+        user: String,
+        /// Password.
+        password: String,
+    },
+    /// `--nats-token`.
+    Token(String),
+    /// `--nats-nkey FILE`: a file holding an nkey seed (`SU…`).
+    NkeySeed(PathBuf),
+    /// `--nats-creds FILE`: a `.creds` file (a user JWT and its seed).
+    Creds(PathBuf),
 }
 
 /// When a replay sends its first tick (`--replay-start`).
@@ -309,6 +374,11 @@ pub struct BrokerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Record every accepted tick to feed files (`--record`).
     pub record: Option<RecordConfig>,
+    /// Publish every accepted tick to NATS (`--nats-out`; an origin).
+    pub nats_out: Option<NatsConfig>,
+    /// The broker's epoch (`--epoch`), instead of a random one: two
+    /// origins of one feed must name the same one.
+    pub epoch: Option<String>,
 }
 
 /// Which browser origins may upgrade. A request without `Origin` (not a
@@ -418,6 +488,8 @@ impl Default for BrokerConfig {
             auth: None,
             metrics_listen: None,
             record: None,
+            nats_out: None,
+            epoch: None,
         }
     }
 }

@@ -127,6 +127,15 @@ pub enum StartError {
     /// The TLS certificate or key cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// NATS cannot be reached or used (`--nats-out`, `--nats-in`).
+    #[error(transparent)]
+    Nats(#[from] feed::nats::NatsError),
+    /// `--epoch` is not a usable name.
+    #[error("--epoch {0:?}: use 1 to 48 letters, digits, - or _")]
+    Epoch(String),
+    /// `--nats-out` on an edge: it would publish back what it receives.
+    #[error("--nats-out is for an origin; this broker's feed is NATS (--nats-in)")]
+    NatsLoop,
 }
 
 /// Binds the listeners, starts the feed and serves until shut down.
@@ -164,14 +173,34 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         }
         None => None,
     };
+    if let Some(epoch) = &config.epoch {
+        if !fanout::history::valid_epoch_name(epoch) {
+            return Err(StartError::Epoch(epoch.clone()));
+        }
+    }
+    if config.nats_out.is_some() && matches!(config.feed, FeedConfig::Nats(_)) {
+        return Err(StartError::NatsLoop);
+    }
     let metrics = Arc::new(Metrics::default());
-    let (fanout, writers) =
-        Fanout::new(config.limits.writer_shards, &config.limits, metrics.clone());
+    let (fanout, writers) = Fanout::new(
+        config.limits.writer_shards,
+        &config.limits,
+        config.epoch.clone(),
+        metrics.clone(),
+    );
     let hub = fanout.hub().clone();
     let accepting = CancellationToken::new();
     let running = CancellationToken::new();
     let sessions = TaskTracker::new();
     let tasks = TaskTracker::new();
+    if let Some(cfg) = &config.nats_out {
+        let client = feed::nats::connect(cfg, "tickcast origin", metrics.clone()).await?;
+        let (tap, publisher) =
+            feed::nats::NatsOut::new(client, cfg.subject_prefix.clone(), metrics.clone());
+        // A fresh hub: nothing else has set a tap.
+        let _ = hub.set_tap(Arc::new(tap));
+        tasks.spawn(publisher.run(running.clone()));
+    }
 
     let (recorder, record_thread) = match config.record {
         Some(cfg) => {
@@ -239,6 +268,18 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                     _ = stop.cancelled() => {}
                     _ = feed::run_replay(source, speed, start, first, sink) => {}
                 }
+            });
+        }
+        FeedConfig::Nats(cfg) => {
+            let client = feed::nats::connect(&cfg, "tickcast edge", metrics.clone()).await?;
+            let ticks = feed::nats::edge::subscribe(&client, &cfg.subject_prefix).await?;
+            let (m, stop) = (metrics.clone(), running.clone());
+            tasks.spawn(async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = feed::nats::run_nats_in(ticks, hub, m) => {}
+                }
+                drop(client);
             });
         }
         FeedConfig::None => {}

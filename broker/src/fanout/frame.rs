@@ -79,6 +79,11 @@ pub fn payload(frame: &[u8]) -> &[u8] {
     Header::parse(frame).map_or(&[], |(_, start)| &frame[start..])
 }
 
+/// [`payload`], shared with the frame (a reference-count bump, no copy).
+pub fn payload_bytes(frame: &Bytes) -> Bytes {
+    Header::parse(frame).map_or_else(Bytes::new, |(_, start)| frame.slice(start..))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

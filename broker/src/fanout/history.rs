@@ -16,10 +16,13 @@
 //! `known_from ≤ S ≤ last seq`, and in the same epoch; anything else is
 //! answered with a `reset` and its reason, never with a partial replay.
 //!
-//! Epochs: the broker's is random, drawn at start (16 hex digits). A
-//! symbol whose feed restarted (`seq` 1 after a higher one) starts its ring
-//! over and gets its own, the broker's with `.N` after it (N restarts), so
-//! a position from before the restart can never be taken for one after.
+//! Epochs: the broker's is random, drawn at start (16 hex digits), or
+//! named (`--epoch`). A symbol whose feed restarted (`seq` 1 after a higher
+//! one) starts its ring over and gets its own, the broker's with `.N` after
+//! it (N restarts), so a position from before the restart can never be
+//! taken for one after. An edge (`--nats-in`) does not make epochs: it
+//! adopts the origin's, per symbol, as each tick brings it
+//! ([`History::adopt`]), so a client's position holds on any edge.
 //!
 //! Lives inside the hub's state, under the hub's lock, like the symbol
 //! table.
@@ -27,9 +30,10 @@
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tickcast_protocol::control::ResetReason;
+use tickcast_protocol::control::{ResetReason, MAX_EPOCH_LEN};
 
 use crate::fanout::symbols::SymbolId;
 
@@ -65,6 +69,11 @@ struct Ring {
     known_from: Option<u64>,
     /// Feed restarts since the broker started.
     restarts: u32,
+    /// The stream's own epoch, when it is not the broker's: after a restart
+    /// (the broker's with `.N`), or the origin's (adopted).
+    epoch: Option<Arc<str>>,
+    /// In [`History::restarted`] already.
+    listed: bool,
 }
 
 /// What a resume gets: the ticks to replay, or why not.
@@ -73,7 +82,7 @@ pub type Replay<'a> = Result<Vec<&'a Entry>, ResetReason>;
 /// Every symbol's ring, and the bounds (see the module docs).
 #[derive(Debug)]
 pub struct History {
-    epoch: String,
+    epoch: Arc<str>,
     per_symbol: usize,
     max_bytes: usize,
     rings: Vec<Ring>,
@@ -99,7 +108,7 @@ impl History {
     /// [`History::new`] under a given epoch.
     pub fn with_epoch(per_symbol: usize, max_bytes: usize, epoch: String) -> Self {
         Self {
-            epoch,
+            epoch: epoch.into(),
             per_symbol: if max_bytes == 0 { 0 } else { per_symbol },
             max_bytes,
             rings: Vec::new(),
@@ -138,22 +147,68 @@ impl History {
     }
 
     /// The epoch of `id`'s stream: the broker's, with `.N` after N feed
-    /// restarts.
+    /// restarts, or the one adopted from the origin.
     pub fn epoch_of(&self, id: SymbolId) -> String {
-        match self.rings.get(id as usize).map_or(0, |r| r.restarts) {
-            0 => self.epoch.clone(),
-            n => format!("{}.{n}", self.epoch),
-        }
+        self.epoch_str(id).to_owned()
     }
 
-    /// Whether `id`'s feed has restarted (its epoch is its own).
+    /// [`History::epoch_of`], borrowed.
+    pub fn epoch_str(&self, id: SymbolId) -> &str {
+        self.rings
+            .get(id as usize)
+            .and_then(|r| r.epoch.as_deref())
+            .unwrap_or(&self.epoch)
+    }
+
+    /// [`History::epoch_of`], shared (a reference-count bump, for the
+    /// accepted-tick tap).
+    pub fn epoch_shared(&self, id: SymbolId) -> Arc<str> {
+        self.rings
+            .get(id as usize)
+            .and_then(|r| r.epoch.clone())
+            .unwrap_or_else(|| self.epoch.clone())
+    }
+
+    /// Whether `id`'s epoch is its own (not the broker's).
     pub fn has_restarted(&self, id: SymbolId) -> bool {
-        self.rings.get(id as usize).is_some_and(|r| r.restarts > 0)
+        self.epoch_str(id) != &*self.epoch
     }
 
-    /// Symbols whose feed restarted.
+    /// Symbols that may have an epoch of their own (filter with
+    /// [`History::has_restarted`]).
     pub fn restarted(&self) -> &[SymbolId] {
         &self.restarted
+    }
+
+    /// An edge takes the origin's epoch for `id` from a tick: `None` when
+    /// it is the one the ring is under (or the ring's first), else the
+    /// ring starts over under it and the reason subscribers are told
+    /// (`feed_restart` when only the `.N` moved, `epoch` when the origin's
+    /// own changed). The broker's epoch follows the origin's, so acks name
+    /// it.
+    pub fn adopt(&mut self, id: SymbolId, epoch: &str) -> Option<ResetReason> {
+        if base(epoch) != &*self.epoch {
+            self.epoch = base(epoch).into();
+        }
+        let ring = self.ring(id);
+        if ring.epoch.as_deref() == Some(epoch) {
+            return None;
+        }
+        let reason = match ring.epoch.as_deref() {
+            None => None,
+            Some(old) if base(old) == base(epoch) => Some(ResetReason::FeedRestart),
+            Some(_) => Some(ResetReason::Epoch),
+        };
+        ring.epoch = Some(epoch.into());
+        if reason.is_some() {
+            self.start_over(id);
+        }
+        let ring = self.ring(id);
+        if !ring.listed {
+            ring.listed = true;
+            self.restarted.push(id);
+        }
+        reason
     }
 
     /// Ticks held, in all.
@@ -181,16 +236,25 @@ impl History {
 
     /// `id`'s feed restarted: its ring starts over, under a new epoch.
     pub fn restart(&mut self, id: SymbolId) {
+        self.start_over(id);
+        let broker = &self.epoch;
+        let at = id as usize;
+        let ring = &mut self.rings[at];
+        ring.restarts += 1;
+        ring.epoch = Some(format!("{broker}.{}", ring.restarts).into());
+        if !ring.listed {
+            ring.listed = true;
+            self.restarted.push(id);
+        }
+    }
+
+    /// Empties `id`'s ring (its entries left in the FIFO are stale).
+    fn start_over(&mut self, id: SymbolId) {
         let ring = self.ring(id);
         let gone = std::mem::take(&mut ring.entries);
         ring.known_from = None;
-        ring.restarts += 1;
-        let first = ring.restarts == 1;
         self.entries -= gone.len();
         self.bytes -= gone.iter().map(cost).sum::<usize>();
-        if first {
-            self.restarted.push(id);
-        }
     }
 
     /// Keeps an accepted tick (the hub has checked its `seq`).
@@ -299,16 +363,41 @@ impl History {
         let Some(theirs) = theirs else {
             return Err(ResetReason::Epoch);
         };
-        if theirs == self.epoch_of(id) {
-            return Ok(());
-        }
-        let broker = theirs.split('.').next().unwrap_or(theirs);
-        if broker == self.epoch {
+        let ours = self.epoch_str(id);
+        if theirs == ours {
+            Ok(())
+        } else if base(theirs) == base(ours) {
             Err(ResetReason::FeedRestart)
         } else {
             Err(ResetReason::Epoch)
         }
     }
+}
+
+/// The broker part of an epoch (before any `.N`).
+fn base(epoch: &str) -> &str {
+    epoch.split('.').next().unwrap_or(epoch)
+}
+
+/// Whether `name` may be a broker's epoch (`--epoch`): 1 to 48 ASCII
+/// letters, digits, `-` or `_` (no `.`: that starts a symbol's `.N`).
+pub fn valid_epoch_name(name: &str) -> bool {
+    (1..=48).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether `epoch` may be a symbol's epoch as an origin sends it: a broker
+/// epoch, with `.N` after it when the symbol's feed restarted.
+pub fn valid_epoch(epoch: &str) -> bool {
+    epoch.len() <= MAX_EPOCH_LEN
+        && match epoch.split_once('.') {
+            None => valid_epoch_name(epoch),
+            Some((name, n)) => {
+                valid_epoch_name(name) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            }
+        }
 }
 
 fn cost(e: &Entry) -> usize {
@@ -409,6 +498,45 @@ mod tests {
         assert_eq!(h.check_epoch(0, None), Err(ResetReason::Epoch));
         assert_eq!(seqs(h.since(0, 0, 1)), Ok(vec![1]));
         assert_eq!(h.restarted(), &[0]);
+    }
+
+    #[test]
+    fn an_edge_takes_the_origins_epochs_and_starts_over_when_they_change() {
+        let mut h = History::with_epoch(10, usize::MAX, "own".into());
+        // The first tick brings the origin's epoch: no reset, the broker's
+        // epoch follows it.
+        assert_eq!(h.adopt(0, "org"), None);
+        assert_eq!(h.epoch(), "org");
+        h.record(0, 7, 0, 0, &frame(7));
+        assert_eq!(h.adopt(0, "org"), None);
+        h.record(0, 8, 0, 1, &frame(8));
+        assert_eq!(seqs(h.since(0, 7, 8)), Ok(vec![8]));
+        // A symbol the origin restarted has its own; acks list it.
+        assert_eq!(h.adopt(1, "org.2"), None);
+        assert!(h.has_restarted(1) && !h.has_restarted(0));
+        assert_eq!(h.check_epoch(1, Some("org")), Err(ResetReason::FeedRestart));
+        // The origin's suffix moves: a feed restart, the ring starts over.
+        assert_eq!(h.adopt(0, "org.1"), Some(ResetReason::FeedRestart));
+        assert_eq!(h.len(), 0);
+        assert_eq!(h.epoch_of(0), "org.1");
+        // Another origin stream altogether: `epoch`.
+        assert_eq!(h.adopt(0, "new"), Some(ResetReason::Epoch));
+        assert_eq!((h.epoch(), h.epoch_of(0).as_str()), ("new", "new"));
+        assert_eq!(h.check_epoch(0, Some("org.1")), Err(ResetReason::Epoch));
+    }
+
+    #[test]
+    fn epoch_names_are_checked() {
+        for good in ["a", "desk-feed_1", &"x".repeat(48)] {
+            assert!(valid_epoch_name(good) && valid_epoch(good), "{good}");
+        }
+        for bad in ["", "a.b", "a b", &"x".repeat(49)] {
+            assert!(!valid_epoch_name(bad), "{bad}");
+        }
+        assert!(valid_epoch("0123abcd.12"));
+        for bad in ["a.", ".1", "a.1.2", "a.x", "a\n"] {
+            assert!(!valid_epoch(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@
 //! one chunk, not for the whole table.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -73,6 +73,28 @@ pub struct TickIn<'a> {
     pub payload: &'a [u8],
     /// When the broker received it, ns since the epoch.
     pub recv_ns: u64,
+    /// The epoch of its stream, when the feed names one (an edge's ticks
+    /// from the origin, `--nats-in`); `None` for a feed of this broker's own.
+    pub epoch: Option<&'a str>,
+}
+
+/// A tick the hub accepted, as the tap sees it: its symbol, its stream's
+/// epoch and its payload (a slice of the frame built for fan-out: no copy).
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    /// Symbol.
+    pub sym: Arc<str>,
+    /// The epoch of the symbol's stream.
+    pub epoch: Arc<str>,
+    /// The encoded tick, as published.
+    pub payload: Bytes,
+}
+
+/// What sees every accepted tick, in publication order, one call per batch
+/// (`--nats-out`). Called after the hub's lock is let go; it must not wait.
+pub trait Tap: Send + Sync {
+    /// A published batch's accepted ticks.
+    fn accepted(&self, batch: Vec<Accepted>);
 }
 
 struct State {
@@ -96,6 +118,8 @@ pub struct Hub {
     state: Mutex<State>,
     inboxes: Vec<Arc<Inbox>>,
     metrics: Arc<Metrics>,
+    /// Set once at start, before any feed runs ([`Hub::set_tap`]).
+    tap: OnceLock<Arc<dyn Tap>>,
 }
 
 impl Hub {
@@ -127,7 +151,14 @@ impl Hub {
             }),
             inboxes,
             metrics,
+            tap: OnceLock::new(),
         }
+    }
+
+    /// Gives every accepted tick from now on to `tap` too (once; a second
+    /// tap is refused and handed back).
+    pub fn set_tap(&self, tap: Arc<dyn Tap>) -> Result<(), Arc<dyn Tap>> {
+        self.tap.set(tap)
     }
 
     /// Fans a batch of ticks out to their subscribers' writer shards.
@@ -135,9 +166,14 @@ impl Hub {
     /// Per symbol, a tick whose `seq` is not above the last one seen is a
     /// duplicate (or arrived out of order) and is skipped, so clients get each
     /// `seq` at most once and in order; `seq == 1` is taken as a restarted feed
-    /// and accepted (see the module docs).
+    /// and accepted (see the module docs). A tick that names its epoch (an
+    /// edge's) is judged by it instead: a new epoch starts the symbol over,
+    /// and `seq 1` again under the same epoch is a duplicate (a second
+    /// origin's copy).
     pub fn publish(&self, batch: &[TickIn<'_>]) {
         let mut stage_samples: Vec<(u64, u64)> = Vec::with_capacity(batch.len());
+        let tap = self.tap.get();
+        let mut tapped = Vec::with_capacity(if tap.is_some() { batch.len() } else { 0 });
         let (mut accepted, mut stale, mut rejected, mut compacted) = (0u64, 0u64, 0u64, 0u64);
         let mut restarts = 0u64;
         let (history_ticks, history_bytes);
@@ -150,19 +186,25 @@ impl Hub {
                     continue;
                 };
                 let sym = st.symbols.get_mut(id);
-                if t.seq <= sym.last_seq && t.seq != 1 {
+                let restart = match t.epoch {
+                    Some(epoch) => st.history.adopt(id, epoch),
+                    None if t.seq == 1 && sym.last_seq >= 1 => {
+                        st.history.restart(id);
+                        Some(ResetReason::FeedRestart)
+                    }
+                    None => None,
+                };
+                if restart.is_none() && t.seq <= sym.last_seq && (t.seq != 1 || t.epoch.is_some()) {
                     stale += 1;
                     continue;
                 }
-                let restart = t.seq == 1 && sym.last_seq >= 1;
                 sym.last_seq = t.seq;
                 let mut notice = None;
-                if restart {
-                    st.history.restart(id);
+                if let Some(reason) = restart {
                     restarts += 1;
                     notice = Some(frame::message(&ServerMessage::Reset {
                         sym: t.sym.to_owned(),
-                        reason: ResetReason::FeedRestart,
+                        reason,
                         epoch: Some(st.history.epoch_of(id)),
                     }));
                 }
@@ -195,6 +237,13 @@ impl Hub {
                 }
                 st.history.record(id, t.seq, t.ts, st.next_pos, &frame);
                 let sym = st.symbols.get_mut(id);
+                if tap.is_some() {
+                    tapped.push(Accepted {
+                        sym: sym.name.clone(),
+                        epoch: st.history.epoch_shared(id),
+                        payload: frame::payload_bytes(&frame),
+                    });
+                }
                 sym.latest = Some(frame);
                 sym.latest_pos = st.next_pos;
                 st.next_pos += 1;
@@ -209,6 +258,11 @@ impl Hub {
             }
             history_ticks = st.history.len();
             history_bytes = st.history.bytes();
+        }
+        if let Some(tap) = tap {
+            if !tapped.is_empty() {
+                tap.accepted(tapped);
+            }
         }
         self.metrics.resets.add(restarts);
         self.metrics.history_ticks.set(history_ticks as u64);
@@ -266,7 +320,7 @@ impl Hub {
                 .restarted()
                 .iter()
                 .copied()
-                .filter(|id| held.binary_search(id).is_err())
+                .filter(|id| held.binary_search(id).is_err() && st.history.has_restarted(*id))
                 .collect(),
         };
         let epochs = restarted
@@ -623,6 +677,7 @@ mod tests {
                 ts: 1,
                 payload: payload.as_bytes(),
                 recv_ns: 1,
+                epoch: None,
             })
             .collect();
         hub.publish(&batch);

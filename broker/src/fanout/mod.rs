@@ -92,12 +92,21 @@ struct Inner {
 
 impl Fanout {
     /// A fan-out with `shards` writer shards (1 to [`MAX_SHARDS`]), and the
-    /// writers to run, one task each.
-    pub fn new(shards: usize, limits: &Limits, metrics: Arc<Metrics>) -> (Self, Vec<ShardWriter>) {
+    /// writers to run, one task each; under `epoch`, or a random one.
+    pub fn new(
+        shards: usize,
+        limits: &Limits,
+        epoch: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> (Self, Vec<ShardWriter>) {
+        let history = match epoch {
+            Some(epoch) => History::with_epoch(limits.history, limits.history_bytes, epoch),
+            None => History::new(limits.history, limits.history_bytes),
+        };
         let (hub, inboxes) = Hub::with_inboxes(
             shards.clamp(1, MAX_SHARDS),
             limits.outbox_bytes / 2,
-            History::new(limits.history, limits.history_bytes).with_max_replay(limits.outbox_bytes),
+            history.with_max_replay(limits.outbox_bytes),
             metrics.clone(),
         );
         let replies = Arc::new(ReplyBudget::new(
@@ -357,7 +366,7 @@ mod tests {
             ..Limits::default()
         };
         let metrics = Arc::new(Metrics::default());
-        let (fanout, _writers) = Fanout::new(1, &limits, metrics.clone());
+        let (fanout, _writers) = Fanout::new(1, &limits, None, metrics.clone());
         let (member, _client) = member(&fanout).await;
         let topics: Vec<String> = (0..10).map(|i| format!("SYM{i}")).collect();
         assert!(member

@@ -313,6 +313,7 @@ fn publish_buffered(
                         ts: t.ts,
                         payload,
                         recv_ns,
+                        epoch: None,
                     });
                     used += len;
                     if batch.len() == MAX_BATCH {

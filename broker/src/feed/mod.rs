@@ -4,7 +4,10 @@
 //!   real time on an absolute schedule;
 //! - [`ingest`]: a TCP listener for publishers speaking the ingest framing;
 //! - [`replay`]: a recorded feed file, paced by its recorded gaps, started
-//!   at once, with the first subscription, or at a set time.
+//!   at once, with the first subscription, or at a set time;
+//! - [`nats`]: an origin's ticks from NATS (an edge, `--nats-in`), and the
+//!   origin's side of it, the hub's tap that publishes to NATS
+//!   (`--nats-out`).
 //!
 //! [`record`] (`--record DIR`) taps every source after its batch is handed
 //! to the hub and writes feed files on a thread of its own.
@@ -16,6 +19,7 @@
 //! let the hub wake each writer once per batch rather than once per tick.
 
 pub mod ingest;
+pub mod nats;
 pub mod record;
 pub mod replay;
 pub mod sim;

@@ -81,6 +81,7 @@ impl BatchSink<Tick> for HubSink {
                     ts: tick.ts,
                     payload,
                     recv_ns: now,
+                    epoch: None,
                 }
             })
             .collect();

@@ -270,6 +270,22 @@ metrics! {
     /// Failed accepts (out of file descriptors and the like).
     accept_errors: Counter = "tickcast_accept_errors",
         "Failed accepts on the client port (e.g. out of file descriptors)";
+    /// Ticks an origin handed to NATS (`--nats-out`).
+    nats_published: Counter = "tickcast_nats_published",
+        "Ticks published to NATS (--nats-out)";
+    /// Ticks an origin could not hand to NATS: its queue was full (NATS
+    /// slow or away) or the publish failed.
+    nats_out_dropped: Counter = "tickcast_nats_out_dropped",
+        "Ticks not published to NATS because its queue was full or the publish failed";
+    /// NATS messages an edge received (`--nats-in`).
+    nats_received: Counter = "tickcast_nats_received",
+        "Messages received from NATS (--nats-in)";
+    /// NATS messages an edge refused: not a tick, or a bad epoch header.
+    nats_rejected: Counter = "tickcast_nats_rejected",
+        "Messages from NATS that were not a valid tick";
+    /// Times the NATS connection was lost (either end).
+    nats_disconnects: Counter = "tickcast_nats_disconnects",
+        "Times the connection to NATS was lost";
 }
 
 /// What `/metrics` reads from outside the counters at each scrape.
@@ -677,6 +693,11 @@ mod tests {
                 "tickcast_handshake_timeouts_total",
                 "tickcast_history_bytes",
                 "tickcast_history_ticks",
+                "tickcast_nats_disconnects_total",
+                "tickcast_nats_out_dropped_total",
+                "tickcast_nats_published_total",
+                "tickcast_nats_received_total",
+                "tickcast_nats_rejected_total",
                 "tickcast_not_entitled_total",
                 "tickcast_overload_conflated_total",
                 "tickcast_ping_timeouts_total",
@@ -712,9 +733,9 @@ mod tests {
                 "tickcast_writes_total",
             ]
         );
-        // 40 counters and gauges, the symbols, uptime, reply-bytes and
+        // 45 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 40 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 45 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }

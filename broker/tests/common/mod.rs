@@ -4,6 +4,7 @@
 //! independently of ours.
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod nats;
 pub mod pki;
 pub mod tokens;
 pub mod witness;

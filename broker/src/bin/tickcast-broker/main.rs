@@ -16,8 +16,9 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
-    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, Origin, RecordConfig, ReplayStart,
-    TlsFiles, WriteCoalesce, DEFAULT_RECORD_MAX_BYTES, DEFAULT_SEND_SHARE,
+    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, NatsAuth, NatsConfig, Origin,
+    RecordConfig, ReplayStart, TlsFiles, WriteCoalesce, DEFAULT_NATS_PREFIX,
+    DEFAULT_RECORD_MAX_BYTES, DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
@@ -107,6 +108,50 @@ struct Args {
     /// With --record: start a new file before one grows past this many bytes.
     #[arg(long, default_value_t = DEFAULT_RECORD_MAX_BYTES, requires = "record", value_name = "BYTES")]
     record_max_bytes: u64,
+
+    /// Publish every accepted tick to NATS (an origin): nats://HOST:PORT,
+    /// several separated by commas for a cluster.
+    #[arg(long, value_name = "URL")]
+    nats_out: Option<String>,
+    /// Take the ticks an origin publishes to NATS as the feed (an edge),
+    /// instead of simulating.
+    #[arg(long, value_name = "URL")]
+    nats_in: Option<String>,
+    /// NATS: ticks of SYM travel on PREFIX.SYM.
+    #[arg(long, default_value = DEFAULT_NATS_PREFIX, value_name = "PREFIX")]
+    nats_subject_prefix: String,
+    /// NATS: user name (with --nats-password).
+    #[arg(long, value_name = "USER")]
+    nats_user: Option<String>,
+    /// NATS: password (better from TICKCAST_NATS_PASSWORD than on the
+    /// command line, where `ps` shows it).
+    #[arg(long, value_name = "PASSWORD")]
+    nats_password: Option<String>,
+    /// NATS: token (better from TICKCAST_NATS_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    nats_token: Option<String>,
+    /// NATS: a file holding an nkey seed.
+    #[arg(long, value_name = "FILE")]
+    nats_nkey: Option<PathBuf>,
+    /// NATS: a .creds file (user JWT and seed).
+    #[arg(long, value_name = "FILE")]
+    nats_creds: Option<PathBuf>,
+    /// NATS: trust this CA (PEM) for the server's certificate (TLS).
+    #[arg(long, value_name = "FILE")]
+    nats_tls_ca: Option<PathBuf>,
+    /// NATS: client certificate (PEM), with --nats-tls-key.
+    #[arg(long, value_name = "FILE")]
+    nats_tls_cert: Option<PathBuf>,
+    /// NATS: client certificate's key (PEM).
+    #[arg(long, value_name = "FILE")]
+    nats_tls_key: Option<PathBuf>,
+    /// NATS: refuse to connect without TLS.
+    #[arg(long)]
+    nats_require_tls: bool,
+    /// Name this broker's stream of `seq` numbers (its epoch) instead of
+    /// drawing a random one: two origins of one feed must name the same.
+    #[arg(long, value_name = "NAME")]
+    epoch: Option<String>,
 
     /// What to do with a client past its outbox limit.
     #[arg(long, value_enum, default_value = "conflate")]
@@ -383,13 +428,60 @@ impl Args {
             self.feed.is_some(),
             self.ingest.is_some(),
             self.replay.is_some(),
+            self.nats_in.is_some(),
         ];
         if feeds.iter().filter(|set| **set).count() > 1 {
             anyhow::bail!(
-                "--feed, --ingest and --replay are different feeds; set one \
+                "--feed, --ingest, --replay and --nats-in are different feeds; set one \
                  (by a flag, a TICKCAST_ variable or the --config file)"
             );
         }
+        let nats = self.nats_in.is_some() || self.nats_out.is_some();
+        let nats_flags = [
+            (self.nats_user.is_some(), "--nats-user"),
+            (self.nats_password.is_some(), "--nats-password"),
+            (self.nats_token.is_some(), "--nats-token"),
+            (self.nats_nkey.is_some(), "--nats-nkey"),
+            (self.nats_creds.is_some(), "--nats-creds"),
+            (self.nats_tls_ca.is_some(), "--nats-tls-ca"),
+            (self.nats_tls_cert.is_some(), "--nats-tls-cert"),
+            (self.nats_require_tls, "--nats-require-tls"),
+        ];
+        for (set, flag) in nats_flags {
+            need(set, nats, &format!("{flag} is for --nats-in or --nats-out"))?;
+        }
+        need(
+            self.nats_user.is_some(),
+            self.nats_password.is_some(),
+            "--nats-user needs --nats-password",
+        )?;
+        need(
+            self.nats_password.is_some(),
+            self.nats_user.is_some(),
+            "--nats-password needs --nats-user",
+        )?;
+        let credentials = [
+            self.nats_user.is_some(),
+            self.nats_token.is_some(),
+            self.nats_nkey.is_some(),
+            self.nats_creds.is_some(),
+        ];
+        if credentials.iter().filter(|set| **set).count() > 1 {
+            anyhow::bail!(
+                "--nats-user, --nats-token, --nats-nkey and --nats-creds are different \
+                 credentials; set one"
+            );
+        }
+        need(
+            self.nats_tls_cert.is_some(),
+            self.nats_tls_key.is_some(),
+            "--nats-tls-cert needs --nats-tls-key",
+        )?;
+        need(
+            self.nats_tls_key.is_some(),
+            self.nats_tls_cert.is_some(),
+            "--nats-tls-key needs --nats-tls-cert",
+        )?;
         let replay = self.replay.is_some();
         need(self.speed.is_some(), replay, "--speed is for --replay")?;
         need(self.looping, replay, "--loop is for --replay")?;
@@ -462,8 +554,37 @@ impl Args {
             issuer: self.jwt_issuer,
             audience: self.jwt_audience,
         });
+        let nats = |servers: &str| {
+            let mut cfg = NatsConfig::new(servers);
+            cfg.subject_prefix = self.nats_subject_prefix.clone();
+            cfg.auth = if let Some(user) = &self.nats_user {
+                NatsAuth::UserPassword {
+                    user: user.clone(),
+                    password: self.nats_password.clone().unwrap_or_default(),
+                }
+            } else if let Some(token) = &self.nats_token {
+                NatsAuth::Token(token.clone())
+            } else if let Some(seed) = &self.nats_nkey {
+                NatsAuth::NkeySeed(seed.clone())
+            } else if let Some(creds) = &self.nats_creds {
+                NatsAuth::Creds(creds.clone())
+            } else {
+                NatsAuth::None
+            };
+            cfg.tls_ca = self.nats_tls_ca.clone();
+            cfg.tls_client = self
+                .nats_tls_cert
+                .clone()
+                .zip(self.nats_tls_key.clone())
+                .map(|(cert, key)| TlsFiles { cert, key });
+            cfg.require_tls = self.nats_require_tls;
+            cfg
+        };
+        let nats_out = self.nats_out.as_deref().map(nats);
         let feed = if let Some(at) = self.ingest {
             FeedConfig::Ingest(at)
+        } else if let Some(servers) = &self.nats_in {
+            FeedConfig::Nats(nats(servers))
         } else if let Some(path) = self.replay {
             FeedConfig::Replay {
                 path,
@@ -530,6 +651,8 @@ impl Args {
                 rotate: self.record_rotate,
                 max_bytes: self.record_max_bytes,
             }),
+            nats_out,
+            epoch: self.epoch,
         })
     }
 }

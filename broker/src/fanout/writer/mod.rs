@@ -551,6 +551,7 @@ mod tests {
             ts: 1,
             payload: &[0xAB; 100],
             recv_ns: 1,
+            epoch: None,
         }]);
     }
 
@@ -561,7 +562,7 @@ mod tests {
             ..Limits::default()
         };
         let metrics = Arc::new(Metrics::default());
-        let (fanout, mut writers) = Fanout::new(1, &limits, metrics.clone());
+        let (fanout, mut writers) = Fanout::new(1, &limits, None, metrics.clone());
         let stop = CancellationToken::new();
         let writer = tokio::spawn(writers.remove(0).run(stop.clone()));
         let listener = TcpListener::bind("127.0.0.1:0")

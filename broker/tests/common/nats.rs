@@ -1,0 +1,75 @@
+//! A real `nats-server` (Debian's package, installed by the test command)
+//! on a free loopback port, killed when dropped.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running nats-server.
+pub struct NatsServer {
+    child: Child,
+    /// Its client port.
+    pub addr: SocketAddr,
+    /// Its JetStream store, removed with it.
+    _store: tempfile::TempDir,
+}
+
+/// Where the server binary is: on the PATH, or where Debian puts it.
+fn binary() -> PathBuf {
+    let debian = Path::new("/usr/sbin/nats-server");
+    if debian.exists() {
+        debian.to_path_buf()
+    } else {
+        PathBuf::from("nats-server")
+    }
+}
+
+impl NatsServer {
+    /// Starts one on a free port and waits until it takes connections.
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts one on `port` (a restart on the same address).
+    pub fn start_on(port: u16) -> Self {
+        let store = tempfile::tempdir().expect("a temporary directory");
+        let child = Command::new(binary())
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (the test command installs it)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            addr,
+            _store: store,
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("nats://{}", self.addr)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

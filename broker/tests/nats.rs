@@ -1,0 +1,292 @@
+//! Scale-out over a real `nats-server`: an origin (`--nats-out`) and edges
+//! (`--nats-in`) on loopback, with clients on each.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tickcast_broker::config::NatsConfig;
+use tickcast_broker::{BrokerConfig, FeedConfig, RunningBroker};
+use tickcast_protocol::control::{decode_server_frame, Incoming, ResetReason};
+use tickcast_protocol::framing::put_tick_record;
+use tickcast_protocol::ServerMessage;
+use tokio_tungstenite::tungstenite::Message;
+
+use common::nats::NatsServer;
+use common::{limits, tick, Publisher, Received, Subscriber, WAIT};
+
+/// An origin: fed by its ingest port, publishing to `nats`.
+async fn origin(nats: &NatsServer, epoch: Option<&str>) -> RunningBroker {
+    tickcast_broker::start(BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed: FeedConfig::Ingest("127.0.0.1:0".parse().unwrap()),
+        limits: limits(),
+        nats_out: Some(NatsConfig::new(&nats.url())),
+        epoch: epoch.map(str::to_owned),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// An edge: fed by `nats`.
+async fn edge(nats: &NatsServer) -> RunningBroker {
+    tickcast_broker::start(BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed: FeedConfig::Nats(NatsConfig::new(&nats.url())),
+        limits: limits(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Publishes `WARM` ticks through the origin until every edge has taken
+/// one: the edges' subscriptions are then live on the server. Returns the
+/// last `WARM` seq.
+async fn warm_up(publisher: &mut Publisher, edges: &[&RunningBroker]) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seq = 0;
+    while edges.iter().any(|e| e.metrics().ticks_in.get() == 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no edge took a tick"
+        );
+        publisher.publish(&["WARM"]).await;
+        seq += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    seq
+}
+
+/// Subscribes with a raw request; returns the ack's epoch.
+async fn subscribe(client: &mut Subscriber, request: &str) -> String {
+    client.send_text(request).await;
+    match client.next().await {
+        Received::Control(ServerMessage::Subscribed { epoch, .. }) => {
+            epoch.expect("the ack carries the epoch")
+        }
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
+/// Reads raw frames until `last` holds each symbol's last seq: the ticks
+/// as `(sym, seq, bytes)`, and the control messages.
+async fn read_raw(
+    client: &mut Subscriber,
+    last: &BTreeMap<&str, u64>,
+) -> (Vec<(String, u64, Vec<u8>)>, Vec<ServerMessage>) {
+    let (mut ticks, mut controls) = (Vec::new(), Vec::new());
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let done = |seen: &BTreeMap<String, u64>| {
+        last.iter()
+            .all(|(s, q)| seen.get(*s).copied().unwrap_or(0) >= *q)
+    };
+    while !done(&seen) {
+        let msg = tokio::time::timeout(WAIT, client.ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("stalled at {seen:?}, want {last:?}"))
+            .expect("open")
+            .expect("no error");
+        let Message::Binary(bytes) = msg else {
+            continue;
+        };
+        match decode_server_frame(&bytes).unwrap() {
+            Incoming::Tick(t) => {
+                let t = t.to_tick();
+                seen.insert(t.sym.clone(), t.seq);
+                ticks.push((t.sym, t.seq, bytes.to_vec()));
+            }
+            Incoming::Control(c) => controls.push(c),
+        }
+    }
+    (ticks, controls)
+}
+
+fn seqs(ticks: &[(String, u64, Vec<u8>)], sym: &str) -> Vec<u64> {
+    ticks.iter().filter(|t| t.0 == sym).map(|t| t.1).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_the_origin_and_on_two_edges_receive_identical_streams() {
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let (a, b) = (edge(&nats).await, edge(&nats).await);
+    let mut publisher = Publisher::connect(&origin).await;
+    warm_up(&mut publisher, &[&a, &b]).await;
+
+    let syms = ["AAPL", "MSFT", "BRK.B"];
+    let request = r#"{"op":"subscribe","topics":["AAPL","MSFT","BRK.B"]}"#;
+    let mut clients = Vec::new();
+    let mut epochs = Vec::new();
+    for broker in [&origin, &a, &b] {
+        let mut c = Subscriber::connect(broker.local_addr(), "").await;
+        epochs.push(subscribe(&mut c, request).await);
+        clients.push(c);
+    }
+    // Every edge names the origin's epoch: a position means the same on each.
+    assert_eq!(epochs[1], epochs[0]);
+    assert_eq!(epochs[2], epochs[0]);
+    for _ in 0..300 {
+        publisher.publish(&syms).await;
+    }
+    let last: BTreeMap<&str, u64> = syms.iter().map(|s| (*s, 300)).collect();
+    let mut streams = Vec::new();
+    for c in &mut clients {
+        let (ticks, controls) = read_raw(c, &last).await;
+        assert!(controls.is_empty(), "{controls:?}");
+        for sym in syms {
+            assert_eq!(seqs(&ticks, sym), (1..=300).collect::<Vec<_>>(), "{sym}");
+        }
+        streams.push(ticks);
+    }
+    // The same (sym, seq, bytes), in the same order, on all three.
+    assert_eq!(streams[1], streams[0]);
+    assert_eq!(streams[2], streams[0]);
+    assert!(origin.metrics().nats_published.get() >= 900);
+    assert_eq!(origin.metrics().nats_out_dropped.get(), 0);
+    assert_eq!(a.metrics().nats_rejected.get(), 0);
+    for broker in [a, b, origin] {
+        broker.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_position_taken_on_the_origin_resumes_on_an_edge_with_every_tick_once() {
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let edge = edge(&nats).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    warm_up(&mut publisher, &[&edge]).await;
+
+    let mut client = Subscriber::connect(origin.local_addr(), "").await;
+    let epoch = subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+    for _ in 0..50 {
+        publisher.publish(&["AAPL"]).await;
+    }
+    let (first, _) = read_raw(&mut client, &BTreeMap::from([("AAPL", 50)])).await;
+    assert_eq!(seqs(&first, "AAPL"), (1..=50).collect::<Vec<_>>());
+    // The origin goes away from this client; it carries on at the edge.
+    drop(client);
+    for _ in 0..100 {
+        publisher.publish(&["AAPL"]).await;
+    }
+    common::wait_ticks_in(&edge, 150).await;
+    let mut back = Subscriber::connect(edge.local_addr(), "").await;
+    let request = format!(
+        r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{epoch}","since":{{"AAPL":50}}}}"#
+    );
+    assert_eq!(subscribe(&mut back, &request).await, epoch);
+    for _ in 0..20 {
+        publisher.publish(&["AAPL"]).await;
+    }
+    let (got, controls) = read_raw(&mut back, &BTreeMap::from([("AAPL", 170)])).await;
+    assert_eq!(seqs(&got, "AAPL"), (51..=170).collect::<Vec<_>>());
+    assert!(
+        controls.iter().any(|c| matches!(
+            c,
+            ServerMessage::Recovered { sym, ticks: 100, to: 150 } if sym == "AAPL"
+        )),
+        "{controls:?}"
+    );
+    assert!(
+        !controls
+            .iter()
+            .any(|c| matches!(c, ServerMessage::Reset { .. })),
+        "{controls:?}"
+    );
+    edge.shutdown().await;
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_origins_of_one_feed_reach_an_edge_once_and_either_can_die() {
+    let nats = NatsServer::start();
+    let (first, second) = (
+        origin(&nats, Some("desk-feed")).await,
+        origin(&nats, Some("desk-feed")).await,
+    );
+    let edge = edge(&nats).await;
+    let mut to_first = Publisher::connect(&first).await;
+    let mut to_second = Publisher::connect(&second).await;
+    warm_up(&mut to_first, &[&edge]).await;
+    let mut client = Subscriber::connect(edge.local_addr(), "").await;
+    assert_eq!(
+        subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
+        "desk-feed"
+    );
+    // The same feed into both: the very same bytes, seq 1 to 200.
+    let same = |from: u64, to: u64| {
+        let mut buf = BytesMut::new();
+        for seq in from..=to {
+            put_tick_record(&mut buf, &tick("AAPL", seq).as_ref());
+        }
+        buf
+    };
+    let part = same(1, 100);
+    to_first.write_raw(&part).await.unwrap();
+    to_second.write_raw(&part).await.unwrap();
+    // One origin dies; the other carries the feed on.
+    first.shutdown().await;
+    let part = same(101, 200);
+    to_second.write_raw(&part).await.unwrap();
+    let (got, controls) = read_raw(&mut client, &BTreeMap::from([("AAPL", 200)])).await;
+    assert_eq!(seqs(&got, "AAPL"), (1..=200).collect::<Vec<_>>());
+    assert!(controls.is_empty(), "{controls:?}");
+    // Every second copy was seen and dropped as such.
+    assert!(
+        edge.metrics().ticks_stale.get() >= 1,
+        "no copy arrived twice"
+    );
+    edge.shutdown().await;
+    second.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_origin_epoch_is_a_reset_with_reason_epoch_on_the_edge() {
+    let nats = NatsServer::start();
+    let edge = edge(&nats).await;
+    let before = origin(&nats, Some("monday")).await;
+    let mut publisher = Publisher::connect(&before).await;
+    warm_up(&mut publisher, &[&edge]).await;
+    let mut client = Subscriber::connect(edge.local_addr(), "").await;
+    assert_eq!(
+        subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
+        "monday"
+    );
+    publisher.publish_seqs("AAPL", &[1, 2, 3]).await;
+    read_raw(&mut client, &BTreeMap::from([("AAPL", 3)])).await;
+    before.shutdown().await;
+    // The origin comes back as another stream, its seqs from 1 again.
+    let after = origin(&nats, Some("tuesday")).await;
+    let mut publisher = Publisher::connect(&after).await;
+    publisher.publish_seqs("AAPL", &[1, 2]).await;
+    let (got, controls) = read_raw(&mut client, &BTreeMap::from([("AAPL", 2)])).await;
+    assert_eq!(seqs(&got, "AAPL"), vec![1, 2]);
+    assert!(
+        matches!(
+            &controls[..],
+            [ServerMessage::Reset { sym, reason: ResetReason::Epoch, epoch: Some(e) }]
+                if sym == "AAPL" && e == "tuesday"
+        ),
+        "{controls:?}"
+    );
+    // A position from Monday is not taken for one of Tuesday.
+    let mut late = Subscriber::connect(edge.local_addr(), "").await;
+    late.send_text(r#"{"op":"subscribe","topics":["AAPL"],"epoch":"monday","since":{"AAPL":1}}"#)
+        .await;
+    let mut saw_reset = false;
+    for _ in 0..3 {
+        if let Received::Control(ServerMessage::Reset { reason, .. }) = late.next().await {
+            assert_eq!(reason, ResetReason::Epoch);
+            saw_reset = true;
+            break;
+        }
+    }
+    assert!(saw_reset);
+    edge.shutdown().await;
+    after.shutdown().await;
+}
