@@ -355,14 +355,17 @@ function onTicks(ticks) {
 
 function onSecond(msg) {
   $("rate").textContent = fmtInt(Math.round(msg.rate));
-  // Skipped: what the broker said it skipped (conflated for this page, or
-  // held back by its rate cap) plus any jump no notice explained.
+  // Skipped: what the broker said it skipped (conflated for this page,
+  // held back by its rate cap, or never received by an edge) plus any jump
+  // no notice explained.
   const told = msg.noticed ?? {};
-  const skipped = msg.skipped + (told.conflated ?? 0) + (told.dropped ?? 0) + (told.rate_capped ?? 0);
+  const skipped = msg.skipped + (told.conflated ?? 0) + (told.dropped ?? 0) +
+    (told.rate_capped ?? 0) + (told.upstream ?? 0);
   $("gaps").textContent = fmtInt(skipped);
   $("gaps").title =
     `conflated ${fmtInt(told.conflated ?? 0)} · rate-capped ${fmtInt(told.rate_capped ?? 0)} · ` +
-    `dropped ${fmtInt(told.dropped ?? 0)} · unexplained ${fmtInt(msg.skipped)} · ` +
+    `dropped ${fmtInt(told.dropped ?? 0)} · upstream ${fmtInt(told.upstream ?? 0)} · ` +
+    `unexplained ${fmtInt(msg.skipped)} · ` +
     `recovered after reconnects ${fmtInt(msg.recovered ?? 0)} · resets ${fmtInt(msg.resets ?? 0)}`;
   for (const s of symbols.values()) s.rate = 0;
   for (const [sym, rate] of msg.rates) stateOf(sym).rate = rate;

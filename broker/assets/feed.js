@@ -120,7 +120,7 @@ const feed = {
   seq: new Map(), // sym → last seq received (kept across reconnects)
   epoch: "", // the broker's epoch, from its last ack
   epochs: new Map(), // sym → its own epoch (its feed restarted)
-  noticed: { conflated: 0, dropped: 0, rate_capped: 0 }, // seqs the broker said it skipped
+  noticed: { conflated: 0, dropped: 0, rate_capped: 0, upstream: 0 }, // seqs the broker said it skipped
   recovered: 0, // ticks replayed after reconnects
   resets: 0, // resumes the broker could not honour
   counts: new Map(), // sym → ticks in the current second

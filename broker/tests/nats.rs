@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use tickcast_broker::config::NatsConfig;
 use tickcast_broker::{BrokerConfig, FeedConfig, RunningBroker};
-use tickcast_protocol::control::{decode_server_frame, Incoming, ResetReason};
+use tickcast_protocol::control::{decode_server_frame, GapReason, Incoming, ResetReason};
 use tickcast_protocol::framing::put_tick_record;
 use tickcast_protocol::ServerMessage;
 use tokio_tungstenite::tungstenite::Message;
@@ -227,8 +227,19 @@ async fn two_origins_of_one_feed_reach_an_edge_once_and_either_can_die() {
         buf
     };
     let part = same(1, 100);
+    let warm = first.metrics().nats_published.get();
     to_first.write_raw(&part).await.unwrap();
     to_second.write_raw(&part).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while first.metrics().nats_published.get() < warm + 100
+        || second.metrics().nats_published.get() < 100
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "origins did not publish"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // One origin dies; the other carries the feed on.
     first.shutdown().await;
     let part = same(101, 200);
@@ -289,4 +300,72 @@ async fn a_new_origin_epoch_is_a_reset_with_reason_epoch_on_the_edge() {
     assert!(saw_reset);
     edge.shutdown().await;
     after.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_restart_mid_stream_loses_nothing_unannounced_and_repeats_nothing() {
+    let nats = NatsServer::start();
+    let port = nats.addr.port();
+    let origin = origin(&nats, None).await;
+    let edge = edge(&nats).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    warm_up(&mut publisher, &[&edge]).await;
+    let mut client = Subscriber::connect(edge.local_addr(), "").await;
+    subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+
+    // 3,000 ticks, one a millisecond; NATS goes away for 300 ms at 1,000.
+    const LAST: u64 = 3_000;
+    let feeding = tokio::spawn(async move {
+        for seq in 1..=LAST {
+            publisher.publish_seqs("AAPL", &[seq]).await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        publisher
+    });
+    while edge.metrics().ticks_in.get() < 1_000 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(nats);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _nats = NatsServer::start_on(port);
+    let (got, controls) = read_raw(&mut client, &BTreeMap::from([("AAPL", LAST)])).await;
+    drop(feeding.await.unwrap());
+
+    // In order, never twice, and every seq missed is in a notice: `upstream`
+    // for what never reached the edge, `conflated` for what this client
+    // (not reading while NATS restarted) was spared.
+    let delivered = seqs(&got, "AAPL");
+    assert!(
+        delivered.windows(2).all(|w| w[0] < w[1]),
+        "out of order or repeated"
+    );
+    let (mut announced, mut upstream) = (Vec::new(), 0);
+    for c in &controls {
+        match c {
+            ServerMessage::Gap {
+                sym,
+                from,
+                to,
+                reason,
+            } if sym == "AAPL" => {
+                announced.extend(*from..=*to);
+                if *reason == GapReason::Upstream {
+                    upstream += to - from + 1;
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut account: Vec<u64> = delivered.iter().copied().chain(announced).collect();
+    account.sort_unstable();
+    assert_eq!(account, (1..=LAST).collect::<Vec<_>>());
+    assert_eq!(edge.metrics().upstream_missed.get(), upstream);
+    assert!(edge.metrics().nats_disconnects.get() >= 1);
+    assert!(origin.metrics().nats_disconnects.get() >= 1);
+    eprintln!(
+        "delivered {} of {LAST}; {upstream} never reached the edge (announced `upstream`)",
+        delivered.len()
+    );
+    edge.shutdown().await;
+    origin.shutdown().await;
 }

@@ -105,6 +105,10 @@ pub enum GapReason {
     Dropped,
     /// Replaced by a later tick within the subscription's `max_rate`.
     RateCapped,
+    /// Never reached this broker: an edge (`--nats-in`) that did not get
+    /// these `seq`s of the origin's stream from NATS (an outage, a slow
+    /// edge that NATS cut off).
+    Upstream,
 }
 
 /// Machine-readable reason in an `error` reply. Serialised in snake case,

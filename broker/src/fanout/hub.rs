@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
-use tickcast_protocol::control::{RequestError, ResetReason, SubscribeOptions};
+use tickcast_protocol::control::{GapReason, RequestError, ResetReason, SubscribeOptions};
 use tickcast_protocol::{ServerMessage, WILDCARD};
 
 use crate::auth::entitlements::Entitlements;
@@ -176,6 +176,7 @@ impl Hub {
         let mut tapped = Vec::with_capacity(if tap.is_some() { batch.len() } else { 0 });
         let (mut accepted, mut stale, mut rejected, mut compacted) = (0u64, 0u64, 0u64, 0u64);
         let mut restarts = 0u64;
+        let mut upstream = 0u64;
         let (history_ticks, history_bytes);
         {
             let mut guard = self.state.lock();
@@ -198,6 +199,11 @@ impl Hub {
                     stale += 1;
                     continue;
                 }
+                // An edge knows the origin's numbering is whole: a jump is
+                // ticks that never reached it, and its subscribers are told.
+                let hole = (t.epoch.is_some() && restart.is_none() && sym.last_seq > 0)
+                    .then(|| sym.last_seq + 1..t.seq)
+                    .filter(|missed| !missed.is_empty());
                 sym.last_seq = t.seq;
                 let mut notice = None;
                 if let Some(reason) = restart {
@@ -207,6 +213,14 @@ impl Hub {
                         reason,
                         epoch: Some(st.history.epoch_of(id)),
                     }));
+                } else if let Some(missed) = hole {
+                    upstream += missed.end - missed.start;
+                    notice = Some(frame::gap(
+                        t.sym.to_owned(),
+                        missed.start,
+                        missed.end - 1,
+                        GapReason::Upstream,
+                    ));
                 }
                 let frame = frame::binary(t.payload);
                 let enqueued_ns = now_ns();
@@ -265,6 +279,7 @@ impl Hub {
             }
         }
         self.metrics.resets.add(restarts);
+        self.metrics.upstream_missed.add(upstream);
         self.metrics.history_ticks.set(history_ticks as u64);
         self.metrics.history_bytes.set(history_bytes as u64);
         self.metrics.ticks_in.add(accepted);

@@ -286,6 +286,10 @@ metrics! {
     /// Times the NATS connection was lost (either end).
     nats_disconnects: Counter = "tickcast_nats_disconnects",
         "Times the connection to NATS was lost";
+    /// `seq`s of the origin's streams an edge never received (announced to
+    /// subscribers as `upstream` gaps).
+    upstream_missed: Counter = "tickcast_upstream_missed",
+        "Ticks of the origin's streams that never reached this edge";
 }
 
 /// What `/metrics` reads from outside the counters at each scrape.
@@ -728,14 +732,15 @@ mod tests {
                 "tickcast_tls_handshake_failures_total",
                 "tickcast_tls_not_tls_total",
                 "tickcast_tokens_expired_total",
+                "tickcast_upstream_missed_total",
                 "tickcast_uptime_seconds",
                 "tickcast_user_limit_refused_total",
                 "tickcast_writes_total",
             ]
         );
-        // 45 counters and gauges, the symbols, uptime, reply-bytes and
+        // 46 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 45 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 46 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }
