@@ -73,6 +73,11 @@ pub enum FeedConfig {
 /// a tick of SYM travels on `tickcast.ticks.SYM`.
 pub const DEFAULT_NATS_PREFIX: &str = "tickcast.ticks";
 
+/// Ticks per symbol an origin keeps in JetStream for edges that start late
+/// (`--nats-stream-history`): as many as `--history` keeps by default, so a
+/// late edge's rings are as deep as the origin's.
+pub const DEFAULT_NATS_STREAM_HISTORY: usize = 1_000;
+
 /// A NATS server and how to reach it (`--nats-out`, `--nats-in`;
 /// `feed/nats/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +95,9 @@ pub struct NatsConfig {
     pub tls_client: Option<TlsFiles>,
     /// Refuse a connection without TLS.
     pub require_tls: bool,
+    /// An origin's JetStream stream of recent ticks, per symbol, for edges
+    /// that start late (`--nats-stream-history`; 0: none).
+    pub stream_history: usize,
 }
 
 impl NatsConfig {
@@ -107,6 +115,7 @@ impl NatsConfig {
             tls_ca: None,
             tls_client: None,
             require_tls: false,
+            stream_history: DEFAULT_NATS_STREAM_HISTORY,
         }
     }
 }

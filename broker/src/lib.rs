@@ -195,6 +195,10 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let tasks = TaskTracker::new();
     if let Some(cfg) = &config.nats_out {
         let client = feed::nats::connect(cfg, "tickcast origin", metrics.clone()).await?;
+        if cfg.stream_history > 0 {
+            feed::nats::stream::keep_recent(&client, &cfg.subject_prefix, cfg.stream_history)
+                .await?;
+        }
         let (tap, publisher) =
             feed::nats::NatsOut::new(client, cfg.subject_prefix.clone(), metrics.clone());
         // A fresh hub: nothing else has set a tap.
@@ -273,6 +277,8 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
         FeedConfig::Nats(cfg) => {
             let client = feed::nats::connect(&cfg, "tickcast edge", metrics.clone()).await?;
             let ticks = feed::nats::edge::subscribe(&client, &cfg.subject_prefix).await?;
+            // Before any client: snapshots and warm rings from JetStream.
+            feed::nats::stream::warm_up(&client, &cfg.subject_prefix, &hub, &metrics).await;
             let (m, stop) = (metrics.clone(), running.clone());
             tasks.spawn(async move {
                 tokio::select! {

@@ -369,3 +369,72 @@ async fn a_nats_restart_mid_stream_loses_nothing_unannounced_and_repeats_nothing
     edge.shutdown().await;
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    let syms = ["AAPL", "MSFT", "NVDA"];
+    for _ in 0..50 {
+        publisher.publish(&syms).await;
+    }
+    nats.wait_stored("TICKCAST_TICKS", 150).await;
+    let mut on_origin = Subscriber::connect(origin.local_addr(), "").await;
+    let epoch = subscribe(&mut on_origin, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+
+    // Started after the ticks, with nothing published since.
+    let edge = edge(&nats).await;
+    let mut client = Subscriber::connect(edge.local_addr(), "").await;
+    assert_eq!(
+        subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL","MSFT","NVDA"]}"#).await,
+        epoch
+    );
+    let mut snapshots = BTreeMap::new();
+    for _ in 0..3 {
+        let t = client.expect_tick().await;
+        snapshots.insert(t.sym, t.seq);
+    }
+    assert_eq!(
+        snapshots,
+        syms.iter().map(|s| (s.to_string(), 50)).collect::<BTreeMap<_, _>>()
+    );
+    // Its history is warm: a position from the origin resumes here.
+    let mut back = Subscriber::connect(edge.local_addr(), "").await;
+    let request = format!(
+        r#"{{"op":"subscribe","topics":["MSFT"],"epoch":"{epoch}","since":{{"MSFT":10}}}}"#
+    );
+    subscribe(&mut back, &request).await;
+    let (got, controls) = read_raw(&mut back, &BTreeMap::from([("MSFT", 50)])).await;
+    assert_eq!(seqs(&got, "MSFT"), (11..=50).collect::<Vec<_>>());
+    assert!(
+        matches!(&controls[..], [ServerMessage::Recovered { ticks: 40, to: 50, .. }]),
+        "{controls:?}"
+    );
+    edge.shutdown().await;
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_without_jetstream_is_told_so_at_start_unless_it_keeps_no_stream() {
+    let nats = NatsServer::start_without_jetstream();
+    let config = |history: usize| BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed: FeedConfig::None,
+        nats_out: Some(NatsConfig {
+            stream_history: history,
+            ..NatsConfig::new(&nats.url())
+        }),
+        ..Default::default()
+    };
+    let err = match tickcast_broker::start(config(1_000)).await {
+        Ok(_) => panic!("started without JetStream"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("--nats-stream-history 0"), "{err}");
+    let broker = tickcast_broker::start(config(0)).await.unwrap();
+    broker.shutdown().await;
+    // And an edge there starts cold, without complaint.
+    let edge = edge(&nats).await;
+    edge.shutdown().await;
+}

@@ -25,22 +25,38 @@ fn binary() -> PathBuf {
     }
 }
 
+/// A loopback port nothing listens on (a moment ago).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl NatsServer {
     /// Starts one on a free port and waits until it takes connections.
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::start_on(port)
+        Self::spawn(free_port(), true)
     }
 
     /// Starts one on `port` (a restart on the same address).
     pub fn start_on(port: u16) -> Self {
+        Self::spawn(port, true)
+    }
+
+    /// Starts one without JetStream.
+    pub fn start_without_jetstream() -> Self {
+        Self::spawn(free_port(), false)
+    }
+
+    fn spawn(port: u16, jetstream: bool) -> Self {
         let store = tempfile::tempdir().expect("a temporary directory");
-        let child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store.path())
+        let mut command = Command::new(binary());
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+        if jetstream {
+            command.arg("-js").arg("-sd").arg(store.path());
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,6 +80,24 @@ impl NatsServer {
     /// Its URL.
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
+    }
+
+    /// Waits until the JetStream stream `name` holds at least `n` messages.
+    pub async fn wait_stored(&self, name: &str, n: u64) {
+        let client = async_nats::connect(self.url()).await.expect("connects");
+        let js = async_nats::jetstream::new(client);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let held = match js.get_stream(name).await {
+                Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
+                Err(_) => 0,
+            };
+            if held >= n {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{name} holds {held} of {n}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

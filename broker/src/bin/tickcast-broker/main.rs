@@ -18,7 +18,7 @@ use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
     default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, NatsAuth, NatsConfig, Origin,
     RecordConfig, ReplayStart, TlsFiles, WriteCoalesce, DEFAULT_NATS_PREFIX,
-    DEFAULT_RECORD_MAX_BYTES, DEFAULT_SEND_SHARE,
+    DEFAULT_NATS_STREAM_HISTORY, DEFAULT_RECORD_MAX_BYTES, DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
 
@@ -148,6 +148,11 @@ struct Args {
     /// NATS: refuse to connect without TLS.
     #[arg(long)]
     nats_require_tls: bool,
+    /// With --nats-out: keep the last N ticks of each symbol in a JetStream
+    /// stream, so an edge that starts late has snapshots and history at
+    /// once (0: no stream; the server then needs no JetStream).
+    #[arg(long, default_value_t = DEFAULT_NATS_STREAM_HISTORY, value_name = "N")]
+    nats_stream_history: usize,
     /// Name this broker's stream of `seq` numbers (its epoch) instead of
     /// drawing a random one: two origins of one feed must name the same.
     #[arg(long, value_name = "NAME")]
@@ -578,6 +583,7 @@ impl Args {
                 .zip(self.nats_tls_key.clone())
                 .map(|(cert, key)| TlsFiles { cert, key });
             cfg.require_tls = self.nats_require_tls;
+            cfg.stream_history = self.nats_stream_history;
             cfg
         };
         let nats_out = self.nats_out.as_deref().map(nats);

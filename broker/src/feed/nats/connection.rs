@@ -48,6 +48,17 @@ pub enum NatsError {
         /// Why.
         source: async_nats::ConnectError,
     },
+    /// The origin's JetStream stream cannot be made.
+    #[error(
+        "cannot keep the JetStream stream {name} of recent ticks: {reason} (is JetStream on? \
+         nats-server -js; or pass --nats-stream-history 0)"
+    )]
+    Stream {
+        /// Its name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The subscription failed.
     #[error("cannot subscribe to {subject} on NATS: {source}")]
     Subscribe {

@@ -41,31 +41,35 @@ pub async fn run_nats_in(mut ticks: async_nats::Subscriber, hub: Arc<Hub>, metri
                 _ => break,
             }
         }
-        let recv_ns = now_ns();
-        let mut rejected = 0u64;
-        let ins: Vec<TickIn<'_>> = batch
-            .iter()
-            .filter_map(|m| match tick_of(m, recv_ns) {
-                Ok(t) => Some(t),
-                Err(why) => {
-                    rejected += 1;
-                    if !warned {
-                        // Once: a stranger publishing on our prefix must
-                        // not flood the log.
-                        warned = true;
-                        warn!(subject = %m.subject, "NATS message refused: {why} (further ones only counted)");
-                    }
-                    None
-                }
-            })
-            .collect();
-        hub.publish(&ins);
-        metrics.nats_received.add(batch.len() as u64);
-        metrics.nats_rejected.add(rejected);
-        drop(ins);
+        publish_messages(&batch, &hub, &metrics, &mut warned);
         batch.clear();
     }
     info!("NATS subscription ended");
+}
+
+/// Publishes the ticks of `batch` into `hub` as one batch; refuses and
+/// counts the rest, with one warning per feed (`warned`): a stranger
+/// publishing on our prefix must not flood the log.
+pub fn publish_messages(batch: &[Message], hub: &Hub, metrics: &Metrics, warned: &mut bool) {
+    let recv_ns = now_ns();
+    let mut rejected = 0u64;
+    let ins: Vec<TickIn<'_>> = batch
+        .iter()
+        .filter_map(|m| match tick_of(m, recv_ns) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                rejected += 1;
+                if !*warned {
+                    *warned = true;
+                    warn!(subject = %m.subject, "NATS message refused: {why} (further ones only counted)");
+                }
+                None
+            }
+        })
+        .collect();
+    hub.publish(&ins);
+    metrics.nats_received.add(batch.len() as u64);
+    metrics.nats_rejected.add(rejected);
 }
 
 /// Subscribes to every subject under `prefix`.

@@ -12,11 +12,14 @@
 //! - [`connection`]: the connection both ends share (credentials, TLS,
 //!   reconnects and their counting);
 //! - [`wire`]: a symbol's subject and the epoch header;
-//! - [`out`]: the origin's tap; [`edge`]: the edge's feed.
+//! - [`out`]: the origin's tap; [`edge`]: the edge's feed;
+//! - [`stream`]: the JetStream stream of recent ticks an origin keeps and
+//!   an edge that starts late warms up from.
 
 pub mod connection;
 pub mod edge;
 pub mod out;
+pub mod stream;
 pub mod wire;
 
 pub use connection::{connect, NatsError};
