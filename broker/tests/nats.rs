@@ -62,6 +62,28 @@ async fn warm_up(publisher: &mut Publisher, edges: &[&RunningBroker]) -> u64 {
     seq
 }
 
+/// Waits until the JetStream stream `name` on `nats` holds at least `n`
+/// messages.
+async fn wait_stored(nats: &NatsServer, name: &str, n: u64) {
+    let client = async_nats::connect(nats.url()).await.expect("connects");
+    let js = async_nats::jetstream::new(client);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let held = match js.get_stream(name).await {
+            Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
+            Err(_) => 0,
+        };
+        if held >= n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} holds {held} of {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Subscribes with a raw request; returns the ack's epoch.
 async fn subscribe(client: &mut Subscriber, request: &str) -> String {
     client.send_text(request).await;
@@ -379,7 +401,7 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     for _ in 0..50 {
         publisher.publish(&syms).await;
     }
-    nats.wait_stored("TICKCAST_TICKS", 150).await;
+    wait_stored(&nats, "TICKCAST_TICKS", 150).await;
     let mut on_origin = Subscriber::connect(origin.local_addr(), "").await;
     let epoch = subscribe(&mut on_origin, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
 
@@ -387,7 +409,11 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     let edge = edge(&nats).await;
     let mut client = Subscriber::connect(edge.local_addr(), "").await;
     assert_eq!(
-        subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL","MSFT","NVDA"]}"#).await,
+        subscribe(
+            &mut client,
+            r#"{"op":"subscribe","topics":["AAPL","MSFT","NVDA"]}"#
+        )
+        .await,
         epoch
     );
     let mut snapshots = BTreeMap::new();
@@ -397,7 +423,9 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     }
     assert_eq!(
         snapshots,
-        syms.iter().map(|s| (s.to_string(), 50)).collect::<BTreeMap<_, _>>()
+        syms.iter()
+            .map(|s| (s.to_string(), 50))
+            .collect::<BTreeMap<_, _>>()
     );
     // Its history is warm: a position from the origin resumes here.
     let mut back = Subscriber::connect(edge.local_addr(), "").await;
@@ -408,7 +436,14 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     let (got, controls) = read_raw(&mut back, &BTreeMap::from([("MSFT", 50)])).await;
     assert_eq!(seqs(&got, "MSFT"), (11..=50).collect::<Vec<_>>());
     assert!(
-        matches!(&controls[..], [ServerMessage::Recovered { ticks: 40, to: 50, .. }]),
+        matches!(
+            &controls[..],
+            [ServerMessage::Recovered {
+                ticks: 40,
+                to: 50,
+                ..
+            }]
+        ),
         "{controls:?}"
     );
     edge.shutdown().await;

@@ -32,7 +32,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Settings for a [`Client`], made by [`Client::builder`].
 #[derive(Clone)]
 pub struct ClientBuilder {
-    url: String,
+    /// Tried in this order; a lost connection moves on to the next.
+    urls: Vec<String>,
     reconnect: ReconnectPolicy,
     connect_timeout: Duration,
     idle_timeout: Option<Duration>,
@@ -47,7 +48,7 @@ impl std::fmt::Debug for ClientBuilder {
     // The token stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("url", &self.url)
+            .field("urls", &self.urls)
             .field("reconnect", &self.reconnect)
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
@@ -61,6 +62,25 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// Several brokers of one feed (edges of one origin, `--nats-in`), in
+    /// place of the builder's one URL: the first that answers is used, and
+    /// when its connection is lost the client goes on to the next (round
+    /// the list), resuming every symbol from its last `seq` there, so a
+    /// client whose edge dies carries on at another without a gap.
+    /// `Client::builder(a).urls([a, b])`. An empty list leaves the URL as
+    /// it was.
+    pub fn urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        if !urls.is_empty() {
+            self.urls = urls;
+        }
+        self
+    }
+
     /// The token (a JWT) for a broker that requires one: sent as
     /// `Authorization: Bearer` on the connection and every reconnection.
     pub fn token(mut self, token: impl Into<String>) -> Self {
@@ -130,24 +150,51 @@ impl ClientBuilder {
         self
     }
 
-    /// Connects. Fails at once if the first connection cannot be made;
-    /// reconnection only applies to a connection that was up.
+    /// Connects, to the first of the URLs that answers. Fails at once,
+    /// with the last URL's error, if none can be connected; reconnection
+    /// only applies to a connection that was up.
     pub async fn connect(self) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::parse(&self.url)?;
-        let tls = match endpoint.scheme {
-            Scheme::Ws => None,
-            Scheme::Wss => Some(
+        let endpoints = self
+            .urls
+            .iter()
+            .map(|url| Endpoint::parse(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tls = if endpoints.iter().any(|e| e.scheme == Scheme::Wss) {
+            Some(
                 tickcast_protocol::tls::client_config(self.ca_file.as_deref())
                     .map_err(|e| ClientError::Tls(e.to_string()))?,
-            ),
+            )
+        } else {
+            None
         };
         let token = self.token.map(|t| Arc::new(Token::new(t)));
-        let target = Target {
-            endpoint,
-            tls,
-            token: token.clone(),
+        let targets: Vec<Target> = endpoints
+            .into_iter()
+            .map(|endpoint| Target {
+                tls: (endpoint.scheme == Scheme::Wss)
+                    .then(|| tls.clone())
+                    .flatten(),
+                endpoint,
+                token: token.clone(),
+            })
+            .collect();
+        let mut failed = None;
+        let mut first = None;
+        for (at, target) in targets.iter().enumerate() {
+            match transport::connect(target, self.connect_timeout).await {
+                Ok(conn) => {
+                    first = Some((at, conn));
+                    break;
+                }
+                Err(e) => failed = Some(e),
+            }
+        }
+        let Some((current, conn)) = first else {
+            return Err(failed.unwrap_or_else(|| ClientError::InvalidUrl {
+                url: String::new(),
+                reason: "no URL given",
+            }));
         };
-        let conn = transport::connect(&target, self.connect_timeout).await?;
         let subs = Arc::new(Subscriptions::new(self.max_rate));
         let renewing = match (token, self.renewal) {
             (Some(token), Some(renewal)) => {
@@ -157,7 +204,8 @@ impl ClientBuilder {
         };
         let (events_tx, events) = mpsc::channel(self.event_capacity);
         let session = Session {
-            target,
+            targets,
+            current,
             policy: self.reconnect,
             connect_timeout: self.connect_timeout,
             idle_timeout: self.idle_timeout,
@@ -193,10 +241,10 @@ impl Client {
         Self::builder(url).connect().await
     }
 
-    /// Starts building a client for `url`.
+    /// Starts building a client for `url` (several: [`ClientBuilder::urls`]).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
-            url: url.into(),
+            urls: vec![url.into()],
             reconnect: ReconnectPolicy::default(),
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Some(Duration::from_secs(60)),

@@ -26,6 +26,8 @@ pub(crate) struct Endpoint {
     pub authority: String,
     /// Path and query of the upgrade request, e.g. `/ws`.
     pub path: String,
+    /// The URL as the program gave it.
+    pub url: String,
 }
 
 impl Endpoint {
@@ -55,6 +57,7 @@ impl Endpoint {
             port: authority.port_u16().unwrap_or(default_port),
             authority: authority.as_str().to_owned(),
             path: uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            url: url.to_owned(),
         })
     }
 

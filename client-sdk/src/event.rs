@@ -106,6 +106,9 @@ pub enum Event {
     Reconnected {
         /// The attempt that succeeded.
         attempt: u32,
+        /// The broker it is connected to now (one of
+        /// [`crate::ClientBuilder::urls`]).
+        url: String,
     },
     /// The broker accepted a renewed token (see
     /// [`crate::ClientBuilder::token_renewal`]); it now expires at `exp`

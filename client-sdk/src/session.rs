@@ -46,7 +46,10 @@ const NO_STATUS: u16 = 1005;
 
 /// Everything the session task needs.
 pub(crate) struct Session {
-    pub target: Target,
+    /// The brokers, in the program's order.
+    pub targets: Vec<Target>,
+    /// The one connected (or last tried).
+    pub current: usize,
     pub policy: ReconnectPolicy,
     pub connect_timeout: Duration,
     pub idle_timeout: Option<Duration>,
@@ -75,7 +78,7 @@ enum Decoded {
 impl Session {
     /// Serves `first`, then reconnects until the policy gives up, the
     /// program closes the client, or drops it.
-    pub async fn run(self, first: (WsReader, WsWriter)) {
+    pub async fn run(mut self, first: (WsReader, WsWriter)) {
         let mut conn = first;
         let mut tracker = SeqTracker::default();
         loop {
@@ -171,7 +174,10 @@ impl Session {
 
     /// Reconnects after `cause`, announcing every attempt. Returns the new
     /// connection, or `None` when giving up or the program has gone away.
-    async fn reconnect(&self, mut cause: ClientError) -> Option<(WsReader, WsWriter)> {
+    /// Reconnects with backoff; with several brokers each attempt goes to
+    /// the next one round the list, starting with the one after the broker
+    /// just lost (which may be down for good: an edge that died).
+    async fn reconnect(&mut self, mut cause: ClientError) -> Option<(WsReader, WsWriter)> {
         let mut attempt = 1;
         loop {
             if !self.policy.allows(attempt) {
@@ -197,14 +203,17 @@ impl Session {
             if self.subs.is_closing() {
                 return None;
             }
-            match transport::connect(&self.target, self.connect_timeout).await {
+            self.current = (self.current + 1) % self.targets.len();
+            let target = &self.targets[self.current];
+            match transport::connect(target, self.connect_timeout).await {
                 Ok(conn) => {
-                    debug!(attempt, "tickcast connection restored");
+                    let url = target.endpoint.url.clone();
+                    debug!(attempt, %url, "tickcast connection restored");
                     // Sent before the new connection's first frame, so the
                     // client knows where the old connection's ticks end.
                     if self
                         .events
-                        .send(Note::Event(Event::Reconnected { attempt }))
+                        .send(Note::Event(Event::Reconnected { attempt, url }))
                         .await
                         .is_err()
                     {

@@ -1,5 +1,6 @@
 //! A real `nats-server` (Debian's package, installed by the test command)
-//! on a free loopback port, killed when dropped.
+//! on a free loopback port, killed when dropped. Only std and tempfile: the
+//! client SDK's scale-out tests use it too (by `#[path]`).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -80,24 +81,6 @@ impl NatsServer {
     /// Its URL.
     pub fn url(&self) -> String {
         format!("nats://{}", self.addr)
-    }
-
-    /// Waits until the JetStream stream `name` holds at least `n` messages.
-    pub async fn wait_stored(&self, name: &str, n: u64) {
-        let client = async_nats::connect(self.url()).await.expect("connects");
-        let js = async_nats::jetstream::new(client);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let held = match js.get_stream(name).await {
-                Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
-                Err(_) => 0,
-            };
-            if held >= n {
-                return;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "{name} holds {held} of {n}");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
     }
 }
 

@@ -13,10 +13,11 @@ pub const DEFAULT_URL: &str = "ws://127.0.0.1:8080/ws";
 #[derive(Debug, Parser)]
 #[command(name = "tickcast-sub", version)]
 pub struct Args {
-    /// Optional broker URL (recognised by `ws://`, default
-    /// ws://127.0.0.1:8080/ws), then one or more topics: symbols, or '*'
-    /// (quoted) for every symbol.
-    #[arg(value_name = "[URL] TOPIC", required = true, num_args = 1..)]
+    /// Optional broker URLs (recognised by `ws://` or `wss://`, default
+    /// ws://127.0.0.1:8080/ws; several edges of one feed: the next is used
+    /// when one is lost, resuming without a gap), then one or more topics:
+    /// symbols, or '*' (quoted) for every symbol.
+    #[arg(value_name = "[URL...] TOPIC", required = true, num_args = 1..)]
     words: Vec<String>,
     /// Print one JSON object per tick (the wire keys) instead of text.
     #[arg(long)]
@@ -66,18 +67,20 @@ impl Args {
         Ok(Some(token.to_owned()))
     }
 
-    /// The broker URL and the topics.
-    pub fn target(&self) -> anyhow::Result<(String, Vec<String>)> {
-        let (url, topics) = match self.words.split_first() {
-            Some((first, rest)) if first.starts_with("ws://") || first.starts_with("wss://") => {
-                (first.clone(), rest.to_vec())
-            }
-            _ => (DEFAULT_URL.to_owned(), self.words.clone()),
+    /// The broker URLs (at least one) and the topics.
+    pub fn target(&self) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        let is_url = |w: &String| w.starts_with("ws://") || w.starts_with("wss://");
+        let given = self.words.iter().take_while(|w| is_url(w)).count();
+        let (urls, topics) = self.words.split_at(given);
+        let urls = if urls.is_empty() {
+            vec![DEFAULT_URL.to_owned()]
+        } else {
+            urls.to_vec()
         };
         if topics.is_empty() {
             bail!("no topic given: name at least one symbol, or '*' for all");
         }
-        Ok((url, topics))
+        Ok((urls, topics.to_vec()))
     }
 }
 
@@ -85,7 +88,7 @@ impl Args {
 mod tests {
     use super::*;
 
-    fn target(words: &[&str]) -> anyhow::Result<(String, Vec<String>)> {
+    fn target(words: &[&str]) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         let mut argv = vec!["tickcast-sub"];
         argv.extend_from_slice(words);
         Args::try_parse_from(argv)?.target()
@@ -93,14 +96,17 @@ mod tests {
 
     #[test]
     fn url_is_optional_and_recognised_by_its_scheme() {
-        let (url, topics) = target(&["AAPL", "MSFT"]).unwrap();
-        assert_eq!((url.as_str(), topics.len()), (DEFAULT_URL, 2));
-        let (url, topics) = target(&["ws://h:1/ws", "*"]).unwrap();
+        let (urls, topics) = target(&["AAPL", "MSFT"]).unwrap();
+        assert_eq!((urls, topics.len()), (vec![DEFAULT_URL.to_owned()], 2));
+        let (urls, topics) = target(&["ws://h:1/ws", "*"]).unwrap();
         assert_eq!(
-            (url.as_str(), topics),
-            ("ws://h:1/ws", vec!["*".to_owned()])
+            (urls, topics),
+            (vec!["ws://h:1/ws".to_owned()], vec!["*".to_owned()])
         );
+        let (urls, topics) = target(&["ws://a:1/ws", "wss://b:2/ws", "AAPL"]).unwrap();
+        assert_eq!((urls.len(), topics), (2, vec!["AAPL".to_owned()]));
         assert!(target(&["ws://h:1/ws"]).is_err());
+        assert!(target(&["ws://a:1/ws", "ws://b:1/ws"]).is_err());
         assert!(target(&[]).is_err());
     }
 

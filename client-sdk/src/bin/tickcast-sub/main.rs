@@ -21,7 +21,7 @@ use clap::Parser;
 use tickcast_client::{Client, ClientError, Event};
 use tokio::time::{interval_at, sleep, Instant, MissedTickBehavior};
 
-use args::Args;
+use args::{Args, DEFAULT_URL};
 
 // mimalloc: every tick allocates its symbol and event; a faster allocator
 // is the cheapest win for a program that does little else.
@@ -52,8 +52,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: &Args) -> anyhow::Result<()> {
-    let (url, topics) = args.target()?;
-    let mut builder = Client::builder(url);
+    let (urls, topics) = args.target()?;
+    let mut builder = Client::builder(DEFAULT_URL).urls(urls);
     if let Some(token) = args.token()? {
         builder = builder.token(token);
     }
@@ -147,7 +147,7 @@ async fn run(args: &Args) -> anyhow::Result<()> {
                 "{cause}; reconnecting in {} ms (attempt {attempt})",
                 delay.as_millis()
             )),
-            Event::Reconnected { .. } => note(format_args!("reconnected")),
+            Event::Reconnected { url, .. } => note(format_args!("reconnected to {url}")),
             // The topics are fixed, so a refusal will not go away; and the
             // client only gives up when the policy says so. Both end the run.
             Event::Error(e @ (ClientError::Refused { .. } | ClientError::GaveUp { .. })) => {
