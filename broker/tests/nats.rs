@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use tickcast_broker::config::NatsConfig;
+use tickcast_broker::config::{NatsAuth, NatsConfig};
 use tickcast_broker::{BrokerConfig, FeedConfig, RunningBroker};
 use tickcast_protocol::control::{decode_server_frame, GapReason, Incoming, ResetReason};
 use tickcast_protocol::framing::put_tick_record;
@@ -472,4 +472,89 @@ async fn an_origin_without_jetstream_is_told_so_at_start_unless_it_keeps_no_stre
     // And an edge there starts cold, without complaint.
     let edge = edge(&nats).await;
     edge.shutdown().await;
+}
+
+/// A broker config with `nats` as its NATS settings: an origin (ingest
+/// feed) or an edge.
+fn with_nats(nats: NatsConfig, is_origin: bool) -> BrokerConfig {
+    BrokerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        feed: if is_origin {
+            FeedConfig::Ingest("127.0.0.1:0".parse().unwrap())
+        } else {
+            FeedConfig::Nats(nats.clone())
+        },
+        nats_out: is_origin.then_some(nats),
+        limits: limits(),
+        ..Default::default()
+    }
+}
+
+/// The start error of `config`, as text.
+async fn start_error(config: BrokerConfig) -> String {
+    match tickcast_broker::start(config).await {
+        Ok(_) => panic!("started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_credentials_and_tls_are_passed_through() {
+    // User and password.
+    let nats = NatsServer::start_with(&["--user", "tickcast", "--pass", "s3cret"]);
+    let plain = NatsConfig::new(&nats.url());
+    let err = start_error(with_nats(plain.clone(), false)).await;
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+    let user = NatsConfig {
+        auth: NatsAuth::UserPassword {
+            user: "tickcast".into(),
+            password: "s3cret".into(),
+        },
+        ..plain
+    };
+    let origin = tickcast_broker::start(with_nats(user.clone(), true))
+        .await
+        .unwrap();
+    let edge = tickcast_broker::start(with_nats(user, false))
+        .await
+        .unwrap();
+    let mut publisher = Publisher::connect(&origin).await;
+    warm_up(&mut publisher, &[&edge]).await;
+    edge.shutdown().await;
+    origin.shutdown().await;
+    drop(nats);
+
+    // TLS, the server's certificate checked against a CA file.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::pki::TestCa::new();
+    let (cert, key) = ca.server_cert().write(dir.path());
+    let root = dir.path().join("root.pem");
+    std::fs::write(&root, ca.root_pem()).unwrap();
+    let nats = NatsServer::start_with(&[
+        "--tls",
+        "--tlscert",
+        cert.to_str().unwrap(),
+        "--tlskey",
+        key.to_str().unwrap(),
+    ]);
+    let untrusting = NatsConfig {
+        require_tls: true,
+        ..NatsConfig::new(&nats.url())
+    };
+    let err = start_error(with_nats(untrusting.clone(), false)).await;
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+    let trusting = NatsConfig {
+        tls_ca: Some(root),
+        ..untrusting
+    };
+    let origin = tickcast_broker::start(with_nats(trusting.clone(), true))
+        .await
+        .unwrap();
+    let edge = tickcast_broker::start(with_nats(trusting, false))
+        .await
+        .unwrap();
+    let mut publisher = Publisher::connect(&origin).await;
+    warm_up(&mut publisher, &[&edge]).await;
+    edge.shutdown().await;
+    origin.shutdown().await;
 }

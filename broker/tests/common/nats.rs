@@ -47,16 +47,26 @@ impl NatsServer {
 
     /// Starts one without JetStream.
     pub fn start_without_jetstream() -> Self {
-        Self::spawn(free_port(), false)
+        Self::spawn_with(free_port(), false, &[])
+    }
+
+    /// Starts one with these further options (`--user`, `--tls`, …).
+    pub fn start_with(options: &[&str]) -> Self {
+        Self::spawn_with(free_port(), true, options)
     }
 
     fn spawn(port: u16, jetstream: bool) -> Self {
+        Self::spawn_with(port, jetstream, &[])
+    }
+
+    fn spawn_with(port: u16, jetstream: bool, options: &[&str]) -> Self {
         let store = tempfile::tempdir().expect("a temporary directory");
         let mut command = Command::new(binary());
         command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
         if jetstream {
             command.arg("-js").arg("-sd").arg(store.path());
         }
+        command.args(options);
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
