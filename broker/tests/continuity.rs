@@ -9,21 +9,10 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use common::{ingest_broker, limits, Publisher, Received, Subscriber};
+use common::{ingest_broker, limits, subscribe_raw, Publisher, Received, Subscriber};
 use tickcast_broker::{Limits, SlowConsumerPolicy};
 use tickcast_protocol::control::{GapReason, ResetReason};
 use tickcast_protocol::ServerMessage;
-
-/// Subscribes with a raw JSON request; returns the ack's epoch.
-async fn subscribe(client: &mut Subscriber, request: &str) -> String {
-    client.send_text(request).await;
-    match client.next().await {
-        Received::Control(ServerMessage::Subscribed { epoch, .. }) => {
-            epoch.expect("the ack carries the epoch")
-        }
-        other => panic!("expected an ack, got {other:?}"),
-    }
-}
 
 /// Reads until `sym` reaches `last`; returns everything seen, in order
 /// (ticks as their seq).
@@ -57,7 +46,7 @@ async fn a_client_cut_off_mid_stream_resumes_with_every_missed_tick_once_then_li
     let broker = ingest_broker(limits()).await;
     let mut publisher = Publisher::connect(&broker).await;
     let mut client = Subscriber::connect(broker.local_addr(), "").await;
-    let epoch = subscribe(
+    let epoch = subscribe_raw(
         &mut client,
         r#"{"op":"subscribe","topics":["AAPL","MSFT"]}"#,
     )
@@ -77,7 +66,7 @@ async fn a_client_cut_off_mid_stream_resumes_with_every_missed_tick_once_then_li
     let request = format!(
         r#"{{"op":"subscribe","topics":["AAPL","MSFT"],"epoch":"{epoch}","since":{{"AAPL":50,"MSFT":{held}}}}}"#
     );
-    assert_eq!(subscribe(&mut back, &request).await, epoch);
+    assert_eq!(subscribe_raw(&mut back, &request).await, epoch);
     // Live ticks published while the replay goes out.
     for _ in 0..20 {
         publisher.publish(&["AAPL", "MSFT"]).await;
@@ -118,7 +107,7 @@ async fn a_resume_that_cannot_be_proven_is_a_reset_and_a_snapshot() {
     .await;
     let mut publisher = Publisher::connect(&broker).await;
     let mut client = Subscriber::connect(broker.local_addr(), "").await;
-    let epoch = subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+    let epoch = subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
     for _ in 0..30 {
         publisher.publish(&["AAPL"]).await;
     }
@@ -138,12 +127,12 @@ async fn a_resume_that_cannot_be_proven_is_a_reset_and_a_snapshot() {
     };
     // The ring (10 ticks) no longer holds everything after 5.
     let mut c = Subscriber::connect(broker.local_addr(), "").await;
-    subscribe(&mut c, &resume(5, &epoch)).await;
+    subscribe_raw(&mut c, &resume(5, &epoch)).await;
     expect_reset(c.next().await, ResetReason::TooOld);
     assert_eq!(c.expect_tick().await.seq, 30, "then the snapshot");
     // It does hold everything after 20.
     let mut c = Subscriber::connect(broker.local_addr(), "").await;
-    subscribe(&mut c, &resume(20, &epoch)).await;
+    subscribe_raw(&mut c, &resume(20, &epoch)).await;
     assert!(matches!(
         c.next().await,
         Received::Control(ServerMessage::Recovered {
@@ -154,7 +143,7 @@ async fn a_resume_that_cannot_be_proven_is_a_reset_and_a_snapshot() {
     ));
     // Another broker's position.
     let mut c = Subscriber::connect(broker.local_addr(), "").await;
-    subscribe(&mut c, &resume(20, "0123456789abcdef")).await;
+    subscribe_raw(&mut c, &resume(20, "0123456789abcdef")).await;
     expect_reset(c.next().await, ResetReason::Epoch);
     assert_eq!(c.expect_tick().await.seq, 30);
 
@@ -162,7 +151,7 @@ async fn a_resume_that_cannot_be_proven_is_a_reset_and_a_snapshot() {
     publisher.publish_seqs("AAPL", &[1, 2, 3]).await;
     common::wait_ticks_in(&broker, 33).await;
     let mut c = Subscriber::connect(broker.local_addr(), "").await;
-    subscribe(&mut c, &resume(2, &epoch)).await;
+    subscribe_raw(&mut c, &resume(2, &epoch)).await;
     expect_reset(c.next().await, ResetReason::FeedRestart);
     assert_eq!(c.expect_tick().await.seq, 3);
     // ...and one in the restarted stream's own epoch is honoured.
@@ -177,7 +166,7 @@ async fn a_resume_that_cannot_be_proven_is_a_reset_and_a_snapshot() {
         r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{epoch}","epochs":{{"AAPL":"{own}"}},"since":{{"AAPL":1}}}}"#
     );
     let mut c = Subscriber::connect(broker.local_addr(), "").await;
-    subscribe(&mut c, &request).await;
+    subscribe_raw(&mut c, &request).await;
     assert!(matches!(
         c.next().await,
         Received::Control(ServerMessage::Recovered {
@@ -203,7 +192,7 @@ async fn a_resume_replays_at_most_an_outbox_and_says_too_old_for_the_rest() {
     .await;
     let mut publisher = Publisher::connect(&broker).await;
     let mut client = Subscriber::connect(broker.local_addr(), "").await;
-    let epoch = subscribe(&mut client, r#"{"op":"subscribe","topics":["A","B"]}"#).await;
+    let epoch = subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["A","B"]}"#).await;
     drop(client);
     for _ in 0..20 {
         publisher.publish(&["A"]).await;
@@ -216,7 +205,7 @@ async fn a_resume_replays_at_most_an_outbox_and_says_too_old_for_the_rest() {
     let request = format!(
         r#"{{"op":"subscribe","topics":["A","B"],"epoch":"{epoch}","since":{{"A":0,"B":0}}}}"#
     );
-    subscribe(&mut c, &request).await;
+    subscribe_raw(&mut c, &request).await;
     // A's 20 ticks fit; B's 100 would not: a reset and its latest.
     assert!(matches!(
         c.next().await,
@@ -242,7 +231,7 @@ async fn a_broker_restart_is_a_reset_with_reason_epoch_and_from_ts_starts_at_its
     publisher.publish(&["AAPL"]).await;
     common::wait_ticks_in(&broker, 1).await;
     let mut client = Subscriber::connect(broker.local_addr(), "").await;
-    let old = subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+    let old = subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
     broker.shutdown().await;
 
     let broker = ingest_broker(limits()).await;
@@ -257,7 +246,7 @@ async fn a_broker_restart_is_a_reset_with_reason_epoch_and_from_ts_starts_at_its
     let mut c = Subscriber::connect(broker.local_addr(), "").await;
     let request =
         format!(r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{old}","since":{{"AAPL":1}}}}"#);
-    assert_ne!(subscribe(&mut c, &request).await, old);
+    assert_ne!(subscribe_raw(&mut c, &request).await, old);
     assert!(matches!(
         c.next().await,
         Received::Control(ServerMessage::Reset {
@@ -273,7 +262,7 @@ async fn a_broker_restart_is_a_reset_with_reason_epoch_and_from_ts_starts_at_its
         r#"{{"op":"subscribe","topics":["AAPL"],"from_ts":{}}}"#,
         stamps[11]
     );
-    subscribe(&mut c, &request).await;
+    subscribe_raw(&mut c, &request).await;
     publisher.publish(&["AAPL"]).await;
     let got = read_to(&mut c, "AAPL", 21).await;
     assert_eq!(seqs(&got, "AAPL"), (13..=21).collect::<Vec<_>>());
@@ -482,7 +471,7 @@ async fn a_slow_reader_gets_fresher_prices_with_the_age_bound() {
 async fn a_rate_cap_sends_at_most_max_rate_a_second_and_the_last_tick_within_its_interval() {
     let broker = ingest_broker(limits()).await;
     let mut client = Subscriber::connect(broker.local_addr(), "").await;
-    subscribe(
+    subscribe_raw(
         &mut client,
         r#"{"op":"subscribe","topics":["A","B"],"max_rate":4}"#,
     )

@@ -16,7 +16,7 @@ use tickcast_protocol::ServerMessage;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::nats::NatsServer;
-use common::{limits, tick, Publisher, Received, Subscriber, WAIT};
+use common::{limits, subscribe_raw, tick, Publisher, Received, Subscriber, WAIT};
 
 /// An origin: fed by its ingest port, publishing to `nats`.
 async fn origin(nats: &NatsServer, epoch: Option<&str>) -> RunningBroker {
@@ -84,17 +84,6 @@ async fn wait_stored(nats: &NatsServer, name: &str, n: u64) {
     }
 }
 
-/// Subscribes with a raw request; returns the ack's epoch.
-async fn subscribe(client: &mut Subscriber, request: &str) -> String {
-    client.send_text(request).await;
-    match client.next().await {
-        Received::Control(ServerMessage::Subscribed { epoch, .. }) => {
-            epoch.expect("the ack carries the epoch")
-        }
-        other => panic!("expected an ack, got {other:?}"),
-    }
-}
-
 /// Reads raw frames until `last` holds each symbol's last seq: the ticks
 /// as `(sym, seq, bytes)`, and the control messages.
 async fn read_raw(
@@ -146,7 +135,7 @@ async fn clients_on_the_origin_and_on_two_edges_receive_identical_streams() {
     let mut epochs = Vec::new();
     for broker in [&origin, &a, &b] {
         let mut c = Subscriber::connect(broker.local_addr(), "").await;
-        epochs.push(subscribe(&mut c, request).await);
+        epochs.push(subscribe_raw(&mut c, request).await);
         clients.push(c);
     }
     // Every edge names the origin's epoch: a position means the same on each.
@@ -185,7 +174,7 @@ async fn a_position_taken_on_the_origin_resumes_on_an_edge_with_every_tick_once(
     warm_up(&mut publisher, &[&edge]).await;
 
     let mut client = Subscriber::connect(origin.local_addr(), "").await;
-    let epoch = subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+    let epoch = subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
     for _ in 0..50 {
         publisher.publish(&["AAPL"]).await;
     }
@@ -201,7 +190,7 @@ async fn a_position_taken_on_the_origin_resumes_on_an_edge_with_every_tick_once(
     let request = format!(
         r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{epoch}","since":{{"AAPL":50}}}}"#
     );
-    assert_eq!(subscribe(&mut back, &request).await, epoch);
+    assert_eq!(subscribe_raw(&mut back, &request).await, epoch);
     for _ in 0..20 {
         publisher.publish(&["AAPL"]).await;
     }
@@ -237,7 +226,7 @@ async fn two_origins_of_one_feed_reach_an_edge_once_and_either_can_die() {
     warm_up(&mut to_first, &[&edge]).await;
     let mut client = Subscriber::connect(edge.local_addr(), "").await;
     assert_eq!(
-        subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
+        subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
         "desk-feed"
     );
     // The same feed into both: the very same bytes, seq 1 to 200.
@@ -287,7 +276,7 @@ async fn a_new_origin_epoch_is_a_reset_with_reason_epoch_on_the_edge() {
     warm_up(&mut publisher, &[&edge]).await;
     let mut client = Subscriber::connect(edge.local_addr(), "").await;
     assert_eq!(
-        subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
+        subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
         "monday"
     );
     publisher.publish_seqs("AAPL", &[1, 2, 3]).await;
@@ -333,7 +322,7 @@ async fn a_nats_restart_mid_stream_loses_nothing_unannounced_and_repeats_nothing
     let mut publisher = Publisher::connect(&origin).await;
     warm_up(&mut publisher, &[&edge]).await;
     let mut client = Subscriber::connect(edge.local_addr(), "").await;
-    subscribe(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+    subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
 
     // 3,000 ticks, one a millisecond; NATS goes away for 300 ms at 1,000.
     const LAST: u64 = 3_000;
@@ -403,13 +392,13 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     }
     wait_stored(&nats, "TICKCAST_TICKS", 150).await;
     let mut on_origin = Subscriber::connect(origin.local_addr(), "").await;
-    let epoch = subscribe(&mut on_origin, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+    let epoch = subscribe_raw(&mut on_origin, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
 
     // Started after the ticks, with nothing published since.
     let edge = edge(&nats).await;
     let mut client = Subscriber::connect(edge.local_addr(), "").await;
     assert_eq!(
-        subscribe(
+        subscribe_raw(
             &mut client,
             r#"{"op":"subscribe","topics":["AAPL","MSFT","NVDA"]}"#
         )
@@ -432,7 +421,7 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     let request = format!(
         r#"{{"op":"subscribe","topics":["MSFT"],"epoch":"{epoch}","since":{{"MSFT":10}}}}"#
     );
-    subscribe(&mut back, &request).await;
+    subscribe_raw(&mut back, &request).await;
     let (got, controls) = read_raw(&mut back, &BTreeMap::from([("MSFT", 50)])).await;
     assert_eq!(seqs(&got, "MSFT"), (11..=50).collect::<Vec<_>>());
     assert!(
@@ -490,6 +479,21 @@ fn with_nats(nats: NatsConfig, is_origin: bool) -> BrokerConfig {
     }
 }
 
+/// An origin and an edge both on `nats`: ticks published to the origin
+/// reach the edge.
+async fn ticks_reach_an_edge(nats: NatsConfig) {
+    let origin = tickcast_broker::start(with_nats(nats.clone(), true))
+        .await
+        .unwrap();
+    let edge = tickcast_broker::start(with_nats(nats, false))
+        .await
+        .unwrap();
+    let mut publisher = Publisher::connect(&origin).await;
+    warm_up(&mut publisher, &[&edge]).await;
+    edge.shutdown().await;
+    origin.shutdown().await;
+}
+
 /// The start error of `config`, as text.
 async fn start_error(config: BrokerConfig) -> String {
     match tickcast_broker::start(config).await {
@@ -512,16 +516,7 @@ async fn nats_credentials_and_tls_are_passed_through() {
         },
         ..plain
     };
-    let origin = tickcast_broker::start(with_nats(user.clone(), true))
-        .await
-        .unwrap();
-    let edge = tickcast_broker::start(with_nats(user, false))
-        .await
-        .unwrap();
-    let mut publisher = Publisher::connect(&origin).await;
-    warm_up(&mut publisher, &[&edge]).await;
-    edge.shutdown().await;
-    origin.shutdown().await;
+    ticks_reach_an_edge(user).await;
     drop(nats);
 
     // TLS, the server's certificate checked against a CA file.
@@ -547,14 +542,5 @@ async fn nats_credentials_and_tls_are_passed_through() {
         tls_ca: Some(root),
         ..untrusting
     };
-    let origin = tickcast_broker::start(with_nats(trusting.clone(), true))
-        .await
-        .unwrap();
-    let edge = tickcast_broker::start(with_nats(trusting, false))
-        .await
-        .unwrap();
-    let mut publisher = Publisher::connect(&origin).await;
-    warm_up(&mut publisher, &[&edge]).await;
-    edge.shutdown().await;
-    origin.shutdown().await;
+    ticks_reach_an_edge(trusting).await;
 }

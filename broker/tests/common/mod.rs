@@ -168,6 +168,17 @@ pub async fn wait_ticks_in(broker: &RunningBroker, n: u64) {
     }
 }
 
+/// Sends `client` a raw subscribe request (JSON); returns the ack's epoch.
+pub async fn subscribe_raw(client: &mut Subscriber, request: &str) -> String {
+    client.send_text(request).await;
+    match client.next().await {
+        Received::Control(ServerMessage::Subscribed { epoch, .. }) => {
+            epoch.expect("the ack carries the epoch")
+        }
+        other => panic!("expected an ack, got {other:?}"),
+    }
+}
+
 /// What a subscriber received.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Received {
