@@ -6,6 +6,7 @@
 #
 #   benches/scale-out.sh                 # ladder-200
 #   ROUNDS=2 benches/scale-out.sh ladder-200 ladder-1000
+#   ORIGIN_ARGS="--nats-stream-history 0" benches/scale-out.sh   # no JetStream stream
 #
 # Setup, all on loopback: nats-server -js, an origin (--ingest, --nats-out)
 # and an edge (--nats-in), the three pinned to CPU 0; loadgen on CPU 1. The
@@ -43,7 +44,11 @@ for p in $nats_port $origin_ws $origin_ingest $edge_ws; do
 done
 
 pids=()
-cleanup() { [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true; }
+cleanup() {
+    [ ${#pids[@]} -eq 0 ] && return
+    kill "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+}
 trap cleanup EXIT
 wait_port() {
     for _ in $(seq 1 100); do
@@ -57,7 +62,7 @@ taskset -c 0 "$nats_bin" -js -sd "$out/jetstream" -a 127.0.0.1 -p $nats_port >"$
 nats_pid=$!; pids+=($nats_pid)
 wait_port $nats_port
 taskset -c 0 "$broker" --listen 127.0.0.1:$origin_ws --ingest 127.0.0.1:$origin_ingest \
-    --nats-out nats://127.0.0.1:$nats_port >"$out/origin.log" 2>&1 &
+    --nats-out nats://127.0.0.1:$nats_port ${ORIGIN_ARGS:-} >"$out/origin.log" 2>&1 &
 origin_pid=$!; pids+=($origin_pid)
 wait_port $origin_ws
 taskset -c 0 "$broker" --listen 127.0.0.1:$edge_ws --nats-in nats://127.0.0.1:$nats_port \
@@ -77,7 +82,7 @@ run_one() { # scenario, label (direct|edge), out dir
     local start; start=$(date +%s.%N)
     echo "== $1 $2" >&2
     timeout 1800 taskset -c 1 "$loadgen" run "benches/scenarios/$1.toml" --target tickcast \
-        --ws 127.0.0.1:$ws --publish 127.0.0.1:$origin_ingest --pid $pid --out "$3"
+        --broker 127.0.0.1:$ws --ingest 127.0.0.1:$origin_ingest --server-pid $pid --out "$3"
     local secs; secs=$(echo "$(date +%s.%N) - $start" | bc)
     for p in $nats_pid $origin_pid $edge_pid; do after+=("$(cpu_ticks $p)"); done
     {

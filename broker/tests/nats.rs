@@ -544,3 +544,26 @@ async fn nats_credentials_and_tls_are_passed_through() {
     };
     ticks_reach_an_edge(trusting).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_shuts_down_promptly_while_nats_is_away() {
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    publisher.publish(&["AAPL"]).await;
+    drop(nats);
+    // Ticks that can no longer go anywhere wait in the origin's queue.
+    for _ in 0..5_000 {
+        publisher.publish(&["AAPL", "MSFT"]).await;
+    }
+    common::wait_ticks_in(&origin, 10_001).await;
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), origin.shutdown())
+        .await
+        .expect("shutdown waited for NATS");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

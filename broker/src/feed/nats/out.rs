@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::{HeaderMap, Subject};
 use tokio::sync::mpsc;
@@ -23,6 +24,9 @@ use tracing::warn;
 use crate::fanout::hub::{Accepted, Tap};
 use crate::feed::nats::wire::{subject, EPOCH_HEADER};
 use crate::observe::metrics::Metrics;
+
+/// How long shutdown gives NATS to take what was queued.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(1);
 
 /// The most ticks waiting for NATS: about 10 MB of 150-byte ticks, a
 /// second of a 65,000 ticks/s feed.
@@ -89,54 +93,76 @@ impl Tap for NatsOut {
 
 impl Publisher {
     /// Publishes the queue until `stop` (the broker's shutdown, which stops
-    /// the feed at the same time), then what was queued before it, and
-    /// flushes. A symbol that cannot be a subject (see [`subject`]) is
-    /// skipped and counted as dropped, with one warning per symbol.
+    /// the feed at the same time), then what was queued before it, for at
+    /// most [`DRAIN_WITHIN`] (NATS may be away: shutdown must not wait for
+    /// it; what is left is counted as dropped). A symbol that cannot be a
+    /// subject (see [`subject`]) is skipped and counted as dropped, with
+    /// one warning per symbol.
     pub async fn run(mut self, stop: CancellationToken) {
         // Per symbol its subject (`None`: cannot be one). Bounded by the
         // hub's symbol table: only accepted ticks come here.
         let mut subjects: HashMap<Arc<str>, Option<Subject>> = HashMap::new();
-        loop {
-            let batch = tokio::select! {
-                Some(batch) = self.queue.recv() => batch,
-                _ = stop.cancelled() => match self.queue.try_recv() {
-                    Ok(batch) => batch,
-                    Err(_) => break,
-                },
+        let publishing = async {
+            while let Some(batch) = self.queue.recv().await {
+                self.publish(batch, &mut subjects).await;
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = publishing => return,
+        }
+        let draining = async {
+            while let Ok(batch) = self.queue.try_recv() {
+                self.publish(batch, &mut subjects).await;
+            }
+            let _ = self.client.flush().await;
+        };
+        if tokio::time::timeout(DRAIN_WITHIN, draining).await.is_err() {
+            let left = self.queued.swap(0, Ordering::Relaxed);
+            self.metrics.nats_out_dropped.add(left as u64);
+            warn!(
+                left,
+                "NATS did not take the last ticks in time; shutting down without them"
+            );
+        }
+    }
+
+    /// Publishes one batch, one message a tick.
+    async fn publish(
+        &self,
+        batch: Vec<Accepted>,
+        subjects: &mut HashMap<Arc<str>, Option<Subject>>,
+    ) {
+        let n = batch.len();
+        let (mut published, mut dropped) = (0, 0);
+        for tick in batch {
+            let subject = subjects.entry(tick.sym.clone()).or_insert_with(|| {
+                let s = subject(&self.prefix, &tick.sym);
+                if s.is_none() {
+                    warn!(sym = %tick.sym, "symbol cannot be a NATS subject; not published");
+                }
+                s.map(Subject::from)
+            });
+            let Some(subject) = subject else {
+                dropped += 1;
+                continue;
             };
-            let n = batch.len();
-            let (mut published, mut dropped) = (0, 0);
-            for tick in batch {
-                let subject = subjects.entry(tick.sym.clone()).or_insert_with(|| {
-                    let s = subject(&self.prefix, &tick.sym);
-                    if s.is_none() {
-                        warn!(sym = %tick.sym, "symbol cannot be a NATS subject; not published");
-                    }
-                    s.map(Subject::from)
-                });
-                let Some(subject) = subject else {
+            let mut headers = HeaderMap::new();
+            headers.insert(EPOCH_HEADER, &*tick.epoch);
+            match self
+                .client
+                .publish_with_headers(subject.clone(), headers, tick.payload)
+                .await
+            {
+                Ok(()) => published += 1,
+                Err(e) => {
                     dropped += 1;
-                    continue;
-                };
-                let mut headers = HeaderMap::new();
-                headers.insert(EPOCH_HEADER, &*tick.epoch);
-                match self
-                    .client
-                    .publish_with_headers(subject.clone(), headers, tick.payload)
-                    .await
-                {
-                    Ok(()) => published += 1,
-                    Err(e) => {
-                        dropped += 1;
-                        warn!(error = %e, "NATS publish failed");
-                    }
+                    warn!(error = %e, "NATS publish failed");
                 }
             }
-            self.queued.fetch_sub(n, Ordering::Relaxed);
-            self.metrics.nats_published.add(published);
-            self.metrics.nats_out_dropped.add(dropped);
         }
-        // What is left in async-nats's own buffer goes out before the end.
-        let _ = self.client.flush().await;
+        self.queued.fetch_sub(n, Ordering::Relaxed);
+        self.metrics.nats_published.add(published);
+        self.metrics.nats_out_dropped.add(dropped);
     }
 }
