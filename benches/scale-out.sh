@@ -12,10 +12,11 @@
 # and an edge (--nats-in), the three pinned to CPU 0; loadgen on CPU 1. The
 # publisher always feeds the origin's ingest port; "direct" subscribers
 # connect to the origin, "edge" ones to the edge. Both brokers run in every
-# round (the edge takes the whole feed from NATS while the origin's clients
+# run (the edge takes the whole feed from NATS while the origin's clients
 # are measured, and the origin publishes to NATS while the edge's are), so
-# the two differ by where the fan-out happens and the hop, not by what runs.
-# Results (JSON, .hgrm, cpu.txt) go to benches/results/scale-out-<time>/.
+# the two differ by where the fan-out happens and the hop, not by what runs;
+# each run starts all three afresh. Results (JSON, .hgrm, cpu.txt, both
+# brokers' NATS counters) go to benches/results/scale-out-<time>/.
 # Run it on a quiet machine.
 set -euo pipefail
 
@@ -58,25 +59,39 @@ wait_port() {
     echo "nothing listens on $1" >&2; exit 1
 }
 
-taskset -c 0 "$nats_bin" -js -sd "$out/jetstream" -a 127.0.0.1 -p $nats_port >"$out/nats.log" 2>&1 &
-nats_pid=$!; pids+=($nats_pid)
-wait_port $nats_port
-taskset -c 0 "$broker" --listen 127.0.0.1:$origin_ws --ingest 127.0.0.1:$origin_ingest \
-    --nats-out nats://127.0.0.1:$nats_port ${ORIGIN_ARGS:-} >"$out/origin.log" 2>&1 &
-origin_pid=$!; pids+=($origin_pid)
-wait_port $origin_ws
-taskset -c 0 "$broker" --listen 127.0.0.1:$edge_ws --nats-in nats://127.0.0.1:$nats_port \
-    >"$out/edge.log" 2>&1 &
-edge_pid=$!; pids+=($edge_pid)
-wait_port $edge_ws
+# A fresh setup for every run, so one run's overload (an origin whose NATS
+# queue overflowed leaves the edge's seqs behind, and loadgen numbers the
+# next run from the broker it loads) cannot spill into the next.
+setup() { # out dir
+    taskset -c 0 "$nats_bin" -js -sd "$1/jetstream" -a 127.0.0.1 -p $nats_port >"$1/nats.log" 2>&1 &
+    nats_pid=$!; pids=($nats_pid)
+    wait_port $nats_port
+    # shellcheck disable=SC2086 # ORIGIN_ARGS is a list of flags
+    taskset -c 0 "$broker" --listen 127.0.0.1:$origin_ws --ingest 127.0.0.1:$origin_ingest \
+        --nats-out nats://127.0.0.1:$nats_port ${ORIGIN_ARGS:-} >"$1/origin.log" 2>&1 &
+    origin_pid=$!; pids+=($origin_pid)
+    wait_port $origin_ws
+    taskset -c 0 "$broker" --listen 127.0.0.1:$edge_ws --nats-in nats://127.0.0.1:$nats_port \
+        >"$1/edge.log" 2>&1 &
+    edge_pid=$!; pids+=($edge_pid)
+    wait_port $edge_ws
+}
+teardown() { # out dir
+    curl -s "http://127.0.0.1:$edge_ws/metrics" | grep -E '^tickcast_(nats|upstream)' >"$1/edge-metrics.txt" || true
+    curl -s "http://127.0.0.1:$origin_ws/metrics" | grep -E '^tickcast_nats' >"$1/origin-metrics.txt" || true
+    cleanup
+    pids=()
+}
 
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 run_one() { # scenario, label (direct|edge), out dir
+    mkdir -p "$3"
+    setup "$3"
     local ws=$origin_ws pid=$origin_pid
-    [ "$2" = edge ] && { ws=$edge_ws; pid=$edge_pid; }
+    if [ "$2" = edge ]; then ws=$edge_ws; pid=$edge_pid; fi
     local before=() after=()
     for p in $nats_pid $origin_pid $edge_pid; do before+=("$(cpu_ticks $p)"); done
     local start; start=$(date +%s.%N)
@@ -94,6 +109,7 @@ run_one() { # scenario, label (direct|edge), out dir
             i=$((i + 1))
         done
     } | tee "$3/cpu.txt"
+    teardown "$3"
 }
 
 rounds="${ROUNDS:-4}"
@@ -109,6 +125,4 @@ for s in "${scenarios[@]}"; do
     "$loadgen" medians --a-label direct --b-label edge \
         --a "$out/$s"-direct-r*/result.json --b "$out/$s"-edge-r*/result.json | tee "$out/$s-hop.txt"
 done
-curl -s "http://127.0.0.1:$edge_ws/metrics" | grep -E '^tickcast_(nats|upstream)' | tee "$out/edge-metrics.txt"
-curl -s "http://127.0.0.1:$origin_ws/metrics" | grep -E '^tickcast_nats' | tee "$out/origin-metrics.txt"
 echo "results in $out"

@@ -283,7 +283,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             tasks.spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = feed::nats::run_nats_in(ticks, hub, m) => {}
+                    _ = feed::nats::run_nats_in(ticks, hub, m, recorder) => {}
                 }
                 drop(client);
             });

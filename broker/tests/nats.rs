@@ -567,3 +567,38 @@ async fn an_origin_shuts_down_promptly_while_nats_is_away() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_records_what_it_receives() {
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = tickcast_broker::start(BrokerConfig {
+        record: Some(tickcast_broker::RecordConfig {
+            dir: dir.path().to_path_buf(),
+            rotate: Duration::from_secs(3600),
+            max_bytes: 1 << 30,
+        }),
+        ..with_nats(NatsConfig::new(&nats.url()), false)
+    })
+    .await
+    .unwrap();
+    let mut publisher = Publisher::connect(&origin).await;
+    let warm = warm_up(&mut publisher, &[&edge]).await;
+    for _ in 0..100 {
+        publisher.publish(&["AAPL"]).await;
+    }
+    common::wait_ticks_in(&edge, 100 + warm).await;
+    edge.shutdown().await;
+    let mut recorded = Vec::new();
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        for tick in feed_simulator::file::FeedReader::open(&file.unwrap().path()).unwrap() {
+            let tick = tick.unwrap();
+            if tick.sym == "AAPL" {
+                recorded.push(tick.seq);
+            }
+        }
+    }
+    assert_eq!(recorded, (1..=100).collect::<Vec<_>>());
+    origin.shutdown().await;
+}

@@ -34,11 +34,12 @@ use std::time::{Duration, Instant};
 use feed_simulator::file::{FeedHeader, FeedWriter, Source, HEADER_LEN};
 use feed_simulator::rfc3339;
 use tickcast_protocol::clock::now_ns;
-use tickcast_protocol::framing::parse_record;
+use tickcast_protocol::framing::{parse_record, HEADER_LEN as LEN_PREFIX};
 use tickcast_protocol::TickRef;
 use tracing::{error, info, warn};
 
 use crate::config::RecordConfig;
+use crate::fanout::hub::TickIn;
 use crate::observe::metrics::Metrics;
 
 /// Batches the queue holds. A batch is at most `MAX_BATCH` (1,024) ticks;
@@ -131,6 +132,19 @@ impl Recorder {
             },
             RecordThread(thread),
         ))
+    }
+
+    /// Frames `ticks` (as the feed file does) and queues them: for the
+    /// sources whose ticks are not framed already (simulator, replay, an
+    /// edge's NATS messages).
+    pub fn offer_ticks(&self, ticks: &[TickIn<'_>]) {
+        let bytes = ticks.iter().map(|t| LEN_PREFIX + t.payload.len()).sum();
+        let mut records = Vec::with_capacity(bytes);
+        for t in ticks {
+            records.extend_from_slice(&(t.payload.len() as u32).to_be_bytes());
+            records.extend_from_slice(t.payload);
+        }
+        self.offer(records, ticks.len() as u64);
     }
 
     /// Queues a batch of framed records (`u32` length + tick, the feed

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use feed_simulator::pacing::BatchSink;
 use tickcast_protocol::clock::now_ns;
-use tickcast_protocol::framing::HEADER_LEN as LEN_PREFIX;
 use tickcast_protocol::Tick;
 
 use crate::fanout::hub::{Hub, TickIn};
@@ -87,13 +86,7 @@ impl BatchSink<Tick> for HubSink {
             .collect();
         self.hub.publish(&ins);
         if let Some(recorder) = &self.recorder {
-            // The feed file's framing: a length before each payload.
-            let mut records = Vec::with_capacity(self.encoded.len() + LEN_PREFIX * ins.len());
-            for t in &ins {
-                records.extend_from_slice(&(t.payload.len() as u32).to_be_bytes());
-                records.extend_from_slice(t.payload);
-            }
-            recorder.offer(records, ins.len() as u64);
+            recorder.offer_ticks(&ins);
         }
         self.published += self.batch.len() as u64;
         self.batch.clear();

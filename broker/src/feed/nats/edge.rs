@@ -10,7 +10,8 @@
 //! every other feed. The hub does the rest: the epoch is adopted per
 //! symbol, a second copy of a `seq` (a second origin of the same feed) is
 //! dropped as stale, and a new epoch starts the symbol's stream over with
-//! a `reset` to its subscribers.
+//! a `reset` to its subscribers. With `--record`, what arrives is
+//! recorded as the ingest port's publishers are.
 
 use std::sync::Arc;
 
@@ -24,13 +25,19 @@ use crate::fanout::history::valid_epoch;
 use crate::fanout::hub::{Hub, TickIn};
 use crate::feed::nats::connection::NatsError;
 use crate::feed::nats::wire::EPOCH_HEADER;
+use crate::feed::record::Recorder;
 use crate::feed::sink::MAX_BATCH;
 use crate::observe::metrics::Metrics;
 
 /// Publishes every tick of `ticks` (from [`subscribe`], made at start so a
 /// refused subscription fails the start) into `hub`, until the
 /// connection is closed for good.
-pub async fn run_nats_in(mut ticks: async_nats::Subscriber, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+pub async fn run_nats_in(
+    mut ticks: async_nats::Subscriber,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    recorder: Option<Recorder>,
+) {
     let mut batch: Vec<Message> = Vec::with_capacity(MAX_BATCH);
     let mut warned = false;
     while let Some(first) = ticks.next().await {
@@ -41,7 +48,7 @@ pub async fn run_nats_in(mut ticks: async_nats::Subscriber, hub: Arc<Hub>, metri
                 _ => break,
             }
         }
-        publish_messages(&batch, &hub, &metrics, &mut warned);
+        publish_messages(&batch, &hub, &metrics, &mut warned, recorder.as_ref());
         batch.clear();
     }
     info!("NATS subscription ended");
@@ -49,8 +56,17 @@ pub async fn run_nats_in(mut ticks: async_nats::Subscriber, hub: Arc<Hub>, metri
 
 /// Publishes the ticks of `batch` into `hub` as one batch; refuses and
 /// counts the rest, with one warning per feed (`warned`): a stranger
-/// publishing on our prefix must not flood the log.
-pub fn publish_messages(batch: &[Message], hub: &Hub, metrics: &Metrics, warned: &mut bool) {
+/// publishing on our prefix must not flood the log. With a `recorder`
+/// (`--record`), the valid ticks are recorded as the ingest port records:
+/// what the feed brought, a second origin's copies included, which a
+/// replay drops as stale.
+pub fn publish_messages(
+    batch: &[Message],
+    hub: &Hub,
+    metrics: &Metrics,
+    warned: &mut bool,
+    recorder: Option<&Recorder>,
+) {
     let recv_ns = now_ns();
     let mut rejected = 0u64;
     let ins: Vec<TickIn<'_>> = batch
@@ -70,6 +86,9 @@ pub fn publish_messages(batch: &[Message], hub: &Hub, metrics: &Metrics, warned:
     hub.publish(&ins);
     metrics.nats_received.add(batch.len() as u64);
     metrics.nats_rejected.add(rejected);
+    if let Some(recorder) = recorder {
+        recorder.offer_ticks(&ins);
+    }
 }
 
 /// Subscribes to every subject under `prefix`.

@@ -145,7 +145,8 @@ async fn read_stream(
         batch.push(msg.message);
         read += 1;
         if batch.len() == MAX_BATCH || pending == 0 {
-            publish_messages(&batch, hub, metrics, &mut warned);
+            // Not recorded: the origin (or an edge) recorded them live.
+            publish_messages(&batch, hub, metrics, &mut warned, None);
             batch.clear();
         }
         if pending == 0 {
