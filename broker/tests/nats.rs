@@ -592,7 +592,7 @@ async fn an_edge_records_what_it_receives() {
     edge.shutdown().await;
     let mut recorded = Vec::new();
     for file in std::fs::read_dir(dir.path()).unwrap() {
-        for tick in feed_simulator::file::FeedReader::open(&file.unwrap().path()).unwrap() {
+        for tick in feed_simulator::file::FeedReader::open(file.unwrap().path()).unwrap() {
             let tick = tick.unwrap();
             if tick.sym == "AAPL" {
                 recorded.push(tick.seq);
