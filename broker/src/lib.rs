@@ -194,10 +194,21 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     let sessions = TaskTracker::new();
     let tasks = TaskTracker::new();
     if let Some(cfg) = &config.nats_out {
-        let client = feed::nats::connect(cfg, "tickcast origin", metrics.clone()).await?;
+        let connected = Arc::new(tokio::sync::Notify::new());
+        let client =
+            feed::nats::connect(cfg, "tickcast origin", metrics.clone(), connected.clone()).await?;
         if cfg.stream_history > 0 {
             feed::nats::stream::keep_recent(&client, &cfg.subject_prefix, cfg.stream_history)
                 .await?;
+            // A memory stream goes with its server: made again at every
+            // reconnection (to a restarted server, or another of the cluster).
+            tasks.spawn(feed::nats::stream::keep_recent_on_reconnect(
+                client.clone(),
+                cfg.subject_prefix.clone(),
+                cfg.stream_history,
+                connected,
+                running.clone(),
+            ));
         }
         let (tap, publisher) =
             feed::nats::NatsOut::new(client, cfg.subject_prefix.clone(), metrics.clone());
@@ -275,7 +286,9 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             });
         }
         FeedConfig::Nats(cfg) => {
-            let client = feed::nats::connect(&cfg, "tickcast edge", metrics.clone()).await?;
+            let connected = Arc::new(tokio::sync::Notify::new());
+            let client =
+                feed::nats::connect(&cfg, "tickcast edge", metrics.clone(), connected).await?;
             let ticks = feed::nats::edge::subscribe(&client, &cfg.subject_prefix).await?;
             // Before any client: snapshots and warm rings from JetStream.
             feed::nats::stream::warm_up(&client, &cfg.subject_prefix, &hub, &metrics).await;

@@ -602,3 +602,47 @@ async fn an_edge_records_what_it_receives() {
     assert_eq!(recorded, (1..=100).collect::<Vec<_>>());
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_makes_its_stream_again_on_a_restarted_server() {
+    let nats = NatsServer::start();
+    let port = nats.addr.port();
+    let origin = origin(&nats, None).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    publisher.publish(&["AAPL"]).await;
+    wait_stored(&nats, "TICKCAST_TICKS", 1).await;
+    // The server comes back without its memory stream.
+    drop(nats);
+    let nats = NatsServer::start_on(port);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while origin.metrics().nats_disconnects.get() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconnection seen"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Ticks published from now on are kept again: an edge started late
+    // has them at once.
+    let mut seq = 1;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        seq += 1;
+        publisher.publish(&["AAPL"]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let edge = edge(&nats).await;
+        let mut client = Subscriber::connect(edge.local_addr(), "").await;
+        subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+        let got = client.next_within(Duration::from_millis(500)).await;
+        edge.shutdown().await;
+        if let Some(Received::Tick(t)) = got {
+            assert!(t.seq > 1 && t.seq <= seq, "{}", t.seq);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream was not made again"
+        );
+    }
+    origin.shutdown().await;
+}

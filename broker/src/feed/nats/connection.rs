@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::{ConnectOptions, Event, ServerAddr};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::{NatsAuth, NatsConfig};
@@ -74,10 +75,13 @@ pub enum NatsError {
 /// loss is counted (`tickcast_nats_disconnects_total`) and logged, as is
 /// each reconnect and any message NATS dropped for a slow reader. `name`
 /// tells the server who this is (`tickcast origin`, `tickcast edge`).
+/// `connected` is notified at each (re)connection (one permit is kept, so
+/// the first is not lost before anyone waits).
 pub async fn connect(
     cfg: &NatsConfig,
     name: &str,
     metrics: Arc<Metrics>,
+    connected: Arc<Notify>,
 ) -> Result<async_nats::Client, NatsError> {
     if !valid_prefix(&cfg.subject_prefix) {
         return Err(NatsError::Prefix(cfg.subject_prefix.clone()));
@@ -132,13 +136,17 @@ pub async fn connect(
         .event_callback(move |event| {
             let metrics = metrics.clone();
             let servers = logged.clone();
+            let connected = connected.clone();
             async move {
                 match event {
                     Event::Disconnected => {
                         metrics.nats_disconnects.add(1);
                         warn!(%servers, "NATS connection lost; reconnecting");
                     }
-                    Event::Connected => info!(%servers, "NATS connected"),
+                    Event::Connected => {
+                        info!(%servers, "NATS connected");
+                        connected.notify_one();
+                    }
                     Event::SlowConsumer(sid) => {
                         warn!(sid, "NATS dropped messages for a slow subscription")
                     }

@@ -8,6 +8,9 @@
 //! itself, so the hot path does not change: no JetStream publish, no ack
 //! to wait for.
 //!
+//! The origin makes the stream again at every reconnection (a memory
+//! stream does not outlive its server).
+//!
 //! An edge, before it takes clients, reads the stream once from the start
 //! with an ordered consumer (no acks, one per edge, gone when read) and
 //! hands it to its hub in batches: every symbol then has its snapshot and
@@ -16,10 +19,13 @@
 //! between the two: what the live one brings again is dropped as stale by
 //! the hub (its `seq` is not above the last).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::fanout::hub::Hub;
@@ -66,6 +72,33 @@ pub async fn keep_recent(
             reason: e.to_string(),
         })?;
     Ok(())
+}
+
+/// Makes the stream again each time `connected` is notified, until `stop`:
+/// a server restarted without its memory streams, or another server of a
+/// cluster, gets it back without restarting the origin. Failures are
+/// logged (the live path does not need the stream).
+pub async fn keep_recent_on_reconnect(
+    client: async_nats::Client,
+    prefix: String,
+    per_subject: usize,
+    connected: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    // The first connection's permit: the stream was made at start.
+    connected.notified().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = connected.notified() => {}
+        }
+        match keep_recent(&client, &prefix, per_subject).await {
+            Ok(()) => {
+                info!(stream = %stream_name(&prefix), "JetStream stream of recent ticks made again after a reconnection")
+            }
+            Err(e) => warn!("{e}"),
+        }
+    }
 }
 
 /// What an edge's warm-up read.
