@@ -98,6 +98,22 @@ pub struct NatsConfig {
     /// An origin's JetStream stream of recent ticks, per symbol, for edges
     /// that start late (`--nats-stream-history`; 0: none).
     pub stream_history: usize,
+    /// What an edge takes from NATS (`--nats-interest`).
+    pub interest: NatsInterest,
+}
+
+/// What an edge takes from NATS (`--nats-interest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum NatsInterest {
+    /// Every symbol (`<prefix>.>`), read from JetStream at start: every
+    /// client may resume here at once.
+    #[default]
+    All,
+    /// Only the symbols its clients subscribe to, each read from JetStream
+    /// at its first subscribe (everything from the first `*`): less NATS
+    /// traffic where clients watch part of the market.
+    Subscribed,
 }
 
 impl NatsConfig {
@@ -116,6 +132,7 @@ impl NatsConfig {
             tls_client: None,
             require_tls: false,
             stream_history: DEFAULT_NATS_STREAM_HISTORY,
+            interest: NatsInterest::All,
         }
     }
 }

@@ -45,6 +45,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::error;
 
+use config::NatsInterest;
 pub use config::{BrokerConfig, FeedConfig, Limits, RecordConfig, ReplayStart, SlowConsumerPolicy};
 /// The tick clock (re-exported for tests and tools built on the broker).
 pub use tickcast_protocol::clock;
@@ -226,6 +227,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
     };
     let first_subscribe = Arc::new(FirstSubscribe::default());
     let mut replay = None;
+    let mut interest: Option<Arc<dyn fanout::interest::Interest>> = None;
     let mut ingest_addr = None;
     match config.feed {
         FeedConfig::Sim(cfg) => {
@@ -289,17 +291,41 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             let connected = Arc::new(tokio::sync::Notify::new());
             let client =
                 feed::nats::connect(&cfg, "tickcast edge", metrics.clone(), connected).await?;
-            let ticks = feed::nats::edge::subscribe(&client, &cfg.subject_prefix).await?;
-            // Before any client: snapshots and warm rings from JetStream.
-            feed::nats::stream::warm_up(&client, &cfg.subject_prefix, &hub, &metrics).await;
-            let (m, stop) = (metrics.clone(), running.clone());
-            tasks.spawn(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = feed::nats::run_nats_in(ticks, hub, m, recorder) => {}
+            match cfg.interest {
+                NatsInterest::All => {
+                    let ticks = feed::nats::edge::subscribe(&client, &cfg.subject_prefix).await?;
+                    // Before any client: snapshots and warm rings from JetStream.
+                    let whole = format!("{}.>", cfg.subject_prefix);
+                    let warm = feed::nats::stream::warm_up(
+                        &client,
+                        &cfg.subject_prefix,
+                        &whole,
+                        &hub,
+                        &metrics,
+                    )
+                    .await;
+                    tracing::info!(messages = warm.messages, took = ?warm.took, "warmed up from JetStream");
+                    let (m, stop) = (metrics.clone(), running.clone());
+                    tasks.spawn(async move {
+                        tokio::select! {
+                            _ = stop.cancelled() => {}
+                            _ = feed::nats::run_nats_in(ticks, hub, m, recorder) => {}
+                        }
+                        drop(client);
+                    });
                 }
-                drop(client);
-            });
+                NatsInterest::Subscribed => {
+                    interest = Some(Arc::new(feed::nats::interest::EdgeInterest::new(
+                        client,
+                        cfg.subject_prefix.clone(),
+                        hub,
+                        metrics.clone(),
+                        recorder,
+                        tasks.clone(),
+                        running.clone(),
+                    )));
+                }
+            }
         }
         FeedConfig::None => {}
     }
@@ -325,6 +351,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
             auth: auth.clone(),
             users: Arc::new(auth::users::Users::default()),
             first_subscribe,
+            interest,
         }),
         replay,
         session_tasks: sessions.clone(),

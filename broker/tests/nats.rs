@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use tickcast_broker::config::{NatsAuth, NatsConfig};
+use tickcast_broker::config::{NatsAuth, NatsConfig, NatsInterest};
 use tickcast_broker::{BrokerConfig, FeedConfig, RunningBroker};
 use tickcast_protocol::control::{decode_server_frame, GapReason, Incoming, ResetReason};
 use tickcast_protocol::framing::put_tick_record;
@@ -644,5 +644,92 @@ async fn an_origin_makes_its_stream_again_on_a_restarted_server() {
             "the stream was not made again"
         );
     }
+    origin.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_taking_only_what_its_clients_want_still_serves_snapshots_and_resumes() {
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    for _ in 0..50 {
+        publisher.publish(&["AAPL", "MSFT"]).await;
+    }
+    wait_stored(&nats, "TICKCAST_TICKS", 100).await;
+    let mut on_origin = Subscriber::connect(origin.local_addr(), "").await;
+    let epoch = subscribe_raw(&mut on_origin, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+
+    let edge = tickcast_broker::start(with_nats(
+        NatsConfig {
+            interest: NatsInterest::Subscribed,
+            ..NatsConfig::new(&nats.url())
+        },
+        false,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        edge.metrics().nats_received.get(),
+        0,
+        "took ticks nobody asked for"
+    );
+    // The first subscribe of AAPL: its snapshot at once, from JetStream.
+    let mut client = Subscriber::connect(edge.local_addr(), "").await;
+    assert_eq!(
+        subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await,
+        epoch
+    );
+    let snapshot = client.expect_tick().await;
+    assert_eq!((snapshot.sym.as_str(), snapshot.seq), ("AAPL", 50));
+    // A position from the origin resumes here.
+    let mut back = Subscriber::connect(edge.local_addr(), "").await;
+    let request = format!(
+        r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{epoch}","since":{{"AAPL":10}}}}"#
+    );
+    subscribe_raw(&mut back, &request).await;
+    for _ in 0..10 {
+        publisher.publish(&["AAPL", "MSFT"]).await;
+    }
+    let (got, controls) = read_raw(&mut back, &BTreeMap::from([("AAPL", 60)])).await;
+    assert_eq!(seqs(&got, "AAPL"), (11..=60).collect::<Vec<_>>());
+    assert!(
+        matches!(
+            &controls[..],
+            [ServerMessage::Recovered {
+                ticks: 40,
+                to: 50,
+                ..
+            }]
+        ),
+        "{controls:?}"
+    );
+    // MSFT never came: 50 AAPL from the stream and 10 live.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while edge.metrics().nats_received.get() < 60 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(edge.metrics().nats_received.get(), 60);
+    // A `*` subscriber: everything from now on, with every snapshot.
+    let mut all = Subscriber::connect(edge.local_addr(), "").await;
+    subscribe_raw(&mut all, r#"{"op":"subscribe","topics":["*"]}"#).await;
+    let mut snapshots = BTreeMap::new();
+    for _ in 0..2 {
+        let t = all.expect_tick().await;
+        snapshots.insert(t.sym, t.seq);
+    }
+    assert_eq!(
+        snapshots,
+        BTreeMap::from([("AAPL".to_owned(), 60), ("MSFT".to_owned(), 60)])
+    );
+    publisher.publish(&["AAPL", "MSFT"]).await;
+    let (got, _) = read_raw(&mut all, &BTreeMap::from([("AAPL", 61), ("MSFT", 61)])).await;
+    assert_eq!(
+        got.len(),
+        2,
+        "each tick once, though AAPL was also subscribed alone"
+    );
+    edge.shutdown().await;
     origin.shutdown().await;
 }

@@ -35,6 +35,7 @@ use crate::client::first_subscribe::FirstSubscribe;
 use crate::client::reader::{close_reply_code, FrameReader, Message, ReadError};
 use crate::config::Limits;
 use crate::fanout::frame;
+use crate::fanout::interest::{Interest, PREPARE_WITHIN};
 use crate::fanout::stream::Stream;
 use crate::fanout::{Fanout, Member};
 use crate::observe::metrics::Metrics;
@@ -53,6 +54,9 @@ pub struct SessionEnv {
     pub users: Arc<Users>,
     /// Fired by the first subscribe that succeeds (a replay may wait for it).
     pub first_subscribe: Arc<FirstSubscribe>,
+    /// What the feed must see of a subscribe first (an edge taking only
+    /// what its clients want), when it must.
+    pub interest: Option<Arc<dyn Interest>>,
 }
 
 /// The close code for an expired token (4000-4999: for applications).
@@ -151,7 +155,9 @@ pub async fn run(
     };
 
     if !topics.is_empty() {
-        apply(&env, &member, &mut st, ClientRequest::subscribe(topics));
+        let request = ClientRequest::subscribe(topics);
+        prepare(&env, &request).await;
+        apply(&env, &member, &mut st, request);
     }
     loop {
         let expiry = st.auth.as_ref().map(|(_, at)| *at);
@@ -178,10 +184,20 @@ pub async fn run(
         conn.heard_from();
         match msg {
             Ok(Message::Text(body)) => {
-                on_request(&env, &member, &mut st, ClientRequest::from_json(&body))
+                if let Some(request) =
+                    admit(&env, &member, &mut st, ClientRequest::from_json(&body))
+                {
+                    prepare(&env, &request).await;
+                    apply(&env, &member, &mut st, request);
+                }
             }
             Ok(Message::Binary(body)) => {
-                on_request(&env, &member, &mut st, ClientRequest::from_msgpack(&body))
+                if let Some(request) =
+                    admit(&env, &member, &mut st, ClientRequest::from_msgpack(&body))
+                {
+                    prepare(&env, &request).await;
+                    apply(&env, &member, &mut st, request);
+                }
             }
             Ok(Message::Ping(payload)) => member.reply(frame::pong(&payload)),
             Ok(Message::Pong) => {}
@@ -222,12 +238,13 @@ pub async fn run(
     debug!(id = conn.id, %peer, "disconnected");
 }
 
-fn on_request(
+/// A request within the control rate and valid, or its error reply.
+fn admit(
     env: &SessionEnv,
     member: &Member,
     st: &mut State,
     request: Result<ClientRequest, RequestError>,
-) {
+) -> Option<ClientRequest> {
     if !st.rate.allow() {
         let limit = env.limits.control_rate;
         let refusal = RequestError::new(
@@ -235,11 +252,24 @@ fn on_request(
             format!("too many control messages: at most {limit} a second"),
         );
         reply_error(env, member, &refusal);
-        return;
+        return None;
     }
     match request {
-        Ok(request) => apply(env, member, st, request),
-        Err(e) => reply_error(env, member, &e),
+        Ok(request) => Some(request),
+        Err(e) => {
+            reply_error(env, member, &e);
+            None
+        }
+    }
+}
+
+/// Lets the feed see a subscribe's topics before it is answered, when it
+/// must (an edge taking only what its clients want), for at most
+/// [`PREPARE_WITHIN`]. (Not inside [`apply`]: a `&Member` held across an
+/// await would need `Member` to be `Sync`.)
+async fn prepare(env: &SessionEnv, request: &ClientRequest) {
+    if let (Some(interest), ClientRequest::Subscribe { topics, .. }) = (&env.interest, request) {
+        let _ = tokio::time::timeout(PREPARE_WITHIN, interest.prepare(topics)).await;
     }
 }
 

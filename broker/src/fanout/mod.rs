@@ -33,6 +33,7 @@ pub mod gaps;
 pub mod history;
 pub mod hub;
 pub mod inbox;
+pub mod interest;
 pub mod outbox;
 pub mod pace;
 pub mod replies;

@@ -16,8 +16,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use feed_simulator::market::MarketConfig;
 use feed_simulator::pacing::Speed;
 use tickcast_broker::config::{
-    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, NatsAuth, NatsConfig, Origin,
-    RecordConfig, ReplayStart, TlsFiles, WriteCoalesce, DEFAULT_NATS_PREFIX,
+    default_writer_shards, AllowedOrigins, AuthConfig, JwtKey, NatsAuth, NatsConfig, NatsInterest,
+    Origin, RecordConfig, ReplayStart, TlsFiles, WriteCoalesce, DEFAULT_NATS_PREFIX,
     DEFAULT_NATS_STREAM_HISTORY, DEFAULT_RECORD_MAX_BYTES, DEFAULT_SEND_SHARE,
 };
 use tickcast_broker::{BrokerConfig, FeedConfig, Limits, SlowConsumerPolicy};
@@ -153,6 +153,10 @@ struct Args {
     /// once (0: no stream; the server then needs no JetStream).
     #[arg(long, default_value_t = DEFAULT_NATS_STREAM_HISTORY, value_name = "N")]
     nats_stream_history: usize,
+    /// With --nats-in: take every symbol from NATS (`all`), or only those
+    /// clients subscribe to (`subscribed`; everything from the first `*`).
+    #[arg(long, value_enum, default_value = "all")]
+    nats_interest: NatsInterest,
     /// Name this broker's stream of `seq` numbers (its epoch) instead of
     /// drawing a random one: two origins of one feed must name the same.
     #[arg(long, value_name = "NAME")]
@@ -584,6 +588,7 @@ impl Args {
                 .map(|(cert, key)| TlsFiles { cert, key });
             cfg.require_tls = self.nats_require_tls;
             cfg.stream_history = self.nats_stream_history;
+            cfg.interest = self.nats_interest;
             cfg
         };
         let nats_out = self.nats_out.as_deref().map(nats);

@@ -13,11 +13,13 @@
 //!   reconnects and their counting);
 //! - [`wire`]: a symbol's subject and the epoch header;
 //! - [`out`]: the origin's tap; [`edge`]: the edge's feed;
+//! - [`interest`]: an edge that takes only what its clients want;
 //! - [`stream`]: the JetStream stream of recent ticks an origin keeps and
 //!   an edge that starts late warms up from.
 
 pub mod connection;
 pub mod edge;
+pub mod interest;
 pub mod out;
 pub mod stream;
 pub mod wire;

@@ -26,7 +26,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::fanout::hub::Hub;
 use crate::feed::nats::connection::NatsError;
@@ -110,12 +110,14 @@ pub struct WarmUp {
     pub took: Duration,
 }
 
-/// The edge's part: reads the whole stream for `prefix` into `hub`. No
-/// stream (an origin without one, or a server without JetStream) is a
-/// cold start, logged, not an error.
+/// The edge's part: reads what the stream for `prefix` holds under
+/// `filter` (`<prefix>.>` for everything, or one symbol's subject) into
+/// `hub`. No stream (an origin without one, or a server without JetStream)
+/// is a cold start, logged, not an error.
 pub async fn warm_up(
     client: &async_nats::Client,
     prefix: &str,
+    filter: &str,
     hub: &Hub,
     metrics: &Metrics,
 ) -> WarmUp {
@@ -123,52 +125,45 @@ pub async fn warm_up(
     let name = stream_name(prefix);
     let read = tokio::time::timeout(
         WARM_UP_WITHIN,
-        read_stream(client, &name, prefix, hub, metrics),
+        read_stream(client, &name, filter, hub, metrics),
     );
     let messages = match read.await {
         Ok(Ok(n)) => n,
         Ok(Err(why)) => {
-            info!(stream = %name, "no warm-up from JetStream ({why}); starting cold");
+            info!(stream = %name, filter, "no warm-up from JetStream ({why}); starting cold");
             0
         }
         Err(_) => {
-            warn!(stream = %name, within = ?WARM_UP_WITHIN, "warm-up from JetStream took too long; serving with what it read");
+            warn!(stream = %name, filter, within = ?WARM_UP_WITHIN, "warm-up from JetStream took too long; serving with what it read");
             0
         }
     };
     let took = started.elapsed();
-    if messages > 0 {
-        info!(stream = %name, messages, ?took, "warmed up from JetStream");
-    }
+    debug!(stream = %name, filter, messages, ?took, "read from JetStream");
     WarmUp { messages, took }
 }
 
 async fn read_stream(
     client: &async_nats::Client,
     name: &str,
-    prefix: &str,
+    filter: &str,
     hub: &Hub,
     metrics: &Metrics,
 ) -> Result<u64, String> {
     let js = jetstream::new(client.clone());
-    let mut stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
-    let held = stream
-        .info()
-        .await
-        .map_err(|e| e.to_string())?
-        .state
-        .messages;
-    if held == 0 {
-        return Ok(0);
-    }
+    let stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("{prefix}.>"),
+            filter_subject: filter.to_owned(),
             deliver_policy: consumer::DeliverPolicy::All,
             ..Default::default()
         })
         .await
         .map_err(|e| e.to_string())?;
+    // Nothing under the filter: the consumer would wait for the first.
+    if consumer.cached_info().num_pending == 0 {
+        return Ok(0);
+    }
     let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
     let (mut read, mut batch) = (0u64, Vec::with_capacity(MAX_BATCH));
     let mut warned = false;
