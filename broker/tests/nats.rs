@@ -84,6 +84,21 @@ async fn wait_stored(nats: &NatsServer, name: &str, n: u64) {
     }
 }
 
+/// A subscribe of `sym` resuming after `since` in `epoch`.
+fn resume(sym: &str, epoch: &str, since: u64) -> String {
+    format!(
+        r#"{{"op":"subscribe","topics":["{sym}"],"epoch":"{epoch}","since":{{"{sym}":{since}}}}}"#
+    )
+}
+
+/// `controls` are one `recovered` notice, of `ticks` ticks up to `to`.
+fn assert_one_recovery(controls: &[ServerMessage], ticks: u64, to: u64) {
+    assert!(
+        matches!(controls, [ServerMessage::Recovered { ticks: t, to: last, .. }] if *t == ticks && *last == to),
+        "{controls:?}"
+    );
+}
+
 /// Reads raw frames until `last` holds each symbol's last seq: the ticks
 /// as `(sym, seq, bytes)`, and the control messages.
 async fn read_raw(
@@ -187,9 +202,7 @@ async fn a_position_taken_on_the_origin_resumes_on_an_edge_with_every_tick_once(
     }
     common::wait_ticks_in(&edge, 150).await;
     let mut back = Subscriber::connect(edge.local_addr(), "").await;
-    let request = format!(
-        r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{epoch}","since":{{"AAPL":50}}}}"#
-    );
+    let request = resume("AAPL", &epoch, 50);
     assert_eq!(subscribe_raw(&mut back, &request).await, epoch);
     for _ in 0..20 {
         publisher.publish(&["AAPL"]).await;
@@ -418,23 +431,11 @@ async fn an_edge_started_late_serves_full_snapshots_and_resumes_at_once() {
     );
     // Its history is warm: a position from the origin resumes here.
     let mut back = Subscriber::connect(edge.local_addr(), "").await;
-    let request = format!(
-        r#"{{"op":"subscribe","topics":["MSFT"],"epoch":"{epoch}","since":{{"MSFT":10}}}}"#
-    );
+    let request = resume("MSFT", &epoch, 10);
     subscribe_raw(&mut back, &request).await;
     let (got, controls) = read_raw(&mut back, &BTreeMap::from([("MSFT", 50)])).await;
     assert_eq!(seqs(&got, "MSFT"), (11..=50).collect::<Vec<_>>());
-    assert!(
-        matches!(
-            &controls[..],
-            [ServerMessage::Recovered {
-                ticks: 40,
-                to: 50,
-                ..
-            }]
-        ),
-        "{controls:?}"
-    );
+    assert_one_recovery(&controls, 40, 50);
     edge.shutdown().await;
     origin.shutdown().await;
 }
@@ -683,26 +684,14 @@ async fn an_edge_taking_only_what_its_clients_want_still_serves_snapshots_and_re
     assert_eq!((snapshot.sym.as_str(), snapshot.seq), ("AAPL", 50));
     // A position from the origin resumes here.
     let mut back = Subscriber::connect(edge.local_addr(), "").await;
-    let request = format!(
-        r#"{{"op":"subscribe","topics":["AAPL"],"epoch":"{epoch}","since":{{"AAPL":10}}}}"#
-    );
+    let request = resume("AAPL", &epoch, 10);
     subscribe_raw(&mut back, &request).await;
     for _ in 0..10 {
         publisher.publish(&["AAPL", "MSFT"]).await;
     }
     let (got, controls) = read_raw(&mut back, &BTreeMap::from([("AAPL", 60)])).await;
     assert_eq!(seqs(&got, "AAPL"), (11..=60).collect::<Vec<_>>());
-    assert!(
-        matches!(
-            &controls[..],
-            [ServerMessage::Recovered {
-                ticks: 40,
-                to: 50,
-                ..
-            }]
-        ),
-        "{controls:?}"
-    );
+    assert_one_recovery(&controls, 40, 50);
     // MSFT never came: 50 AAPL from the stream and 10 live.
     let deadline = tokio::time::Instant::now() + WAIT;
     while edge.metrics().nats_received.get() < 60 {
