@@ -305,6 +305,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                     )
                     .await;
                     tracing::info!(messages = warm.messages, took = ?warm.took, "warmed up from JetStream");
+                    metrics.nats_subjects.set(1);
                     let (m, stop) = (metrics.clone(), running.clone());
                     tasks.spawn(async move {
                         tokio::select! {
@@ -315,7 +316,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                     });
                 }
                 NatsInterest::Subscribed => {
-                    interest = Some(Arc::new(feed::nats::interest::EdgeInterest::new(
+                    interest = Some(feed::nats::interest::EdgeInterest::new(
                         client,
                         cfg.subject_prefix.clone(),
                         hub,
@@ -323,7 +324,7 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                         recorder,
                         tasks.clone(),
                         running.clone(),
-                    )));
+                    ));
                 }
             }
         }

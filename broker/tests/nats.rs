@@ -722,3 +722,74 @@ async fn an_edge_taking_only_what_its_clients_want_still_serves_snapshots_and_re
     edge.shutdown().await;
     origin.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_naming_random_symbols_grows_an_edges_interest_only_to_its_bound() {
+    use tickcast_broker::feed::nats::interest::MAX_SUBJECTS;
+    let nats = NatsServer::start();
+    let origin = origin(&nats, None).await;
+    let mut publisher = Publisher::connect(&origin).await;
+    for _ in 0..20 {
+        publisher.publish(&["AAPL"]).await;
+    }
+    wait_stored(&nats, "TICKCAST_TICKS", 20).await;
+    let edge = tickcast_broker::start(with_nats(
+        NatsConfig {
+            interest: NatsInterest::Subscribed,
+            ..NatsConfig::new(&nats.url())
+        },
+        false,
+    ))
+    .await
+    .unwrap();
+    // 300 names a request (the 4 KiB control-message limit), let go at
+    // once, paced under the control rate: 10,500 names in 35 rounds.
+    let mut hostile = Subscriber::connect(edge.local_addr(), "").await;
+    let mut honest = None;
+    for round in 0..35 {
+        let names: Vec<String> = (0..300).map(|i| format!("\"Z{round:02}{i:03}\"")).collect();
+        let names = names.join(",");
+        hostile
+            .send_text(&format!(r#"{{"op":"subscribe","topics":[{names}]}}"#))
+            .await;
+        if round == 10 {
+            // While the edge takes those 300, a real client's first
+            // subscribe of a symbol is answered with its snapshot, from
+            // JetStream, after them.
+            let mut client = Subscriber::connect(edge.local_addr(), "").await;
+            let started = tokio::time::Instant::now();
+            subscribe_raw(&mut client, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
+            let snapshot = client.expect_tick().await;
+            assert_eq!((snapshot.sym.as_str(), snapshot.seq), ("AAPL", 20));
+            eprintln!("AAPL's snapshot after {:?}", started.elapsed());
+            honest = Some(client);
+        }
+        let started = tokio::time::Instant::now();
+        assert!(matches!(
+            hostile.next().await,
+            Received::Control(ServerMessage::Subscribed { .. })
+        ));
+        let subjects = edge.metrics().nats_subjects.get() as usize;
+        eprintln!(
+            "round {round}: ack after {:?}, {subjects} subjects",
+            started.elapsed()
+        );
+        assert!(subjects <= MAX_SUBJECTS, "{subjects} subjects");
+        // Its ack names what the connection still holds.
+        subscribe_raw(
+            &mut hostile,
+            &format!(r#"{{"op":"unsubscribe","topics":[{names}]}}"#),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Past 10,000 names, the whole prefix: one subject.
+    assert_eq!(edge.metrics().nats_subjects.get(), 1);
+    // And the real client's symbol still flows, each tick once.
+    let mut honest = honest.expect("subscribed");
+    publisher.publish(&["AAPL"]).await;
+    let next = honest.expect_tick().await;
+    assert_eq!((next.sym.as_str(), next.seq), ("AAPL", 21));
+    edge.shutdown().await;
+    origin.shutdown().await;
+}

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tickcast_protocol::control::{ErrorCode, RequestError};
-use tickcast_protocol::{ClientRequest, ServerMessage};
+use tickcast_protocol::{ClientRequest, ServerMessage, WILDCARD};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -156,7 +156,7 @@ pub async fn run(
 
     if !topics.is_empty() {
         let request = ClientRequest::subscribe(topics);
-        prepare(&env, &request).await;
+        prepare(&env, &st, &request).await;
         apply(&env, &member, &mut st, request);
     }
     loop {
@@ -187,7 +187,7 @@ pub async fn run(
                 if let Some(request) =
                     admit(&env, &member, &mut st, ClientRequest::from_json(&body))
                 {
-                    prepare(&env, &request).await;
+                    prepare(&env, &st, &request).await;
                     apply(&env, &member, &mut st, request);
                 }
             }
@@ -195,7 +195,7 @@ pub async fn run(
                 if let Some(request) =
                     admit(&env, &member, &mut st, ClientRequest::from_msgpack(&body))
                 {
-                    prepare(&env, &request).await;
+                    prepare(&env, &st, &request).await;
                     apply(&env, &member, &mut st, request);
                 }
             }
@@ -267,9 +267,25 @@ fn admit(
 /// must (an edge taking only what its clients want), for at most
 /// [`PREPARE_WITHIN`]. (Not inside [`apply`]: a `&Member` held across an
 /// await would need `Member` to be `Sync`.)
-async fn prepare(env: &SessionEnv, request: &ClientRequest) {
-    if let (Some(interest), ClientRequest::Subscribe { topics, .. }) = (&env.interest, request) {
-        let _ = tokio::time::timeout(PREPARE_WITHIN, interest.prepare(topics)).await;
+///
+/// Only what the subscribe may get: the topics the connection is entitled
+/// to, and nothing from a request over the per-connection topic limit
+/// (which `apply` refuses), so a client cannot make the edge take symbols
+/// it will not be sent.
+async fn prepare(env: &SessionEnv, st: &State, request: &ClientRequest) {
+    let (Some(interest), ClientRequest::Subscribe { topics, .. }) = (&env.interest, request) else {
+        return;
+    };
+    if topics.len() > env.limits.max_topics {
+        return;
+    }
+    let allowed: Vec<String> = topics
+        .iter()
+        .filter(|t| t.as_str() == WILDCARD || st.access.allows(t))
+        .cloned()
+        .collect();
+    if !allowed.is_empty() {
+        let _ = tokio::time::timeout(PREPARE_WITHIN, interest.prepare(&allowed)).await;
     }
 }
 

@@ -286,6 +286,10 @@ metrics! {
     /// Times the NATS connection was lost (either end).
     nats_disconnects: Counter = "tickcast_nats_disconnects",
         "Times the connection to NATS was lost";
+    /// NATS subjects an edge subscribes to: one per symbol with
+    /// `--nats-interest subscribed`, 1 for the whole prefix.
+    nats_subjects: Gauge = "tickcast_nats_subjects",
+        "NATS subjects this edge subscribes to (1 = the whole prefix)";
     /// `seq`s of the origin's streams an edge never received (announced to
     /// subscribers as `upstream` gaps).
     upstream_missed: Counter = "tickcast_upstream_missed",
@@ -702,6 +706,7 @@ mod tests {
                 "tickcast_nats_published_total",
                 "tickcast_nats_received_total",
                 "tickcast_nats_rejected_total",
+                "tickcast_nats_subjects",
                 "tickcast_not_entitled_total",
                 "tickcast_overload_conflated_total",
                 "tickcast_ping_timeouts_total",
@@ -738,9 +743,9 @@ mod tests {
                 "tickcast_writes_total",
             ]
         );
-        // 46 counters and gauges, the symbols, uptime, reply-bytes and
+        // 47 counters and gauges, the symbols, uptime, reply-bytes and
         // tasks gauges, and per stage 5 quantiles and a count.
-        assert_eq!(samples.len(), 46 + 4 + 3 * 6);
+        assert_eq!(samples.len(), 47 + 4 + 3 * 6);
         for (name, _, v) in &samples {
             assert!(v.is_finite() && *v >= 0.0, "{name} = {v}");
         }
