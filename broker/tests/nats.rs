@@ -227,7 +227,18 @@ async fn a_position_taken_on_the_origin_resumes_on_an_edge_with_every_tick_once(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_origins_of_one_feed_reach_an_edge_once_and_either_can_die() {
+async fn two_origins_of_one_feed_reach_an_edge_once_and_the_first_can_die() {
+    two_origins_one_dies(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_origins_of_one_feed_reach_an_edge_once_and_the_second_can_die() {
+    two_origins_one_dies(false).await;
+}
+
+/// Two origins publish the same feed under one epoch; halfway, the first
+/// (or the second) stops; the edge's client gets every seq once.
+async fn two_origins_one_dies(first_dies: bool) {
     let nats = NatsServer::start();
     let (first, second) = (
         origin(&nats, Some("desk-feed")).await,
@@ -265,9 +276,16 @@ async fn two_origins_of_one_feed_reach_an_edge_once_and_either_can_die() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // One origin dies; the other carries the feed on.
-    first.shutdown().await;
     let part = same(101, 200);
-    to_second.write_raw(&part).await.unwrap();
+    let survivor = if first_dies {
+        first.shutdown().await;
+        to_second.write_raw(&part).await.unwrap();
+        second
+    } else {
+        second.shutdown().await;
+        to_first.write_raw(&part).await.unwrap();
+        first
+    };
     let (got, controls) = read_raw(&mut client, &BTreeMap::from([("AAPL", 200)])).await;
     assert_eq!(seqs(&got, "AAPL"), (1..=200).collect::<Vec<_>>());
     assert!(controls.is_empty(), "{controls:?}");
@@ -277,7 +295,7 @@ async fn two_origins_of_one_feed_reach_an_edge_once_and_either_can_die() {
         "no copy arrived twice"
     );
     edge.shutdown().await;
-    second.shutdown().await;
+    survivor.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
