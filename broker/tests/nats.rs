@@ -666,6 +666,18 @@ async fn an_origin_makes_its_stream_again_on_a_restarted_server() {
     origin.shutdown().await;
 }
 
+/// An edge that takes from `nats` only what its clients ask for.
+async fn subscribed_edge(nats: &NatsServer) -> RunningBroker {
+    let config = with_nats(
+        NatsConfig {
+            interest: NatsInterest::Subscribed,
+            ..NatsConfig::new(&nats.url())
+        },
+        false,
+    );
+    tickcast_broker::start(config).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_taking_only_what_its_clients_want_still_serves_snapshots_and_resumes() {
     let nats = NatsServer::start();
@@ -678,15 +690,7 @@ async fn an_edge_taking_only_what_its_clients_want_still_serves_snapshots_and_re
     let mut on_origin = Subscriber::connect(origin.local_addr(), "").await;
     let epoch = subscribe_raw(&mut on_origin, r#"{"op":"subscribe","topics":["AAPL"]}"#).await;
 
-    let edge = tickcast_broker::start(with_nats(
-        NatsConfig {
-            interest: NatsInterest::Subscribed,
-            ..NatsConfig::new(&nats.url())
-        },
-        false,
-    ))
-    .await
-    .unwrap();
+    let edge = subscribed_edge(&nats).await;
     assert_eq!(
         edge.metrics().nats_received.get(),
         0,
@@ -751,15 +755,7 @@ async fn a_client_naming_random_symbols_grows_an_edges_interest_only_to_its_boun
         publisher.publish(&["AAPL"]).await;
     }
     wait_stored(&nats, "TICKCAST_TICKS", 20).await;
-    let edge = tickcast_broker::start(with_nats(
-        NatsConfig {
-            interest: NatsInterest::Subscribed,
-            ..NatsConfig::new(&nats.url())
-        },
-        false,
-    ))
-    .await
-    .unwrap();
+    let edge = subscribed_edge(&nats).await;
     // 300 names a request (the 4 KiB control-message limit), let go at
     // once, paced under the control rate: 10,500 names in 35 rounds.
     let mut hostile = Subscriber::connect(edge.local_addr(), "").await;
