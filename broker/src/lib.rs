@@ -293,17 +293,14 @@ pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
                 feed::nats::connect(&cfg, "tickcast edge", metrics.clone(), connected).await?;
             match cfg.interest {
                 NatsInterest::All => {
-                    let ticks = feed::nats::edge::subscribe(&client, &cfg.subject_prefix).await?;
                     // Before any client: snapshots and warm rings from JetStream.
-                    let whole = format!("{}.>", cfg.subject_prefix);
-                    let warm = feed::nats::stream::warm_up(
+                    let (ticks, warm) = feed::nats::stream::take_whole_prefix(
                         &client,
                         &cfg.subject_prefix,
-                        &whole,
                         &hub,
                         &metrics,
                     )
-                    .await;
+                    .await?;
                     tracing::info!(messages = warm.messages, took = ?warm.took, "warmed up from JetStream");
                     metrics.nats_subjects.set(1);
                     let (m, stop) = (metrics.clone(), running.clone());

@@ -285,7 +285,7 @@ async fn prepare(env: &SessionEnv, st: &State, request: &ClientRequest) {
         .cloned()
         .collect();
     if !allowed.is_empty() {
-        let _ = tokio::time::timeout(PREPARE_WITHIN, interest.prepare(&allowed)).await;
+        let _ = tokio::time::timeout(PREPARE_WITHIN, interest.prepare(allowed)).await;
     }
 }
 

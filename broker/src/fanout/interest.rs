@@ -20,6 +20,5 @@ pub const PREPARE_WITHIN: Duration = Duration::from_secs(2);
 pub trait Interest: Send + Sync {
     /// Makes sure the feed brings `topics` (`*` for everything), with their
     /// recent ticks already in the hub.
-    fn prepare<'a>(&'a self, topics: &'a [String])
-        -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    fn prepare(&self, topics: Vec<String>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
 }

@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::fanout::history::valid_epoch;
 use crate::fanout::hub::{Hub, TickIn};
 use crate::feed::nats::connection::NatsError;
-use crate::feed::nats::wire::EPOCH_HEADER;
+use crate::feed::nats::wire::{every_subject, EPOCH_HEADER};
 use crate::feed::record::Recorder;
 use crate::feed::sink::MAX_BATCH;
 use crate::observe::metrics::Metrics;
@@ -96,7 +96,7 @@ pub async fn subscribe(
     client: &async_nats::Client,
     prefix: &str,
 ) -> Result<async_nats::Subscriber, NatsError> {
-    let subject = format!("{prefix}.>");
+    let subject = every_subject(prefix);
     client
         .subscribe(subject.clone())
         .await

@@ -39,7 +39,7 @@ use tracing::{info, warn};
 
 use crate::fanout::hub::Hub;
 use crate::fanout::interest::Interest;
-use crate::feed::nats::edge::{self, run_nats_in};
+use crate::feed::nats::edge::run_nats_in;
 use crate::feed::nats::stream;
 use crate::feed::nats::wire::subject;
 use crate::feed::record::Recorder;
@@ -145,12 +145,12 @@ impl EdgeInterest {
     }
 
     async fn take_everything(&self, held: &mut Held) {
-        let ticks = match edge::subscribe(&self.client, &self.prefix).await {
-            Ok(ticks) => ticks,
+        let took =
+            stream::take_whole_prefix(&self.client, &self.prefix, &self.hub, &self.metrics).await;
+        let ticks = match took {
+            Ok((ticks, _)) => ticks,
             Err(e) => return warn!("{e}"),
         };
-        let whole = format!("{}.>", self.prefix);
-        stream::warm_up(&self.client, &self.prefix, &whole, &self.hub, &self.metrics).await;
         self.spawn_live(ticks, CancellationToken::new());
         for (_, one) in held.symbols.drain() {
             one.cancel();
@@ -196,14 +196,10 @@ impl EdgeInterest {
 }
 
 impl Interest for EdgeInterest {
-    fn prepare<'a>(
-        &'a self,
-        topics: &'a [String],
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn prepare(&self, topics: Vec<String>) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         let Some(me) = self.this.upgrade() else {
             return Box::pin(async {});
         };
-        let topics = topics.to_vec();
         let done = self.tasks.spawn(async move {
             tokio::select! {
                 _ = me.stop.cancelled() => {}

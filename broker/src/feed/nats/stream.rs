@@ -30,7 +30,8 @@ use tracing::{debug, info, warn};
 
 use crate::fanout::hub::Hub;
 use crate::feed::nats::connection::NatsError;
-use crate::feed::nats::edge::publish_messages;
+use crate::feed::nats::edge::{self, publish_messages};
+use crate::feed::nats::wire::every_subject;
 use crate::feed::sink::MAX_BATCH;
 use crate::observe::metrics::Metrics;
 
@@ -57,7 +58,7 @@ pub async fn keep_recent(
     let name = stream_name(prefix);
     let config = stream::Config {
         name: name.clone(),
-        subjects: vec![format!("{prefix}.>")],
+        subjects: vec![every_subject(prefix)],
         max_messages_per_subject: i64::try_from(per_subject).unwrap_or(i64::MAX),
         max_bytes: MAX_STREAM_BYTES,
         storage: stream::StorageType::Memory,
@@ -108,6 +109,20 @@ pub struct WarmUp {
     pub messages: u64,
     /// How long it took.
     pub took: Duration,
+}
+
+/// An edge taking the whole prefix: its live subscription first, then what
+/// the stream holds read into `hub` (so nothing falls between the two; the
+/// live one's repeats are stale). The subscription is the caller's to run.
+pub async fn take_whole_prefix(
+    client: &async_nats::Client,
+    prefix: &str,
+    hub: &Hub,
+    metrics: &Metrics,
+) -> Result<(async_nats::Subscriber, WarmUp), NatsError> {
+    let ticks = edge::subscribe(client, prefix).await?;
+    let warm = warm_up(client, prefix, &every_subject(prefix), hub, metrics).await;
+    Ok((ticks, warm))
 }
 
 /// The edge's part: reads what the stream for `prefix` holds under

@@ -20,6 +20,11 @@ pub fn subject(prefix: &str, sym: &str) -> Option<String> {
     fine.then(|| format!("{prefix}.{sym}"))
 }
 
+/// Every subject under `prefix`: `<prefix>.>`.
+pub fn every_subject(prefix: &str) -> String {
+    format!("{prefix}.>")
+}
+
 /// Whether `prefix` is plain NATS tokens: letters, digits, `-` or `_`,
 /// separated by single dots (no wildcard, no empty token).
 pub fn valid_prefix(prefix: &str) -> bool {
