@@ -9,6 +9,7 @@
 #
 #   benches/history-memory.sh                      # 1,000 symbols × 1,000 ticks
 #   SYMBOLS=2000 HISTORY=500 benches/history-memory.sh
+#   BROKER=/tmp/broker-old benches/history-memory.sh   # an older build
 #
 # Bounded: each run lasts FILL_S seconds (default: long enough to fill every
 # ring twice at RATE), the broker on 127.0.0.1 only, no clients.
@@ -19,8 +20,11 @@ SYMBOLS="${SYMBOLS:-1000}"
 HISTORY="${HISTORY:-1000}"
 RATE="${RATE:-100000}"
 FILL_S="${FILL_S:-$(( 2 * SYMBOLS * HISTORY / RATE + 5 ))}"
-cargo build --release -q -p tickcast-broker
-broker="${CARGO_TARGET_DIR:-target}/release/tickcast-broker"
+# BROKER=<binary> measures another build (an A/B of the rings' cost).
+if [ -z "${BROKER:-}" ]; then
+    cargo build --release -q -p tickcast-broker
+fi
+broker="${BROKER:-${CARGO_TARGET_DIR:-target}/release/tickcast-broker}"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
 metric() { curl -fsS --max-time 2 "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }

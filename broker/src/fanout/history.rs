@@ -2,13 +2,20 @@
 //! can be sent exactly what it missed; and the epoch that names the stream
 //! its positions belong to.
 //!
-//! The ring holds the frames the hub already built for fan-out (a `Bytes`
-//! clone, a reference-count bump: no re-encoding and no copy per
-//! subscriber), with each tick's `seq`, `ts` and publication position. It is
-//! bounded twice: `--history` ticks per symbol, and `--history-bytes` in
-//! all, past which the oldest ticks of the whole broker go first (a FIFO of
-//! positions in publication order, compacted when it holds more stale
-//! entries than live ones, so it stays within twice the live count).
+//! The ring holds a copy of each frame the hub built for fan-out, back to
+//! back in one byte queue per symbol, with each tick's `seq`, `ts`,
+//! publication position and place in that queue: no re-encoding, and no
+//! copy per subscriber (a resume copies the run it replays once, into one
+//! buffer its frames are slices of). A copy, not the fan-out's own `Bytes`:
+//! keeping that clone held each frame's allocation for 1,000 ticks and freed
+//! it cold, 700–750 ns of broker CPU a tick (10–12 % of the broker at
+//! 60,000 ticks/s); copying ~130 bytes into a queue that is warm costs
+//! 270–370 ns, in about the same memory (benches/README, "History
+//! memory"). It is bounded twice: `--history` ticks per symbol, and
+//! `--history-bytes` in all, past which the oldest ticks of the whole
+//! broker go first (a FIFO of positions in publication order, compacted
+//! when it holds more stale entries than live ones, so it stays within
+//! twice the live count).
 //!
 //! What a ring can prove: it holds *every* tick the broker accepted for its
 //! symbol after `known_from` (the `seq` of the last tick it let go, or the
@@ -32,38 +39,45 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use tickcast_protocol::control::{ResetReason, MAX_EPOCH_LEN};
 
 use crate::fanout::symbols::SymbolId;
 
-/// What one ring entry costs besides its frame's bytes: the entry itself
-/// (56 bytes, in a ring that grows by doubling), its place in the FIFO (16,
-/// with the slack `compact_order` allows), the frame's shared header and
-/// the allocator's rounding. Counted into `--history-bytes` so the cap is
-/// the memory the history really pins: `benches/history-memory.sh`
-/// (2026-12-02, 1,000 symbols, 700 k ticks held, 128-byte frames) measured
-/// 273 resident bytes per tick, 145 besides the frame; with the 104 counted
-/// until then the default cap would have pinned ~20 % more than it said.
+/// What one ring entry costs besides its frame's bytes, counted into
+/// `--history-bytes` so the cap is the memory the history really pins: the
+/// entry (32 bytes), its place in the FIFO (16, up to twice that between
+/// compactions, in a queue that grows by doubling), the byte queue's eighth
+/// of slack and the allocator's. Measured by `benches/history-memory.sh`
+/// on 2026-12-07: 265 resident bytes a tick for 126-byte frames, so 139
+/// (benches/README, "History memory").
 pub const ENTRY_OVERHEAD: usize = 144;
 
-/// One tick kept for resumes.
-#[derive(Debug, Clone)]
-pub struct Entry {
+/// One tick kept for resumes; its frame is in its ring's byte queue.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
     /// Its `seq`.
-    pub seq: u64,
+    seq: u64,
     /// Its event time, ns since the Unix epoch.
-    pub ts: u64,
+    ts: u64,
     /// Its publication position (the hub's counter), to tell entries apart.
     pos: u64,
-    /// The frame built for fan-out.
-    pub frame: Bytes,
+    /// Where its frame starts, counted in bytes ever put in the ring (so
+    /// entries need no update when older frames leave the queue).
+    start: u64,
 }
 
 /// One symbol's ring.
 #[derive(Debug, Default)]
 struct Ring {
     entries: VecDeque<Entry>,
+    /// The entries' frames, back to back, oldest first.
+    frames: VecDeque<u8>,
+    /// Bytes ever put in `frames` and taken out of it: the frame of entry
+    /// `i` is `frames[entries[i].start - taken ..]` up to the next entry's
+    /// start, or `put` for the last.
+    put: u64,
+    taken: u64,
     /// Every accepted tick after this `seq` is in `entries` (`None` before
     /// the first tick of this stream).
     known_from: Option<u64>,
@@ -76,8 +90,154 @@ struct Ring {
     listed: bool,
 }
 
+impl Ring {
+    /// Where entry `i`'s frame ends, in bytes ever put.
+    fn end_of(&self, i: usize) -> u64 {
+        self.entries.get(i + 1).map_or(self.put, |e| e.start)
+    }
+
+    fn push(&mut self, seq: u64, ts: u64, pos: u64, frame: &[u8], per_symbol: usize) {
+        // Each queue grows by an eighth once it is past its first few KiB,
+        // not by the doubling `push_back` and `extend` do: a ring wraps
+        // round its whole capacity, so every byte of that ends up resident,
+        // and a full ring sits just past a power of two as often as not
+        // (1,000 simulator frames are ~135 KB): doubling made the history
+        // 318 resident bytes a tick (benches/README, "History memory").
+        if self.entries.len() == self.entries.capacity() {
+            let len = self.entries.len();
+            let room = grown(len, len + 1, 128).min(per_symbol.max(len + 1));
+            self.entries.reserve_exact(room - len);
+        }
+        let needed = self.frames.len() + frame.len();
+        if needed > self.frames.capacity() {
+            let len = self.frames.len();
+            self.frames
+                .reserve_exact(grown(len, needed, 64 * 1024) - len);
+        }
+        self.entries.push_back(Entry {
+            seq,
+            ts,
+            pos,
+            start: self.put,
+        });
+        self.frames.extend(frame);
+        self.put += frame.len() as u64;
+    }
+
+    /// Lets go of the oldest tick; the bytes of its frame, if there was one.
+    fn pop(&mut self) -> Option<usize> {
+        let len = (self.end_of(0) - self.entries.front()?.start) as usize;
+        let old = self.entries.pop_front()?;
+        // The front of a `VecDeque<u8>`: its head moves, nothing is copied.
+        self.frames.drain(..len);
+        self.taken += len as u64;
+        self.known_from = Some(old.seq);
+        Some(len)
+    }
+
+    /// Gives memory back once the ring holds a quarter of what it has room
+    /// for (after the byte cap took most of its ticks): its queues never
+    /// shrink by themselves.
+    fn trim(&mut self) {
+        if self.frames.capacity() > 4 * self.frames.len() + 4096 {
+            self.frames.shrink_to(2 * self.frames.len());
+            self.entries.shrink_to(2 * self.entries.len());
+        }
+    }
+}
+
+/// The capacity a ring's queue of `len` grows to when it needs room for
+/// `needed`: twice that while it is under `small`, an eighth more after.
+fn grown(len: usize, needed: usize, small: usize) -> usize {
+    if len < small {
+        needed.max(2 * len)
+    } else {
+        needed + needed / 8
+    }
+}
+
+/// The ring of a symbol that has had no tick.
+static NO_TICKS: Ring = Ring {
+    entries: VecDeque::new(),
+    frames: VecDeque::new(),
+    put: 0,
+    taken: 0,
+    known_from: None,
+    restarts: 0,
+    epoch: None,
+    listed: false,
+};
+
+/// A run of one ring's newest ticks, for a resume to replay.
+#[derive(Debug)]
+pub struct Run<'a> {
+    ring: &'a Ring,
+    /// The index of its first entry.
+    first: usize,
+}
+
+impl Run<'_> {
+    fn empty() -> Run<'static> {
+        Run {
+            ring: &NO_TICKS,
+            first: 0,
+        }
+    }
+
+    /// Ticks in the run.
+    pub fn ticks(&self) -> usize {
+        self.ring.entries.len() - self.first
+    }
+
+    /// Frame bytes in the run.
+    pub fn bytes(&self) -> usize {
+        self.ring
+            .entries
+            .get(self.first)
+            .map_or(0, |e| (self.ring.put - e.start) as usize)
+    }
+
+    /// The `seq` of its last tick.
+    pub fn last_seq(&self) -> Option<u64> {
+        (self.ticks() > 0)
+            .then(|| self.ring.entries.back().map(|e| e.seq))
+            .flatten()
+    }
+
+    /// The `seq`s of its ticks, in order (what the tests check).
+    #[cfg(test)]
+    fn seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.ring.entries.range(self.first..).map(|e| e.seq)
+    }
+
+    /// Its frames, in order: copied once into one buffer, each a slice of
+    /// it.
+    pub fn frames(&self) -> Vec<Bytes> {
+        let ring = self.ring;
+        let Some(first) = ring.entries.get(self.first) else {
+            return Vec::new();
+        };
+        let from = (first.start - ring.taken) as usize;
+        let (a, b) = ring.frames.as_slices();
+        let mut buf = BytesMut::with_capacity(self.bytes());
+        if from < a.len() {
+            buf.put_slice(&a[from..]);
+            buf.put_slice(b);
+        } else {
+            buf.put_slice(&b[from - a.len()..]);
+        }
+        let buf = buf.freeze();
+        (self.first..ring.entries.len())
+            .map(|i| {
+                let at = |byte: u64| (byte - first.start) as usize;
+                buf.slice(at(ring.entries[i].start)..at(ring.end_of(i)))
+            })
+            .collect()
+    }
+}
+
 /// What a resume gets: the ticks to replay, or why not.
-pub type Replay<'a> = Result<Vec<&'a Entry>, ResetReason>;
+pub type Replay<'a> = Result<Run<'a>, ResetReason>;
 
 /// Every symbol's ring, and the bounds (see the module docs).
 #[derive(Debug)]
@@ -251,41 +411,33 @@ impl History {
     /// Empties `id`'s ring (its entries left in the FIFO are stale).
     fn start_over(&mut self, id: SymbolId) {
         let ring = self.ring(id);
-        let gone = std::mem::take(&mut ring.entries);
+        let ticks = std::mem::take(&mut ring.entries).len();
+        let frames = std::mem::take(&mut ring.frames).len();
+        ring.taken = ring.put;
         ring.known_from = None;
-        self.entries -= gone.len();
-        self.bytes -= gone.iter().map(cost).sum::<usize>();
+        self.entries -= ticks;
+        self.bytes -= frames + ticks * ENTRY_OVERHEAD;
     }
 
     /// Keeps an accepted tick (the hub has checked its `seq`).
-    pub fn record(&mut self, id: SymbolId, seq: u64, ts: u64, pos: u64, frame: &Bytes) {
+    pub fn record(&mut self, id: SymbolId, seq: u64, ts: u64, pos: u64, frame: &[u8]) {
         if self.per_symbol == 0 {
             return;
         }
         let per_symbol = self.per_symbol;
         let ring = self.ring(id);
         ring.known_from.get_or_insert(seq.saturating_sub(1));
-        let mut freed = 0;
-        if ring.entries.len() >= per_symbol {
-            if let Some(old) = ring.entries.pop_front() {
-                let_go(ring, &old);
-                freed = cost(&old);
-            }
-        }
-        let entry = Entry {
-            seq,
-            ts,
-            pos,
-            frame: frame.clone(),
-        };
-        let added = cost(&entry);
-        ring.entries.push_back(entry);
-        if freed > 0 {
-            self.bytes -= freed;
+        let freed = if ring.entries.len() >= per_symbol {
+            ring.pop()
         } else {
-            self.entries += 1;
+            None
+        };
+        ring.push(seq, ts, pos, frame, per_symbol);
+        match freed {
+            Some(len) => self.bytes -= len + ENTRY_OVERHEAD,
+            None => self.entries += 1,
         }
-        self.bytes += added;
+        self.bytes += frame.len() + ENTRY_OVERHEAD;
         self.order.push_back((id, pos));
         while self.bytes > self.max_bytes && self.evict_oldest() {}
         if self.order.len() > 2 * self.entries + 1024 {
@@ -298,10 +450,10 @@ impl History {
         while let Some((id, pos)) = self.order.pop_front() {
             let ring = &mut self.rings[id as usize];
             if ring.entries.front().is_some_and(|e| e.pos == pos) {
-                if let Some(old) = ring.entries.pop_front() {
-                    let_go(ring, &old);
+                if let Some(len) = ring.pop() {
+                    ring.trim();
                     self.entries -= 1;
-                    self.bytes -= cost(&old);
+                    self.bytes -= len + ENTRY_OVERHEAD;
                     return true;
                 }
             }
@@ -334,26 +486,36 @@ impl History {
         let Some(ring) = self.rings.get(id as usize) else {
             // No tick yet: nothing was missed only if nothing was seen.
             return if seq == 0 {
-                Ok(Vec::new())
+                Ok(Run::empty())
             } else {
                 Err(ResetReason::Epoch)
             };
         };
         match ring.known_from {
-            Some(known) if seq >= known => {
-                Ok(ring.entries.iter().filter(|e| e.seq > seq).collect())
-            }
-            None if seq == 0 => Ok(Vec::new()),
+            // Entries are in `seq` order (the hub accepts only rising ones).
+            Some(known) if seq >= known => Ok(Run {
+                ring,
+                first: ring.entries.partition_point(|e| e.seq <= seq),
+            }),
+            None if seq == 0 => Ok(Run::empty()),
             _ => Err(ResetReason::TooOld),
         }
     }
 
-    /// The ticks of `id` with `ts` at or after `from_ts` that the ring
-    /// still holds (a start time asks for what is there, not for proof).
-    pub fn from_ts(&self, id: SymbolId, from_ts: u64) -> Vec<&Entry> {
-        self.rings.get(id as usize).map_or_else(Vec::new, |ring| {
-            ring.entries.iter().filter(|e| e.ts >= from_ts).collect()
-        })
+    /// The ticks of `id` the ring still holds from the first with `ts` at
+    /// or after `from_ts` on (a start time asks for what is there, not for
+    /// proof; every tick after that one follows, in `seq` order, even if a
+    /// feed's clock stepped back).
+    pub fn from_ts(&self, id: SymbolId, from_ts: u64) -> Run<'_> {
+        let ring = self.rings.get(id as usize).unwrap_or(&NO_TICKS);
+        Run {
+            ring,
+            first: ring
+                .entries
+                .iter()
+                .position(|e| e.ts >= from_ts)
+                .unwrap_or(ring.entries.len()),
+        }
     }
 
     /// Checks a client's epoch for `id` against the symbol's: `Ok` when
@@ -400,14 +562,6 @@ pub fn valid_epoch(epoch: &str) -> bool {
         }
 }
 
-fn cost(e: &Entry) -> usize {
-    e.frame.len() + ENTRY_OVERHEAD
-}
-
-fn let_go(ring: &mut Ring, old: &Entry) {
-    ring.known_from = Some(old.seq);
-}
-
 /// 64 random bits as 16 hex digits, from the process's random hasher keys
 /// (std seeds them from the operating system), mixed with the time.
 fn random_epoch() -> String {
@@ -426,7 +580,74 @@ mod tests {
     }
 
     fn seqs(replay: Replay<'_>) -> Result<Vec<u64>, ResetReason> {
-        replay.map(|v| v.iter().map(|e| e.seq).collect())
+        replay.map(|run| run.seqs().collect())
+    }
+
+    #[test]
+    fn a_run_gives_back_each_frame_as_it_was_kept() {
+        // Frames of varied lengths through a ring of 5 that wraps its byte
+        // queue many times over.
+        let frame = |seq: u64| Bytes::from(vec![seq as u8; 1 + (seq as usize * 7) % 40]);
+        let mut h = History::with_epoch(5, usize::MAX, "e".into());
+        for seq in 1..=1000 {
+            h.record(0, seq, seq, seq, &frame(seq));
+            let run = h.since(0, seq.saturating_sub(3), seq).expect("held");
+            let want: Vec<Bytes> = (seq.saturating_sub(3) + 1..=seq).map(frame).collect();
+            assert_eq!(run.frames(), want, "after {seq}");
+            assert_eq!(run.bytes(), want.iter().map(Bytes::len).sum::<usize>());
+            assert_eq!((run.ticks(), run.last_seq()), (want.len(), Some(seq)));
+        }
+        let held: usize = (996..=1000).map(|s| frame(s).len()).sum();
+        assert_eq!(h.bytes(), held + 5 * ENTRY_OVERHEAD);
+        assert_eq!(h.from_ts(0, 999).frames(), vec![frame(999), frame(1000)]);
+        assert_eq!(h.since(0, 1000, 1000).map(|r| r.frames()), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_full_ring_has_an_eighth_to_spare_not_twice_its_bytes() {
+        // 1,000 frames of 135 bytes: 135,000, just past 128 KiB, where
+        // doubling would have made room for 262,144.
+        let tick = Bytes::from(vec![7u8; 135]);
+        let mut h = History::with_epoch(1000, usize::MAX, "e".into());
+        for seq in 1..=3000 {
+            h.record(0, seq, 0, seq, &tick);
+        }
+        let ring = &h.rings[0];
+        assert_eq!(ring.entries.len(), 1000);
+        assert!(
+            ring.entries.capacity() <= 1000 + 1000 / 8,
+            "{}",
+            ring.entries.capacity()
+        );
+        assert!(ring.frames.capacity() >= 135_000);
+        assert!(
+            ring.frames.capacity() <= 135_000 + 135_000 / 8 + 135,
+            "{}",
+            ring.frames.capacity()
+        );
+    }
+
+    #[test]
+    fn a_ring_the_byte_cap_emptied_gives_its_memory_back() {
+        let big = Bytes::from(vec![0u8; 1000]);
+        let mut h = History::with_epoch(1000, usize::MAX, "e".into());
+        for seq in 1..=100 {
+            h.record(0, seq, 0, seq, &big);
+        }
+        assert!(h.rings[0].frames.capacity() >= 100_000);
+        // A smaller cap now: symbol 1's ticks push symbol 0's out.
+        h.max_bytes = 10 * (1000 + ENTRY_OVERHEAD);
+        for seq in 1..=10 {
+            h.record(1, seq, 0, 100 + seq, &big);
+        }
+        assert_eq!(h.rings[0].entries.len(), 0);
+        assert!(
+            h.rings[0].frames.capacity() < 8192,
+            "{}",
+            h.rings[0].frames.capacity()
+        );
+        assert_eq!(h.bytes(), 10 * (1000 + ENTRY_OVERHEAD));
+        assert_eq!(seqs(h.since(1, 0, 10)), Ok((1..=10).collect()));
     }
 
     #[test]

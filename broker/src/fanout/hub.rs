@@ -42,7 +42,7 @@ use tickcast_protocol::{ServerMessage, WILDCARD};
 
 use crate::auth::entitlements::Entitlements;
 use crate::fanout::frame;
-use crate::fanout::history::{Entry, History};
+use crate::fanout::history::{History, Run};
 use crate::fanout::inbox::{Delivery, Inbox, Item, Recipients};
 use crate::fanout::pace::PaceChange;
 use crate::fanout::subscriptions::{Route, Snapshot, Subscriptions};
@@ -570,9 +570,9 @@ fn open(
     out: &mut Vec<Delivery>,
     opened: &mut Opened,
 ) {
-    let replay = |entries: Vec<&Entry>, out: &mut Vec<Delivery>| {
-        out.extend(entries.into_iter().map(|e| Delivery {
-            frame: e.frame.clone(),
+    let replay = |run: Run<'_>, out: &mut Vec<Delivery>| {
+        out.extend(run.frames().into_iter().map(|frame| Delivery {
+            frame,
             kind: Kind::Tick(id),
             enqueued_ns: now,
             to: Recipients::One(route.slot),
@@ -591,19 +591,18 @@ fn open(
             .history
             .check_epoch(id, epoch)
             .and_then(|()| st.history.since(id, seq, last_seq))
-            .and_then(|entries| {
-                let bytes: usize = entries.iter().map(|e| e.frame.len()).sum();
-                if bytes > budget {
+            .and_then(|run| {
+                if run.bytes() > budget {
                     Err(ResetReason::TooOld)
                 } else {
-                    Ok(entries)
+                    Ok(run)
                 }
             });
         match answer {
-            Ok(entries) => {
-                let to = entries.last().map_or(seq, |e| e.seq);
-                let ticks = entries.len() as u64;
-                opened.replay_bytes += entries.iter().map(|e| e.frame.len()).sum::<usize>();
+            Ok(run) => {
+                let to = run.last_seq().unwrap_or(seq);
+                let ticks = run.ticks() as u64;
+                opened.replay_bytes += run.bytes();
                 reply(
                     ServerMessage::Recovered {
                         sym: name(),
@@ -613,7 +612,7 @@ fn open(
                     out,
                     opened,
                 );
-                replay(entries, out);
+                replay(run, out);
                 opened.recovered += 1;
                 opened.replayed += ticks;
                 return;
@@ -632,9 +631,9 @@ fn open(
             }
         }
     } else if let (Some(ts), true) = (resume.from_ts, st.history.enabled()) {
-        let entries = st.history.from_ts(id, ts);
-        opened.replayed += entries.len() as u64;
-        replay(entries, out);
+        let run = st.history.from_ts(id, ts);
+        opened.replayed += run.ticks() as u64;
+        replay(run, out);
         return;
     }
     out.extend(snapshot(&st.symbols, id, route, now));
