@@ -436,11 +436,15 @@ async fn a_slow_reader_gets_fresher_prices_with_the_age_bound() {
     // socket, the unsent low-water mark plus one slow-reader write (the
     // kernel takes a write while it holds less than the mark), plus the
     // reader's receive buffer (4 KiB asked, which Linux doubles), read at
-    // the pace this reader read. Printed, not asserted: the write after one
-    // that went whole may be large again (Linux then takes up to a
-    // loopback segment, 64 KiB, past the mark), and under the test
-    // command's load the p99 went past it (845 ms against 696 on
-    // 2026-12-02; 574 against 751 on a quiet machine).
+    // the pace this reader read: `hold`, the bound plus that. Most ticks
+    // arrive within it (the median is asserted). The write after one that
+    // went whole may be large again (Linux then takes up to a loopback
+    // segment, 64 KiB, past the mark), so the worst case is the bound plus
+    // the kernel's bytes plus that one write: `worst`, which the p99 must
+    // stay under. Measured: p50 436, p99 912 ms against a `hold` of 684
+    // and a `worst` of ~1,860 (2026-12-07, a quiet machine); under the
+    // test command's load the p99 was 845 against a `hold` of 696
+    // (2026-12-02).
     let frame = {
         let mut one = bytes::BytesMut::new();
         tickcast_protocol::framing::put_tick_record(&mut one, &common::tick("A", 1).as_ref());
@@ -449,17 +453,26 @@ async fn a_slow_reader_gets_fresher_prices_with_the_age_bound() {
     let kernel_bytes = tickcast_broker::http::NOTSENT_LOWAT as usize
         + tickcast_broker::fanout::writer::SLOW_BATCH_BYTES
         + 2 * 4096;
-    let kernel_ms = (kernel_bytes / frame) as f64 / bounded.per_second * 1e3;
-    let hold = bound.as_millis() as f64 + kernel_ms;
+    let ms_for = |bytes: usize| (bytes / frame) as f64 / bounded.per_second * 1e3;
+    let hold = bound.as_millis() as f64 + ms_for(kernel_bytes);
+    let worst = hold + ms_for(64 * 1024);
     eprintln!(
         "ages with a 100 ms bound: p50 {:.0} / p90 {:.0} / p99 {:.0} ms (reading {:.0} ticks/s, \
-         {frame}-byte frames: bound + kernel buffers {hold:.0} ms); without: p50 {:.0} / p90 {:.0} ms",
+         {frame}-byte frames: bound + kernel buffers {hold:.0} ms, + one write {worst:.0} ms); without: p50 {:.0} / p90 {:.0} ms",
         at(&bounded, 50),
         at(&bounded, 90),
         at(&bounded, 99),
         bounded.per_second,
         at(&unbounded, 50),
         at(&unbounded, 90),
+    );
+    assert!(
+        at(&bounded, 50) < hold,
+        "the median age should be within the bound plus the kernel's buffers"
+    );
+    assert!(
+        at(&bounded, 99) < worst,
+        "the p99 age should be within the bound, the kernel's buffers and one write"
     );
     assert!(
         at(&bounded, 90) * 4.0 < at(&unbounded, 90) * 3.0,
