@@ -100,9 +100,9 @@ impl Ring {
         // Each queue grows by an eighth once it is past its first few KiB,
         // not by the doubling `push_back` and `extend` do: a ring wraps
         // round its whole capacity, so every byte of that ends up resident,
-        // and a full ring sits just past a power of two as often as not
-        // (1,000 simulator frames are ~135 KB): doubling made the history
-        // 318 resident bytes a tick (benches/README, "History memory").
+        // and doubling can leave up to half of it spare. With doubling the
+        // history was 321 resident bytes a tick, with an eighth 265
+        // (benches/README, "History memory").
         if self.entries.len() == self.entries.capacity() {
             let len = self.entries.len();
             let room = grown(len, len + 1, 128).min(per_symbol.max(len + 1));
@@ -199,9 +199,11 @@ impl Run<'_> {
 
     /// The `seq` of its last tick.
     pub fn last_seq(&self) -> Option<u64> {
-        (self.ticks() > 0)
-            .then(|| self.ring.entries.back().map(|e| e.seq))
-            .flatten()
+        self.ring
+            .entries
+            .range(self.first..)
+            .next_back()
+            .map(|e| e.seq)
     }
 
     /// The `seq`s of its ticks, in order (what the tests check).
