@@ -33,11 +33,12 @@ done
 read -r -a broker_args <<<"${BROKER_ARGS:---symbols 100 --rate 1000 --seed 1}"
 
 cargo build --release --locked -p tickcast-broker -p tickcast-benches
+bin="${CARGO_TARGET_DIR:-target}/release"
 mkdir -p "$out"
 log="$out/broker.log"
 
 # Port 0: the broker binds a free one and logs it.
-target/release/tickcast-broker --listen 127.0.0.1:0 "${broker_args[@]}" >"$log" 2>&1 &
+"$bin/tickcast-broker" --listen 127.0.0.1:0 "${broker_args[@]}" >"$log" 2>&1 &
 broker_pid=$!
 stop_broker() {
     if kill -0 "$broker_pid" 2>/dev/null; then
@@ -75,7 +76,7 @@ on_signal() {
 }
 trap on_signal INT TERM
 status=0
-target/release/loadgen soak --broker "$addr" --server-pid "$broker_pid" \
+"$bin/loadgen" soak --broker "$addr" --server-pid "$broker_pid" \
     --duration "$duration" --symbols "$symbols" --out "$out" "${extra[@]}" &
 loadgen_pid=$!
 wait "$loadgen_pid" || status=$?
