@@ -73,11 +73,10 @@ struct Ring {
     entries: VecDeque<Entry>,
     /// The entries' frames, back to back, oldest first.
     frames: VecDeque<u8>,
-    /// Bytes ever put in `frames` and taken out of it: the frame of entry
-    /// `i` is `frames[entries[i].start - taken ..]` up to the next entry's
-    /// start, or `put` for the last.
+    /// Bytes ever put in `frames`: the frame of entry `i` is
+    /// `frames[entries[i].start - taken() ..]` up to the next entry's start,
+    /// or `put` for the last.
     put: u64,
-    taken: u64,
     /// Every accepted tick after this `seq` is in `entries` (`None` before
     /// the first tick of this stream).
     known_from: Option<u64>,
@@ -91,18 +90,23 @@ struct Ring {
 }
 
 impl Ring {
+    /// Bytes ever taken out of `frames` (what was put less what is there).
+    fn taken(&self) -> u64 {
+        self.put - self.frames.len() as u64
+    }
+
     /// Where entry `i`'s frame ends, in bytes ever put.
     fn end_of(&self, i: usize) -> u64 {
         self.entries.get(i + 1).map_or(self.put, |e| e.start)
     }
 
     fn push(&mut self, seq: u64, ts: u64, pos: u64, frame: &[u8], per_symbol: usize) {
-        // Each queue grows by an eighth once it is past its first few KiB,
-        // not by the doubling `push_back` and `extend` do: a ring wraps
-        // round its whole capacity, so every byte of that ends up resident,
-        // and doubling can leave up to half of it spare. With doubling the
-        // history was 321 resident bytes a tick, with an eighth 265
-        // (benches/README, "History memory").
+        // Each queue grows by an eighth once past its first 128 entries or
+        // 64 KiB, not by the doubling `push_back` and `extend` do: a ring
+        // wraps round its whole capacity, so every byte of that ends up
+        // resident, and doubling can leave up to half of it spare. With
+        // doubling the history was 321 resident bytes a tick, with an
+        // eighth 265 (benches/README, "History memory").
         if self.entries.len() == self.entries.capacity() {
             let len = self.entries.len();
             let room = grown(len, len + 1, 128).min(per_symbol.max(len + 1));
@@ -130,7 +134,6 @@ impl Ring {
         let old = self.entries.pop_front()?;
         // The front of a `VecDeque<u8>`: its head moves, nothing is copied.
         self.frames.drain(..len);
-        self.taken += len as u64;
         self.known_from = Some(old.seq);
         Some(len)
     }
@@ -161,7 +164,6 @@ static NO_TICKS: Ring = Ring {
     entries: VecDeque::new(),
     frames: VecDeque::new(),
     put: 0,
-    taken: 0,
     known_from: None,
     restarts: 0,
     epoch: None,
@@ -219,7 +221,7 @@ impl Run<'_> {
         let Some(first) = ring.entries.get(self.first) else {
             return Vec::new();
         };
-        let from = (first.start - ring.taken) as usize;
+        let from = (first.start - ring.taken()) as usize;
         let (a, b) = ring.frames.as_slices();
         let mut buf = BytesMut::with_capacity(self.bytes());
         if from < a.len() {
@@ -415,7 +417,6 @@ impl History {
         let ring = self.ring(id);
         let ticks = std::mem::take(&mut ring.entries).len();
         let frames = std::mem::take(&mut ring.frames).len();
-        ring.taken = ring.put;
         ring.known_from = None;
         self.entries -= ticks;
         self.bytes -= frames + ticks * ENTRY_OVERHEAD;
